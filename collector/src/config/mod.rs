@@ -1,0 +1,301 @@
+//! Configuration: YAML in the OpenTelemetry Collector layout.
+//!
+//! ```yaml
+//! receivers:  { otlp: { protocols: { grpc: , http: } } }
+//! processors: { batch: }
+//! exporters:  { file/traces: { path: ./aurastream-data/traces.jsonl } }
+//! extensions: { health_check: }
+//! service:
+//!   extensions: [health_check]
+//!   pipelines:
+//!     traces: { receivers: [otlp], processors: [batch], exporters: [file/traces] }
+//! ```
+//!
+//! Parsing is strict: an unknown option or a bad value stops start-up with the file, the
+//! option's path and its line. Several files may be given; later ones override earlier ones
+//! key by key (lists are replaced whole). With no file, [`DEFAULT_CONFIG`] is used.
+
+pub mod components;
+pub mod env;
+mod service;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use components::{
+    Components, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig, component_type,
+};
+pub use service::{LogEncoding, PipelineConfig, ServiceConfig};
+
+use crate::pipeline::signal::Signal;
+
+/// The configuration used when none is given: OTLP in on loopback, batched, written as
+/// OTLP/JSON lines under `./aurastream-data/`, health and metrics on 127.0.0.1:13133.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+
+/// The whole configuration after parsing and validation.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub receivers: Components<ReceiverConfig>,
+    #[serde(default)]
+    pub processors: Components<ProcessorConfig>,
+    #[serde(default)]
+    pub exporters: Components<ExporterConfig>,
+    #[serde(default)]
+    pub extensions: Components<ExtensionConfig>,
+    #[serde(default)]
+    pub service: ServiceConfig,
+}
+
+/// What is wrong with a configuration, said so that the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name}: {message}")]
+    Env { source_name: String, message: String },
+    #[error("{source_name}: at `{path}`: {message}")]
+    Parse {
+        source_name: String,
+        path: String,
+        message: String,
+    },
+    #[error("{source_name}: at `{path}`: {message}")]
+    Invalid {
+        source_name: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// One configuration document and where it came from (a path, or `built-in default`).
+pub struct ConfigSource {
+    pub name: String,
+    pub text: String,
+}
+
+impl ConfigSource {
+    pub fn default_config() -> ConfigSource {
+        ConfigSource {
+            name: "built-in default".into(),
+            text: DEFAULT_CONFIG.into(),
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<ConfigSource, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(ConfigSource {
+            name: path.display().to_string(),
+            text,
+        })
+    }
+}
+
+/// Loads the given files (or the built-in default when there are none) with the process
+/// environment for `${env:VAR}`.
+pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+    let sources = if paths.is_empty() {
+        vec![ConfigSource::default_config()]
+    } else {
+        paths
+            .iter()
+            .map(|p| ConfigSource::read(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    load_sources(&sources, |name| std::env::var(name).ok())
+}
+
+/// Parses, merges and validates configuration documents; later documents win.
+pub fn load_sources(
+    sources: &[ConfigSource],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut merged: Option<serde_yaml_ng::Value> = None;
+    let mut last_name = String::new();
+    let mut single: Option<Config> = None;
+    for source in sources {
+        let text = env::substitute(&source.text, &lookup).map_err(|e| ConfigError::Env {
+            source_name: source.name.clone(),
+            message: e.to_string(),
+        })?;
+        // Each document is checked on its own first, so a typo is reported against the file
+        // and line where it was written.
+        let typed: Config = parse_typed(&source.name, &text)?;
+        let value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
+                source_name: source.name.clone(),
+                path: ".".into(),
+                message: e.to_string(),
+            })?;
+        merged = Some(match merged {
+            None => value,
+            Some(base) => merge(base, value),
+        });
+        last_name = source.name.clone();
+        single = Some(typed);
+    }
+    let config = if sources.len() == 1 {
+        single.unwrap_or_default()
+    } else {
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        last_name = names.join(" + ");
+        let value = merged.unwrap_or(serde_yaml_ng::Value::Null);
+        serde_path_to_error::deserialize::<_, Config>(value).map_err(|e| ConfigError::Parse {
+            source_name: last_name.clone(),
+            path: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })?
+    };
+    config.validate().map_err(|(path, message)| ConfigError::Invalid {
+        source_name: last_name,
+        path,
+        message,
+    })?;
+    Ok(config)
+}
+
+fn parse_typed<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, ConfigError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
+        source_name: name.into(),
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// Deep-merges `over` into `base`: maps key by key, anything else replaced.
+fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(mut b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                let merged = match b.remove(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => v,
+                };
+                b.insert(k, merged);
+            }
+            Value::Mapping(b)
+        }
+        (base, Value::Null) => base,
+        (_, over) => over,
+    }
+}
+
+/// Deserializes an optional section where `key:` with no value means "on, with defaults".
+pub fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+impl Config {
+    /// Cross-references and values that a single section cannot check on its own.
+    /// Errors are `(path, message)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (id, r) in &self.receivers.0 {
+            let ReceiverConfig::Otlp(otlp) = r;
+            if otlp.protocols.grpc.is_none() && otlp.protocols.http.is_none() {
+                return Err((
+                    format!("receivers.{id}.protocols"),
+                    "enable at least one protocol (`grpc:` and/or `http:`)".into(),
+                ));
+            }
+        }
+        for (id, p) in &self.processors.0 {
+            let ProcessorConfig::Batch(b) = p;
+            b.validate()
+                .map_err(|m| (format!("processors.{id}"), m))?;
+        }
+        for (id, e) in &self.exporters.0 {
+            e.validate().map_err(|m| (format!("exporters.{id}"), m))?;
+        }
+        if self.service.pipelines.is_empty() {
+            return Err((
+                "service.pipelines".into(),
+                "define at least one pipeline (traces, metrics or logs)".into(),
+            ));
+        }
+        for (name, p) in &self.service.pipelines {
+            let at = format!("service.pipelines.{name}");
+            let Some(signal) = Signal::parse(component_type(name)) else {
+                return Err((
+                    at,
+                    format!(
+                        "pipeline `{name}` must be named `traces`, `metrics` or `logs` \
+                         (optionally `/suffix`)"
+                    ),
+                ));
+            };
+            if p.receivers.is_empty() {
+                return Err((format!("{at}.receivers"), "list at least one receiver".into()));
+            }
+            if p.exporters.is_empty() {
+                return Err((format!("{at}.exporters"), "list at least one exporter".into()));
+            }
+            for (i, id) in p.receivers.iter().enumerate() {
+                let Some(r) = self.receivers.0.get(id) else {
+                    return Err((
+                        format!("{at}.receivers[{i}]"),
+                        format!("receiver `{id}` is not defined under `receivers`"),
+                    ));
+                };
+                if !r.signals().contains(&signal) {
+                    return Err((
+                        format!("{at}.receivers[{i}]"),
+                        format!("receiver `{id}` does not receive {signal}"),
+                    ));
+                }
+            }
+            for (i, id) in p.processors.iter().enumerate() {
+                if !self.processors.0.contains_key(id) {
+                    return Err((
+                        format!("{at}.processors[{i}]"),
+                        format!("processor `{id}` is not defined under `processors`"),
+                    ));
+                }
+            }
+            for (i, id) in p.exporters.iter().enumerate() {
+                let Some(e) = self.exporters.0.get(id) else {
+                    return Err((
+                        format!("{at}.exporters[{i}]"),
+                        format!("exporter `{id}` is not defined under `exporters`"),
+                    ));
+                };
+                if !e.signals().contains(&signal) {
+                    return Err((
+                        format!("{at}.exporters[{i}]"),
+                        format!("exporter `{id}` does not export {signal}"),
+                    ));
+                }
+            }
+            if p.queue_size == 0 {
+                return Err((format!("{at}.queue_size"), "must be at least 1".into()));
+            }
+        }
+        for (i, id) in self.service.extensions.iter().enumerate() {
+            if !self.extensions.0.contains_key(id) {
+                return Err((
+                    format!("service.extensions[{i}]"),
+                    format!("extension `{id}` is not defined under `extensions`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

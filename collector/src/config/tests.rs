@@ -1,0 +1,139 @@
+use super::*;
+
+fn load_one(text: &str) -> Result<Config, ConfigError> {
+    load_sources(
+        &[ConfigSource {
+            name: "test.yaml".into(),
+            text: text.into(),
+        }],
+        |name| (name == "DATA_DIR").then(|| "/var/data".to_string()),
+    )
+}
+
+const MINIMAL: &str = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+";
+
+#[test]
+fn built_in_default_is_valid() {
+    let c = load_sources(&[ConfigSource::default_config()], |_| None).unwrap();
+    assert_eq!(c.service.pipelines.len(), 3);
+    assert!(matches!(c.exporters.0["file/traces"], ExporterConfig::File(_)));
+}
+
+#[test]
+fn empty_sections_mean_defaults() {
+    let c = load_one(MINIMAL).unwrap();
+    let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"];
+    assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint, "127.0.0.1:4317");
+    assert!(otlp.protocols.http.is_none());
+}
+
+#[test]
+fn unknown_key_names_path_and_line() {
+    let text = MINIMAL.replace("      grpc:\n", "      grpc:\n        endpont: 0.0.0.0:4317\n");
+    let err = load_one(&text).unwrap_err().to_string();
+    assert!(err.contains("receivers.otlp.protocols.grpc"), "{err}");
+    assert!(err.contains("unknown field `endpont`"), "{err}");
+    assert!(err.contains("line 6"), "{err}");
+}
+
+#[test]
+fn bad_value_names_path_and_line() {
+    let text = format!("{MINIMAL}processors:\n  batch:\n    timeout: soon\n");
+    let err = load_one(&text).unwrap_err().to_string();
+    assert!(err.contains("processors.batch.timeout"), "{err}");
+    assert!(err.contains("line 15"), "{err}");
+}
+
+#[test]
+fn unknown_component_type_is_refused() {
+    let text = MINIMAL.replace("  debug:\n", "  kafka:\n");
+    let err = load_one(&text).unwrap_err().to_string();
+    assert!(err.contains("unknown exporter type `kafka`"), "{err}");
+}
+
+#[test]
+fn pipeline_references_are_checked() {
+    let text = MINIMAL.replace("exporters: [debug]", "exporters: [debug, file/x]");
+    let err = load_one(&text).unwrap_err().to_string();
+    assert!(err.contains("service.pipelines.traces.exporters[1]"), "{err}");
+    assert!(err.contains("`file/x` is not defined"), "{err}");
+    let text = MINIMAL.replace("    traces:\n", "    spans:\n");
+    assert!(load_one(&text).unwrap_err().to_string().contains("must be named"));
+}
+
+#[test]
+fn env_substitution_applies_before_parsing() {
+    let text = format!(
+        "{MINIMAL}  file:\n    path: ${{env:DATA_DIR}}/t.jsonl\n"
+    )
+    .replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  file:\n    path: ${env:DATA_DIR}/t.jsonl\n");
+    let text = text.trim_end_matches("  file:\n    path: ${env:DATA_DIR}/t.jsonl\n");
+    let c = load_one(text).unwrap();
+    let ExporterConfig::File(f) = &c.exporters.0["file"] else {
+        panic!()
+    };
+    assert_eq!(f.path, std::path::PathBuf::from("/var/data/t.jsonl"));
+    let err = load_one(&MINIMAL.replace("grpc:\n", "grpc:\n        endpoint: ${env:NOPE}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`NOPE` is not set") && err.contains("line 6"), "{err}");
+}
+
+#[test]
+fn later_files_override_earlier_ones_key_by_key() {
+    let overlay = "
+exporters:
+  file:
+    path: /tmp/override.jsonl
+service:
+  pipelines:
+    traces:
+      exporters: [file]
+";
+    let c = load_sources(
+        &[
+            ConfigSource {
+                name: "base.yaml".into(),
+                text: MINIMAL.into(),
+            },
+            ConfigSource {
+                name: "overlay.yaml".into(),
+                text: overlay.into(),
+            },
+        ],
+        |_| None,
+    )
+    .unwrap();
+    assert_eq!(c.service.pipelines["traces"].exporters, vec!["file"]);
+    assert_eq!(c.service.pipelines["traces"].receivers, vec!["otlp"]);
+    assert!(c.exporters.0.contains_key("debug"));
+    // A typo in the overlay is reported against the overlay.
+    let err = load_sources(
+        &[
+            ConfigSource {
+                name: "base.yaml".into(),
+                text: MINIMAL.into(),
+            },
+            ConfigSource {
+                name: "overlay.yaml".into(),
+                text: "service:\n  pipelnes: {}\n".into(),
+            },
+        ],
+        |_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("overlay.yaml") && err.contains("line 2"), "{err}");
+}

@@ -1,0 +1,31 @@
+//! Options of the `debug` exporter.
+
+use serde::Deserialize;
+
+use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+
+/// ```yaml
+/// exporters:
+///   debug:
+///     verbosity: normal   # basic | normal | detailed
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugExporterConfig {
+    pub verbosity: Verbosity,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: SendingQueueConfig,
+}
+
+/// How much the debug exporter prints per batch.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    /// One line per batch: the item count.
+    #[default]
+    Basic,
+    /// One line per span, data point or log record.
+    Normal,
+    /// Every field of every item.
+    Detailed,
+}

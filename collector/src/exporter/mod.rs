@@ -1,0 +1,121 @@
+//! Exporters: the last stage of a pipeline, each owning one destination.
+//!
+//! An exporter turns OTLP batches into what its destination takes (JSON lines, EMF
+//! documents, X-Ray segments, ...) and sends them. The pipeline's [`driver`] calls it one
+//! batch at a time, retries whole-batch failures that are worth retrying, and does all the
+//! accounting, so an exporter only has to say what happened: delivered, some items dropped
+//! (with a reason), a retryable failure, or a permanent one.
+
+pub mod debug;
+pub mod driver;
+pub mod file;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::pipeline::signal::{Signal, SignalData};
+
+/// What became of a batch an exporter accepted without error.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ExportReport {
+    /// Items that were deliberately not delivered, with the reason (e.g. `nan_value`,
+    /// `invalid_trace_id`). Everything else in the batch was delivered.
+    pub dropped: Vec<(String, usize)>,
+}
+
+impl ExportReport {
+    pub fn delivered() -> ExportReport {
+        ExportReport::default()
+    }
+
+    pub fn dropped_items(&self) -> usize {
+        self.dropped.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Why an export did not (fully) succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Worth trying again: throttling, 5xx, timeouts, I/O hiccups. `retry_after` is the
+    /// destination's hint, if it gave one.
+    #[error("{reason}: {message}")]
+    Retryable {
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Part of the batch was delivered; `remaining` should be retried.
+    #[error("{reason}: {message} ({} items left to retry)", remaining.item_count())]
+    PartiallyRetryable {
+        reason: String,
+        message: String,
+        remaining: SignalData,
+        report: ExportReport,
+    },
+    /// Trying again cannot help (bad credentials, validation error): the batch is counted as
+    /// failed with `reason`.
+    #[error("{reason}: {message}")]
+    Permanent { reason: String, message: String },
+}
+
+impl ExportError {
+    pub fn retryable(reason: impl Into<String>, message: impl Into<String>) -> ExportError {
+        ExportError::Retryable {
+            reason: reason.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>, message: impl Into<String>) -> ExportError {
+        ExportError::Permanent {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            ExportError::Retryable { reason, .. }
+            | ExportError::PartiallyRetryable { reason, .. }
+            | ExportError::Permanent { reason, .. } => reason,
+        }
+    }
+}
+
+/// One destination. Built once per configured exporter id and shared by every pipeline
+/// that lists it, so it must be safe to call from several pipelines at once.
+#[async_trait]
+pub trait Exporter: Send + Sync + 'static {
+    /// The signals this exporter can take; a pipeline of another signal that lists it is a
+    /// configuration error.
+    fn signals(&self) -> &'static [Signal];
+
+    /// Sends one batch. Called with batches of the signals in [`Exporter::signals`] only.
+    async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError>;
+
+    /// Flushes anything buffered inside the exporter (open files, partial documents).
+    async fn flush(&self) -> Result<(), ExportError> {
+        Ok(())
+    }
+
+    /// A short human-readable state for `/health` (`None` = nothing to add).
+    fn health_detail(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Creates the exporter a configuration describes. `id` names it in messages and metrics.
+pub fn build(
+    id: &str,
+    config: &crate::config::ExporterConfig,
+    metrics: &std::sync::Arc<crate::telemetry::metrics::SelfMetrics>,
+) -> Result<std::sync::Arc<dyn Exporter>, String> {
+    use crate::config::ExporterConfig;
+    let _ = (id, metrics);
+    Ok(match config {
+        ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(c)),
+        ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)),
+    })
+}

@@ -1,0 +1,144 @@
+//! `aurastream-collector`: the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use aurastream_collector::config::{self, LogEncoding};
+use aurastream_collector::{service, telemetry};
+
+/// OpenTelemetry collector for services on AWS.
+///
+/// Receives OTLP (gRPC 4317, HTTP 4318), batches it and exports it. With no --config it
+/// runs the built-in default: everything on loopback, written as OTLP/JSON lines under
+/// ./aurastream-data/, health and metrics on http://127.0.0.1:13133.
+#[derive(Parser, Debug)]
+#[command(name = "aurastream-collector", version, about, long_about)]
+struct Cli {
+    /// Configuration file (YAML, OpenTelemetry Collector layout). Repeat to layer files:
+    /// later files override earlier ones key by key.
+    #[arg(long = "config", short = 'c', global = true, value_name = "FILE")]
+    config: Vec<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive list.
+    /// Overrides RUST_LOG and the config's service.telemetry.logs.level.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Log format on stderr. Overrides the config's service.telemetry.logs.encoding.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogEncoding>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the collector (the default when no subcommand is given).
+    Run,
+    /// Check configuration files without starting anything; exits non-zero on the first
+    /// problem, naming the file, the option's path and the line.
+    Validate {
+        /// Files to check together (later ones override earlier ones, as with --config).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the built-in default configuration.
+    PrintDefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::PrintDefaultConfig) => {
+            print!("{}", config::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Some(Command::Validate { files }) => {
+            let files = if files.is_empty() { cli.config } else { files };
+            match config::load(&files) {
+                Ok(c) => {
+                    let what = if files.is_empty() {
+                        "built-in default".to_string()
+                    } else {
+                        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ")
+                    };
+                    println!(
+                        "{what}: valid ({} receivers, {} processors, {} exporters, {} pipelines)",
+                        c.receivers.0.len(),
+                        c.processors.0.len(),
+                        c.exporters.0.len(),
+                        c.service.pipelines.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("invalid configuration: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some(Command::Run) | None => run(cli.config, cli.log_level, cli.log_format),
+    }
+}
+
+fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEncoding>) -> ExitCode {
+    let config = match config::load(&files) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let logs = &config.service.telemetry.logs;
+    telemetry::logging::init(
+        log_level.as_deref(),
+        &logs.level,
+        log_format.unwrap_or(logs.encoding),
+    );
+    if files.is_empty() {
+        tracing::info!("no --config given: running the built-in default (see `aurastream-collector print-default-config`)");
+    }
+    for (id, e) in &config.exporters.0 {
+        if let config::ExporterConfig::File(f) = e {
+            let path = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+            tracing::info!(exporter = %id, path = %path.display(), "writing to file");
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signal(stop.clone()));
+        service::run(config, stop).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the collector with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    stop.cancel();
+}

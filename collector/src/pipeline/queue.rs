@@ -1,0 +1,170 @@
+//! A pipeline's item budget: how much telemetry it may hold at once.
+//!
+//! A receiver takes a [`Ticket`] for the items of a request before acknowledging it; the
+//! ticket travels with the data through the batch processor and the exporters and returns
+//! its items to the budget when the last exporter is done with them. When the budget is
+//! spent, [`ItemBudget::try_admit`] fails at once and the receiver answers
+//! `UNAVAILABLE` / 503: memory stays bounded and nothing acknowledged is ever dropped to make
+//! room.
+
+use std::sync::Arc;
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+#[derive(Clone)]
+pub struct ItemBudget {
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+    held: Gauge,
+}
+
+/// Why a request could not be admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The pipeline is full right now; the sender should retry later.
+    Full,
+    /// The request alone holds more items than the pipeline ever may.
+    TooLarge { items: usize, capacity: usize },
+}
+
+impl ItemBudget {
+    pub fn new(capacity: usize, held: Gauge, capacity_gauge: Gauge) -> ItemBudget {
+        capacity_gauge.set(capacity as i64);
+        ItemBudget {
+            semaphore: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            held,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Items held right now.
+    pub fn held(&self) -> usize {
+        self.capacity - self.semaphore.available_permits()
+    }
+
+    pub fn try_admit(&self, items: usize) -> Result<Ticket, AdmitError> {
+        if items > self.capacity {
+            return Err(AdmitError::TooLarge {
+                items,
+                capacity: self.capacity,
+            });
+        }
+        let n = u32::try_from(items).map_err(|_| AdmitError::TooLarge {
+            items,
+            capacity: self.capacity,
+        })?;
+        match self.semaphore.clone().try_acquire_many_owned(n) {
+            Ok(permit) => {
+                self.held.inc_by(items as i64);
+                Ok(Ticket {
+                    permit: Some(permit),
+                    held: self.held.clone(),
+                })
+            }
+            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(AdmitError::Full),
+        }
+    }
+}
+
+/// Items of one batch, counted against the pipeline's budget until dropped.
+#[derive(Debug)]
+pub struct Ticket {
+    permit: Option<OwnedSemaphorePermit>,
+    held: Gauge,
+}
+
+impl Ticket {
+    pub fn items(&self) -> usize {
+        self.permit.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Joins another ticket of the same budget into this one.
+    pub fn merge(&mut self, mut other: Ticket) {
+        match (&mut self.permit, other.permit.take()) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
+    }
+
+    /// Splits off a ticket for `n` of this ticket's items (all of them if it holds fewer).
+    pub fn split(&mut self, n: usize) -> Ticket {
+        let n = n.min(self.items());
+        let permit = if n == self.items() {
+            self.permit.take()
+        } else {
+            self.permit.as_mut().and_then(|p| p.split(n))
+        };
+        Ticket {
+            permit,
+            held: self.held.clone(),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let n = self.items();
+        if n > 0 {
+            self.held.dec_by(n as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(capacity: usize) -> (ItemBudget, Gauge) {
+        let held = Gauge::default();
+        (ItemBudget::new(capacity, held.clone(), Gauge::default()), held)
+    }
+
+    #[test]
+    fn admits_until_full_and_releases_on_drop() {
+        let (b, held) = budget(10);
+        let t1 = b.try_admit(6).unwrap();
+        assert_eq!(b.try_admit(5).unwrap_err(), AdmitError::Full);
+        let t2 = b.try_admit(4).unwrap();
+        assert_eq!(held.get(), 10);
+        drop(t1);
+        assert_eq!(b.held(), 4);
+        assert_eq!(held.get(), 4);
+        drop(t2);
+        assert_eq!(held.get(), 0);
+    }
+
+    #[test]
+    fn oversize_request_is_too_large_not_full() {
+        let (b, _) = budget(10);
+        assert_eq!(
+            b.try_admit(11).unwrap_err(),
+            AdmitError::TooLarge {
+                items: 11,
+                capacity: 10
+            }
+        );
+    }
+
+    #[test]
+    fn merge_and_split_move_items_between_tickets() {
+        let (b, held) = budget(10);
+        let mut t = b.try_admit(3).unwrap();
+        t.merge(b.try_admit(4).unwrap());
+        assert_eq!(t.items(), 7);
+        let part = t.split(5);
+        assert_eq!((part.items(), t.items()), (5, 2));
+        let rest = t.split(9);
+        assert_eq!((rest.items(), t.items()), (2, 0));
+        drop(part);
+        assert_eq!(held.get(), 2);
+        drop(rest);
+        drop(t);
+        assert_eq!((held.get(), b.held()), (0, 0));
+    }
+}

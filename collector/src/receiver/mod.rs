@@ -1,0 +1,3 @@
+//! Receivers: where telemetry enters the collector.
+
+pub mod otlp;

@@ -1,0 +1,90 @@
+//! Options of the `otlp` receiver, named as in the OpenTelemetry Collector.
+
+use serde::Deserialize;
+
+use crate::config::present_or_default;
+
+/// ```yaml
+/// receivers:
+///   otlp:
+///     protocols:
+///       grpc:
+///         endpoint: 127.0.0.1:4317
+///         max_recv_msg_size_mib: 4
+///       http:
+///         endpoint: 127.0.0.1:4318
+///         max_request_body_size: 20971520
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpReceiverConfig {
+    #[serde(default)]
+    pub protocols: Protocols,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Protocols {
+    /// OTLP/gRPC; `grpc:` with no options enables it with defaults.
+    #[serde(default, deserialize_with = "present_or_default")]
+    pub grpc: Option<GrpcConfig>,
+    /// OTLP/HTTP (protobuf and JSON); `http:` with no options enables it with defaults.
+    #[serde(default, deserialize_with = "present_or_default")]
+    pub http: Option<HttpConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Address to listen on. Loopback by default: exposing telemetry ingestion to the
+    /// network is a decision to make explicitly (`0.0.0.0:4317`).
+    pub endpoint: String,
+    /// Largest message accepted, in MiB, measured after decompression.
+    pub max_recv_msg_size_mib: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            endpoint: "127.0.0.1:4317".into(),
+            max_recv_msg_size_mib: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub endpoint: String,
+    /// Largest request body accepted, in bytes, measured after decompression.
+    pub max_request_body_size: u64,
+    /// Cross-origin requests from browsers; off unless origins are listed.
+    pub cors: Option<CorsConfig>,
+    pub traces_url_path: String,
+    pub metrics_url_path: String,
+    pub logs_url_path: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: "127.0.0.1:4318".into(),
+            max_request_body_size: 20 * 1024 * 1024,
+            cors: None,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to send, e.g. `https://app.example.com`; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// Extra request headers allowed beyond the CORS-safelisted ones.
+    pub allowed_headers: Vec<String>,
+    /// Seconds a browser may cache the preflight answer.
+    pub max_age: Option<u64>,
+}

@@ -1,0 +1,205 @@
+//! OTLP/gRPC on tonic, with our own codec so that a malformed message is answered with
+//! `INVALID_ARGUMENT` (tonic's prost codec says `INTERNAL`, which clients retry forever).
+//!
+//! Size limits are tonic's: the compressed frame and the decompressed message are both
+//! held to `max_recv_msg_size_mib`, and inflation stops at the limit, so a gzip bomb is
+//! refused with `RESOURCE_EXHAUSTED` after at most that many bytes.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, Ready, ready};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf,
+    Encoder,
+};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Request, Response, Status};
+
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
+use super::{Ingest, IngestError};
+use crate::pipeline::ConsumeError;
+
+pub fn serve(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    limit: usize,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(OtlpService::<Traces>::new(ingest.clone(), limit))
+            .add_service(OtlpService::<Metrics>::new(ingest.clone(), limit))
+            .add_service(OtlpService::<Logs>::new(ingest, limit))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "OTLP/gRPC server stopped");
+        }
+    })
+}
+
+fn to_status(e: IngestError) -> Status {
+    match e {
+        IngestError::NoPipeline(_) => Status::unimplemented(e.to_string()),
+        IngestError::Refused(ConsumeError::TooLarge { .. }) => {
+            Status::resource_exhausted(e.to_string())
+        }
+        IngestError::Refused(_) => Status::unavailable(e.to_string()),
+    }
+}
+
+/// One OTLP service (`TraceService`, `MetricsService` or `LogsService`).
+pub struct OtlpService<S> {
+    ingest: Arc<Ingest>,
+    limit: usize,
+    _signal: PhantomData<fn() -> S>,
+}
+
+impl<S> OtlpService<S> {
+    fn new(ingest: Arc<Ingest>, limit: usize) -> Self {
+        OtlpService {
+            ingest,
+            limit,
+            _signal: PhantomData,
+        }
+    }
+}
+
+impl<S> Clone for OtlpService<S> {
+    fn clone(&self) -> Self {
+        OtlpService::new(self.ingest.clone(), self.limit)
+    }
+}
+
+impl<S: GrpcName> NamedService for OtlpService<S> {
+    const NAME: &'static str = S::SERVICE;
+}
+
+/// The fully qualified gRPC service name of each signal.
+pub trait GrpcName {
+    const SERVICE: &'static str;
+}
+impl GrpcName for Traces {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+impl GrpcName for Metrics {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+}
+impl GrpcName for Logs {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+}
+
+impl<S: OtlpSignal> tower::Service<http::Request<tonic::body::Body>> for OtlpService<S> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        let limit = self.limit;
+        Box::pin(async move {
+            if req.uri().path() != S::GRPC_PATH {
+                return Ok(Status::unimplemented(format!(
+                    "unknown method {}; OTLP/gRPC serves {}",
+                    req.uri().path(),
+                    S::GRPC_PATH
+                ))
+                .into_http());
+            }
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(limit), None);
+            let handler = Handler::<S> {
+                ingest,
+                _signal: PhantomData,
+            };
+            let mut response = grpc.unary(handler, req).await;
+            // tonic answers an uncompressed message over the limit with OUT_OF_RANGE; say
+            // RESOURCE_EXHAUSTED like every other size refusal (and like the Go collector).
+            let headers = response.headers_mut();
+            if headers.get("grpc-status").is_some_and(|v| v == "11") {
+                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+struct Handler<S> {
+    ingest: Arc<Ingest>,
+    _signal: PhantomData<fn() -> S>,
+}
+
+impl<S: OtlpSignal> UnaryService<S::Request> for Handler<S> {
+    type Response = S::Response;
+    type Future = Ready<Result<Response<S::Response>, Status>>;
+
+    fn call(&mut self, request: Request<S::Request>) -> Self::Future {
+        ready(
+            self.ingest
+                .ingest::<S>("grpc", request.into_inner())
+                .map(Response::new)
+                .map_err(to_status),
+        )
+    }
+}
+
+struct OtlpCodec<S>(PhantomData<fn() -> S>);
+
+impl<S: OtlpSignal> Codec for OtlpCodec<S> {
+    type Encode = S::Response;
+    type Decode = S::Request;
+    type Encoder = ProtoEncoder<S::Response>;
+    type Decoder = ProtoDecoder<S>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProtoEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProtoDecoder(PhantomData)
+    }
+}
+
+struct ProtoEncoder<T>(PhantomData<fn() -> T>);
+
+impl<T: prost::Message> Encoder for ProtoEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+struct ProtoDecoder<S>(PhantomData<fn() -> S>);
+
+impl<S: OtlpSignal> Decoder for ProtoDecoder<S> {
+    type Item = S::Request;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<S::Request>, Status> {
+        <S::Request as prost::Message>::decode(buf)
+            .map(Some)
+            .map_err(|e| {
+                Status::invalid_argument(format!(
+                    "message is not a valid OTLP protobuf {}: {e}",
+                    S::REQUEST_NAME
+                ))
+            })
+    }
+}

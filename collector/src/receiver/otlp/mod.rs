@@ -1,0 +1,151 @@
+//! The `otlp` receiver: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) for all three signals.
+//!
+//! Both transports share [`Ingest`]: validate (refusing bad items through OTLP partial
+//! success), then hand the rest to the pipelines, or refuse the whole request with a
+//! retryable error when a pipeline is full.
+
+pub mod config;
+pub mod decode;
+mod grpc;
+mod http;
+pub mod signal;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::config::OtlpReceiverConfig;
+use self::signal::{OtlpSignal, Rejected};
+use crate::pipeline::signal::Signal;
+use crate::pipeline::{ConsumeError, Consumer};
+use crate::telemetry::health::{ComponentStatus, HealthRegistry};
+use crate::telemetry::metrics::SelfMetrics;
+
+/// Why a request was not accepted, mapped to gRPC codes and HTTP statuses by the
+/// transports.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no {0} pipeline takes data from this receiver")]
+    NoPipeline(Signal),
+    #[error(transparent)]
+    Refused(#[from] ConsumeError),
+}
+
+/// The transport-independent half of the receiver.
+pub struct Ingest {
+    receiver: String,
+    consumers: BTreeMap<Signal, Consumer>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl Ingest {
+    pub fn new(
+        receiver: &str,
+        consumers: BTreeMap<Signal, Consumer>,
+        metrics: Arc<SelfMetrics>,
+    ) -> Ingest {
+        Ingest {
+            receiver: receiver.into(),
+            consumers,
+            metrics,
+        }
+    }
+
+    /// Accepts a decoded request, or says why not.
+    pub fn ingest<S: OtlpSignal>(
+        &self,
+        transport: &str,
+        request: S::Request,
+    ) -> Result<S::Response, IngestError> {
+        let consumer = self
+            .consumers
+            .get(&S::SIGNAL)
+            .ok_or(IngestError::NoPipeline(S::SIGNAL))?;
+        let (data, rejected) = S::accept(request);
+        if rejected.items > 0 {
+            self.metrics
+                .receiver_refused(&self.receiver, transport, S::SIGNAL, "invalid")
+                .inc_by(rejected.items as u64);
+            tracing::debug!(receiver = %self.receiver, transport, rejected = rejected.items,
+                reason = %rejected.message, "rejected part of a request");
+        }
+        let items = data.item_count();
+        match consumer.try_consume(data) {
+            Ok(()) => {
+                self.metrics
+                    .receiver_accepted(&self.receiver, transport, S::SIGNAL)
+                    .inc_by(items as u64);
+                Ok(S::response(&rejected))
+            }
+            Err(e) => {
+                let reason = match &e {
+                    ConsumeError::Full { .. } => "queue_full",
+                    ConsumeError::TooLarge { .. } => "too_large",
+                    ConsumeError::ShuttingDown => "shutting_down",
+                };
+                self.metrics
+                    .receiver_refused(&self.receiver, transport, S::SIGNAL, reason)
+                    .inc_by(items as u64);
+                Err(IngestError::Refused(e))
+            }
+        }
+    }
+
+    /// Counts a request that could not even be decoded.
+    pub fn malformed(&self, transport: &str, signal: Signal) {
+        self.metrics
+            .component_event(&format!("receiver/{}/{transport}", self.receiver), signal, "malformed_request")
+            .inc();
+    }
+}
+
+/// Binds the configured listeners (failing start-up if a port is taken) and serves until
+/// `stop` is cancelled.
+pub async fn start(
+    id: &str,
+    config: &OtlpReceiverConfig,
+    consumers: BTreeMap<Signal, Consumer>,
+    metrics: Arc<SelfMetrics>,
+    health: &HealthRegistry,
+    stop: CancellationToken,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let ingest = Arc::new(Ingest::new(id, consumers, metrics));
+    let mut tasks = Vec::new();
+    let mut endpoints = Vec::new();
+    if let Some(grpc) = &config.protocols.grpc {
+        let listener = bind(&grpc.endpoint, id, "grpc").await?;
+        let addr = listener.local_addr()?;
+        endpoints.push(format!("grpc {addr}"));
+        tracing::info!(receiver = id, %addr, "OTLP/gRPC listening");
+        let limit = (grpc.max_recv_msg_size_mib * 1024 * 1024) as usize;
+        tasks.push(grpc::serve(listener, ingest.clone(), limit, stop.clone()));
+    }
+    if let Some(http) = &config.protocols.http {
+        let listener = bind(&http.endpoint, id, "http").await?;
+        let addr = listener.local_addr()?;
+        endpoints.push(format!("http {addr}"));
+        tracing::info!(receiver = id, %addr, "OTLP/HTTP listening");
+        tasks.push(http::serve(listener, ingest.clone(), http, stop.clone()));
+    }
+    let detail = endpoints.join(", ");
+    health.register(&format!("receiver/{id}"), move || ComponentStatus::healthy(detail.clone()));
+    Ok(tasks)
+}
+
+async fn bind(endpoint: &str, id: &str, transport: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(endpoint).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("receiver `{id}` ({transport}) cannot listen on {endpoint}: {e}"),
+        )
+    })
+}
+
+impl Rejected {
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+}

@@ -1,0 +1,289 @@
+//! Self-metrics: where every span, data point and log record went.
+//!
+//! The invariant the counters are built around, per pipeline and exporter:
+//!
+//! ```text
+//! pipeline accepted = exporter sent + exporter failed + pipeline dropped + in flight
+//! ```
+//!
+//! so a test (or an operator) can always tell where each item went. Receivers count what
+//! they accepted and refused (refused items were never acknowledged to the sender, so they
+//! are the sender's to retry, not ours to lose). Components get counter handles once at
+//! build time; incrementing one on the hot path is a single atomic add.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::pipeline::signal::Signal;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    pub receiver: String,
+    pub transport: String,
+    pub signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverReasonLabels {
+    pub receiver: String,
+    pub transport: String,
+    pub signal: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PipelineLabels {
+    pub pipeline: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PipelineReasonLabels {
+    pub pipeline: String,
+    pub component: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterLabels {
+    pub exporter: String,
+    pub pipeline: String,
+    pub signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterReasonLabels {
+    pub exporter: String,
+    pub pipeline: String,
+    pub signal: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentEventLabels {
+    pub component: String,
+    pub signal: String,
+    pub event: String,
+}
+
+/// All of the collector's own counters, shared by every component.
+pub struct SelfMetrics {
+    registry: Registry,
+    receiver_accepted: Family<ReceiverLabels, Counter>,
+    receiver_refused: Family<ReceiverReasonLabels, Counter>,
+    pipeline_accepted: Family<PipelineLabels, Counter>,
+    pipeline_dropped: Family<PipelineReasonLabels, Counter>,
+    queue_items: Family<PipelineLabels, Gauge>,
+    queue_capacity: Family<PipelineLabels, Gauge>,
+    exporter_sent: Family<ExporterLabels, Counter>,
+    exporter_failed: Family<ExporterReasonLabels, Counter>,
+    exporter_retries: Family<ExporterLabels, Counter>,
+    component_events: Family<ComponentEventLabels, Counter>,
+    rss: Gauge,
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SelfMetrics {
+    pub fn new() -> SelfMetrics {
+        let mut registry = Registry::with_prefix("aurastream");
+        let m = SelfMetrics {
+            receiver_accepted: Family::default(),
+            receiver_refused: Family::default(),
+            pipeline_accepted: Family::default(),
+            pipeline_dropped: Family::default(),
+            queue_items: Family::default(),
+            queue_capacity: Family::default(),
+            exporter_sent: Family::default(),
+            exporter_failed: Family::default(),
+            exporter_retries: Family::default(),
+            component_events: Family::default(),
+            rss: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "receiver_accepted_items",
+            "Items (spans, data points, log records) a receiver acknowledged to the sender",
+            m.receiver_accepted.clone(),
+        );
+        registry.register(
+            "receiver_refused_items",
+            "Items a receiver refused (never acknowledged; the sender may retry), by reason",
+            m.receiver_refused.clone(),
+        );
+        registry.register(
+            "pipeline_accepted_items",
+            "Items that entered a pipeline",
+            m.pipeline_accepted.clone(),
+        );
+        registry.register(
+            "pipeline_dropped_items",
+            "Items a pipeline stage dropped, by component and reason",
+            m.pipeline_dropped.clone(),
+        );
+        registry.register(
+            "pipeline_queue_items",
+            "Items held by a pipeline between acceptance and export",
+            m.queue_items.clone(),
+        );
+        registry.register(
+            "pipeline_queue_capacity_items",
+            "Items a pipeline may hold before receivers refuse with UNAVAILABLE / 503",
+            m.queue_capacity.clone(),
+        );
+        registry.register(
+            "exporter_sent_items",
+            "Items an exporter delivered to its destination",
+            m.exporter_sent.clone(),
+        );
+        registry.register(
+            "exporter_failed_items",
+            "Items an exporter could not deliver and gave up on, by reason",
+            m.exporter_failed.clone(),
+        );
+        registry.register(
+            "exporter_retries",
+            "Export attempts repeated after a retryable error",
+            m.exporter_retries.clone(),
+        );
+        registry.register(
+            "component_events",
+            "Component-specific events (documents trimmed, segments split, ...)",
+            m.component_events.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident set size of the collector process",
+            m.rss.clone(),
+        );
+        SelfMetrics { registry, ..m }
+    }
+
+    pub fn receiver_accepted(&self, receiver: &str, transport: &str, signal: Signal) -> Counter {
+        self.receiver_accepted
+            .get_or_create(&ReceiverLabels {
+                receiver: receiver.into(),
+                transport: transport.into(),
+                signal: signal.as_str().into(),
+            })
+            .clone()
+    }
+
+    pub fn receiver_refused(
+        &self,
+        receiver: &str,
+        transport: &str,
+        signal: Signal,
+        reason: &str,
+    ) -> Counter {
+        self.receiver_refused
+            .get_or_create(&ReceiverReasonLabels {
+                receiver: receiver.into(),
+                transport: transport.into(),
+                signal: signal.as_str().into(),
+                reason: reason.into(),
+            })
+            .clone()
+    }
+
+    pub fn pipeline_accepted(&self, pipeline: &str) -> Counter {
+        self.pipeline_accepted
+            .get_or_create(&PipelineLabels {
+                pipeline: pipeline.into(),
+            })
+            .clone()
+    }
+
+    pub fn pipeline_dropped(&self, pipeline: &str, component: &str, reason: &str) -> Counter {
+        self.pipeline_dropped
+            .get_or_create(&PipelineReasonLabels {
+                pipeline: pipeline.into(),
+                component: component.into(),
+                reason: reason.into(),
+            })
+            .clone()
+    }
+
+    pub fn queue_gauges(&self, pipeline: &str) -> (Gauge, Gauge) {
+        let l = PipelineLabels {
+            pipeline: pipeline.into(),
+        };
+        (
+            self.queue_items.get_or_create(&l).clone(),
+            self.queue_capacity.get_or_create(&l).clone(),
+        )
+    }
+
+    pub fn exporter_sent(&self, exporter: &str, pipeline: &str, signal: Signal) -> Counter {
+        self.exporter_sent
+            .get_or_create(&ExporterLabels {
+                exporter: exporter.into(),
+                pipeline: pipeline.into(),
+                signal: signal.as_str().into(),
+            })
+            .clone()
+    }
+
+    pub fn exporter_retries(&self, exporter: &str, pipeline: &str, signal: Signal) -> Counter {
+        self.exporter_retries
+            .get_or_create(&ExporterLabels {
+                exporter: exporter.into(),
+                pipeline: pipeline.into(),
+                signal: signal.as_str().into(),
+            })
+            .clone()
+    }
+
+    pub fn exporter_failed(
+        &self,
+        exporter: &str,
+        pipeline: &str,
+        signal: Signal,
+        reason: &str,
+    ) -> Counter {
+        self.exporter_failed
+            .get_or_create(&ExporterReasonLabels {
+                exporter: exporter.into(),
+                pipeline: pipeline.into(),
+                signal: signal.as_str().into(),
+                reason: reason.into(),
+            })
+            .clone()
+    }
+
+    /// A counter for something a component wants operators to see that is not an item's
+    /// fate (a document trimmed to fit, a batch split, a rule reloaded).
+    pub fn component_event(&self, component: &str, signal: Signal, event: &str) -> Counter {
+        self.component_events
+            .get_or_create(&ComponentEventLabels {
+                component: component.into(),
+                signal: signal.as_str().into(),
+                event: event.into(),
+            })
+            .clone()
+    }
+
+    /// Prometheus text exposition of every counter, with the RSS sampled now.
+    pub fn encode(&self) -> String {
+        if let Some(rss) = resident_memory_bytes() {
+            self.rss.set(rss as i64);
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
