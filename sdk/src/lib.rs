@@ -1,1 +1,52 @@
+//! # aurastream-sdk
+//!
+//! Instruments a Rust service for AuraStream Telemetry in one call: traces, metrics and
+//! logs go over OTLP to `aurastream-collector`, which forwards them to X-Ray, CloudWatch
+//! (EMF) and CloudWatch Logs.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use aurastream_sdk::{Sentiment, init};
+//! use std::time::Duration;
+//!
+//! let guard = init("sentiment-api").install()?;
+//! let telemetry = guard.telemetry().clone();
+//! telemetry
+//!     .metrics()
+//!     .record_sentiment_analysis(Sentiment::Positive, 0.97, Duration::from_millis(12));
+//! telemetry.logs().log_business_event(
+//!     "analysis_completed",
+//!     "customer_123",
+//!     &serde_json::json!({"characters": 42}),
+//! );
+//! // axum::Router::new().route(...).layer(telemetry.http_layer())
+//! guard.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! * [`init()`]: resource detection, OTLP exporters (gRPC or HTTP, `OTEL_*` variables),
+//!   X-Ray trace ids, `X-Amzn-Trace-Id` + `traceparent` propagation, and the `tracing`
+//!   bridge, so `#[tracing::instrument]` spans and `tracing` events are exported.
+//! * [`metrics`]: the monitoring guide's metrics, with the CloudWatch namespace carried as
+//!   the `aws.emf.namespace` data point attribute.
+//! * [`logs`]: the guide's JSON log events, routed by `log.category`.
+//! * [`middleware`]: a tower layer for HTTP servers; [`inject_current_context`] for
+//!   outgoing requests.
 
+pub mod error;
+mod http_client;
+pub mod init;
+pub mod logs;
+pub mod metrics;
+pub mod middleware;
+pub mod propagation;
+pub mod resource;
+pub mod telemetry;
+
+pub use error::SdkError;
+pub use init::{Protocol, TelemetryBuilder, TelemetryGuard, init};
+pub use logs::{LogCategory, StructuredLogger};
+pub use metrics::{SeedMetrics, Sentiment};
+pub use middleware::{CacheHit, RequestId, TelemetryLayer, TelemetryService};
+pub use propagation::{current_context, inject_context, inject_current_context, xray_trace_id};
+pub use telemetry::Telemetry;
