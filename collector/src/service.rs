@@ -45,6 +45,10 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
                 receiver::otlp::start(id, c, mine, metrics.clone(), &health, receivers_stop.clone())
                     .await?,
             ),
+            ReceiverConfig::AwsXray(c) => receiver_tasks.extend(
+                receiver::xray_udp::start(id, c, mine, metrics.clone(), &health, receivers_stop.clone())
+                    .await?,
+            ),
         }
     }
     // The receivers hold their own clones; ours must go so the pipelines can close.

@@ -11,12 +11,19 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use crate::exporter::debug::config::DebugExporterConfig;
+use crate::exporter::emf::config::EmfExporterConfig;
 use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 use crate::exporter::file::config::FileExporterConfig;
+use crate::exporter::loadbalancing::config::LoadBalancingExporterConfig;
+use crate::exporter::otlp::config::OtlpExporterConfig;
+use crate::exporter::xray::config::XrayExporterConfig;
 use crate::pipeline::signal::Signal;
 use crate::processor::batch::config::BatchConfig;
+use crate::processor::xray_sampling::config::XRaySamplingConfig;
 use crate::receiver::otlp::config::OtlpReceiverConfig;
+use crate::receiver::xray_udp::config::XrayReceiverConfig;
 use crate::telemetry::config::HealthCheckConfig;
 
 /// A section of components keyed by id.
@@ -103,25 +110,28 @@ impl<T> Serialize for Components<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(OtlpReceiverConfig),
+    AwsXray(XrayReceiverConfig),
 }
 
 impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             ReceiverConfig::Otlp(_) => &Signal::ALL,
+            ReceiverConfig::AwsXray(_) => &[Signal::Traces],
         }
     }
 }
 
 impl ComponentKind for ReceiverConfig {
     const KIND: &'static str = "receiver";
-    const TYPES: &'static [&'static str] = &["otlp"];
+    const TYPES: &'static [&'static str] = &["otlp", "awsxray"];
     fn deserialize_typed<'de, A: MapAccess<'de>>(
         ty: &str,
         map: &mut A,
     ) -> Result<Self, A::Error> {
         match ty {
             "otlp" => Ok(ReceiverConfig::Otlp(next_options(map)?)),
+            "awsxray" => Ok(ReceiverConfig::AwsXray(next_options(map)?)),
             other => Err(de::Error::custom(format!("unknown receiver type `{other}`"))),
         }
     }
@@ -130,17 +140,19 @@ impl ComponentKind for ReceiverConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorConfig {
     Batch(BatchConfig),
+    XRaySampling(XRaySamplingConfig),
 }
 
 impl ComponentKind for ProcessorConfig {
     const KIND: &'static str = "processor";
-    const TYPES: &'static [&'static str] = &["batch"];
+    const TYPES: &'static [&'static str] = &["batch", "xray_sampling"];
     fn deserialize_typed<'de, A: MapAccess<'de>>(
         ty: &str,
         map: &mut A,
     ) -> Result<Self, A::Error> {
         match ty {
             "batch" => Ok(ProcessorConfig::Batch(next_options(map)?)),
+            "xray_sampling" => Ok(ProcessorConfig::XRaySampling(next_options(map)?)),
             other => Err(de::Error::custom(format!("unknown processor type `{other}`"))),
         }
     }
@@ -150,6 +162,11 @@ impl ComponentKind for ProcessorConfig {
 pub enum ExporterConfig {
     Debug(DebugExporterConfig),
     File(FileExporterConfig),
+    AwsCloudWatchLogs(CloudWatchLogsExporterConfig),
+    AwsEmf(EmfExporterConfig),
+    AwsXray(XrayExporterConfig),
+    Otlp(OtlpExporterConfig),
+    LoadBalancing(LoadBalancingExporterConfig),
 }
 
 impl ExporterConfig {
@@ -157,6 +174,11 @@ impl ExporterConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             ExporterConfig::Debug(_) | ExporterConfig::File(_) => &Signal::ALL,
+            ExporterConfig::AwsCloudWatchLogs(_) => &[Signal::Logs],
+            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
+            ExporterConfig::AwsXray(_) => &[Signal::Traces],
+            ExporterConfig::Otlp(_) => &Signal::ALL,
+            ExporterConfig::LoadBalancing(_) => &[Signal::Traces],
         }
     }
 
@@ -164,6 +186,11 @@ impl ExporterConfig {
         match self {
             ExporterConfig::Debug(_) => Ok(()),
             ExporterConfig::File(f) => f.validate(),
+            ExporterConfig::AwsCloudWatchLogs(c) => c.validate(),
+            ExporterConfig::AwsEmf(c) => c.validate(),
+            ExporterConfig::AwsXray(c) => c.validate(),
+            ExporterConfig::Otlp(c) => c.validate(),
+            ExporterConfig::LoadBalancing(c) => c.validate(),
         }
     }
 
@@ -172,13 +199,18 @@ impl ExporterConfig {
         match self {
             ExporterConfig::Debug(c) => (&c.retry_on_failure, &c.sending_queue),
             ExporterConfig::File(c) => (&c.retry_on_failure, &c.sending_queue),
+            ExporterConfig::AwsCloudWatchLogs(c) => (&c.retry_on_failure, &c.sending_queue),
+            ExporterConfig::AwsEmf(c) => (&c.retry_on_failure, &c.sending_queue),
+            ExporterConfig::AwsXray(c) => (&c.retry_on_failure, &c.sending_queue),
+            ExporterConfig::Otlp(c) => (&c.retry_on_failure, &c.sending_queue),
+            ExporterConfig::LoadBalancing(c) => (&c.retry_on_failure, &c.sending_queue),
         }
     }
 }
 
 impl ComponentKind for ExporterConfig {
     const KIND: &'static str = "exporter";
-    const TYPES: &'static [&'static str] = &["debug", "file"];
+    const TYPES: &'static [&'static str] = &["debug", "file", "awscloudwatchlogs", "awsemf", "awsxray", "otlp", "loadbalancing"];
     fn deserialize_typed<'de, A: MapAccess<'de>>(
         ty: &str,
         map: &mut A,
@@ -186,6 +218,11 @@ impl ComponentKind for ExporterConfig {
         match ty {
             "debug" => Ok(ExporterConfig::Debug(next_options(map)?)),
             "file" => Ok(ExporterConfig::File(next_options(map)?)),
+            "awscloudwatchlogs" => Ok(ExporterConfig::AwsCloudWatchLogs(next_options(map)?)),
+            "awsemf" => Ok(ExporterConfig::AwsEmf(next_options(map)?)),
+            "awsxray" => Ok(ExporterConfig::AwsXray(next_options(map)?)),
+            "otlp" => Ok(ExporterConfig::Otlp(next_options(map)?)),
+            "loadbalancing" => Ok(ExporterConfig::LoadBalancing(next_options(map)?)),
             other => Err(de::Error::custom(format!("unknown exporter type `{other}`"))),
         }
     }

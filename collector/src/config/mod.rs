@@ -206,18 +206,26 @@ impl Config {
     /// Errors are `(path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         for (id, r) in &self.receivers.0 {
-            let ReceiverConfig::Otlp(otlp) = r;
-            if otlp.protocols.grpc.is_none() && otlp.protocols.http.is_none() {
-                return Err((
-                    format!("receivers.{id}.protocols"),
-                    "enable at least one protocol (`grpc:` and/or `http:`)".into(),
-                ));
+            match r {
+                ReceiverConfig::Otlp(otlp) => {
+                    if otlp.protocols.grpc.is_none() && otlp.protocols.http.is_none() {
+                        return Err((
+                            format!("receivers.{id}.protocols"),
+                            "enable at least one protocol (`grpc:` and/or `http:`)".into(),
+                        ));
+                    }
+                }
+                ReceiverConfig::AwsXray(x) => {
+                    x.validate().map_err(|m| (format!("receivers.{id}"), m))?;
+                }
             }
         }
         for (id, p) in &self.processors.0 {
-            let ProcessorConfig::Batch(b) = p;
-            b.validate()
-                .map_err(|m| (format!("processors.{id}"), m))?;
+            match p {
+                ProcessorConfig::Batch(b) => b.validate(),
+                ProcessorConfig::XRaySampling(x) => x.validate(),
+            }
+            .map_err(|m| (format!("processors.{id}"), m))?;
         }
         for (id, e) in &self.exporters.0 {
             e.validate().map_err(|m| (format!("exporters.{id}"), m))?;
@@ -260,11 +268,22 @@ impl Config {
                 }
             }
             for (i, id) in p.processors.iter().enumerate() {
-                if !self.processors.0.contains_key(id) {
-                    return Err((
-                        format!("{at}.processors[{i}]"),
-                        format!("processor `{id}` is not defined under `processors`"),
-                    ));
+                match self.processors.0.get(id) {
+                    None => {
+                        return Err((
+                            format!("{at}.processors[{i}]"),
+                            format!("processor `{id}` is not defined under `processors`"),
+                        ));
+                    }
+                    Some(ProcessorConfig::XRaySampling(_)) if signal != Signal::Traces => {
+                        return Err((
+                            format!("{at}.processors[{i}]"),
+                            format!(
+                                "processor `{id}` samples traces; it cannot be used for {signal}"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
             for (i, id) in p.exporters.iter().enumerate() {
@@ -284,6 +303,9 @@ impl Config {
             if p.queue_size == 0 {
                 return Err((format!("{at}.queue_size"), "must be at least 1".into()));
             }
+            p.memory_limit
+                .validate()
+                .map_err(|e| (format!("{at}.memory_limit"), e))?;
         }
         for (i, id) in self.service.extensions.iter().enumerate() {
             if !self.extensions.0.contains_key(id) {

@@ -45,6 +45,9 @@ pub struct PipelineConfig {
     /// stays bounded and nothing acknowledged is dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// Bytes this pipeline may hold (see [`crate::pipeline::memory`]); off by default.
+    #[serde(default)]
+    pub memory_limit: crate::pipeline::memory::MemoryLimitConfig,
 }
 
 fn default_queue_size() -> usize {

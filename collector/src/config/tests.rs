@@ -34,7 +34,9 @@ fn built_in_default_is_valid() {
 #[test]
 fn empty_sections_mean_defaults() {
     let c = load_one(MINIMAL).unwrap();
-    let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"];
+    let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"] else {
+        panic!("otlp receiver expected");
+    };
     assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint, "127.0.0.1:4317");
     assert!(otlp.protocols.http.is_none());
 }

@@ -5,6 +5,7 @@
 //! destination's `Retry-After` hint is honoured when it asks for longer. Items are counted
 //! exactly once: as sent, or as failed with a reason.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::persistent_queue::{Fsync, PersistentQueue, WhenFull};
 use super::{ExportError, ExportReport, Exporter};
 use crate::pipeline::Batch;
+use crate::pipeline::memory::{self, MemoryLimiter};
 use crate::pipeline::signal::SignalData;
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -49,18 +52,39 @@ impl Default for RetryConfig {
     }
 }
 
-/// `sending_queue`: how many batches an exporter works on at once.
+/// `sending_queue`: how many batches an exporter works on at once, and optionally a queue
+/// on disk that survives restarts (see [`super::persistent_queue`]).
+///
+/// ```yaml
+/// sending_queue:
+///   num_consumers: 4
+///   storage: /var/lib/aurastream/queue   # omit: batches wait in memory only
+///   fsync: batch                         # always | batch (<= 100 ms) | never
+///   max_bytes: 268435456                 # bytes on disk per exporter and pipeline
+///   when_full: block                     # block (push back on senders) | drop_oldest
+/// ```
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SendingQueueConfig {
     /// Concurrent exports. 1 keeps batches in order (files, stdout); AWS destinations
     /// usually take several.
     pub num_consumers: usize,
+    /// Directory of the queue on disk; each exporter and pipeline gets a subdirectory.
+    pub storage: Option<PathBuf>,
+    pub fsync: Fsync,
+    pub max_bytes: u64,
+    pub when_full: WhenFull,
 }
 
 impl Default for SendingQueueConfig {
     fn default() -> Self {
-        SendingQueueConfig { num_consumers: 1 }
+        SendingQueueConfig {
+            num_consumers: 1,
+            storage: None,
+            fsync: Fsync::Batch,
+            max_bytes: 256 * 1024 * 1024,
+            when_full: WhenFull::Block,
+        }
     }
 }
 
@@ -80,6 +104,10 @@ pub struct Driver {
     pub retry: RetryConfig,
     pub num_consumers: usize,
     pub state: Arc<Mutex<ExporterState>>,
+    /// Batches go through this queue on disk when `sending_queue.storage` is set.
+    persistent: Option<Arc<PersistentQueue>>,
+    /// The pipeline's memory limit: above its hard limit, failed batches are shed.
+    memory: Option<Arc<MemoryLimiter>>,
     sent: Counter,
     retries: Counter,
     metrics: Arc<SelfMetrics>,
@@ -106,21 +134,96 @@ impl Driver {
             retry,
             num_consumers: queue.num_consumers.max(1),
             state,
+            persistent: None,
+            memory: None,
             metrics,
         }
+    }
+
+    /// Sheds failed batches (instead of retrying them) while the pipeline holds more than
+    /// `limiter`'s hard limit.
+    pub fn with_memory_limiter(mut self, limiter: Arc<MemoryLimiter>) -> Driver {
+        self.memory = Some(limiter);
+        self
+    }
+
+    /// Sends every batch through `queue` on disk (and first whatever it still holds).
+    pub fn with_persistent_queue(mut self, queue: PersistentQueue) -> Driver {
+        self.persistent = Some(Arc::new(queue));
+        self
     }
 
     /// Exports every batch from `input` until it closes.
     pub async fn run(self, input: mpsc::Receiver<Arc<Batch>>) {
         let this = &self;
-        ReceiverStream::new(input)
-            .for_each_concurrent(self.num_consumers, |batch| async move {
-                this.export_batch(&batch.data).await;
-            })
-            .await;
+        match self.persistent.clone() {
+            None => {
+                ReceiverStream::new(input)
+                    .for_each_concurrent(self.num_consumers, |batch| async move {
+                        this.export_batch(&batch.data).await;
+                    })
+                    .await;
+            }
+            Some(queue) => {
+                futures::join!(self.fill(input, &queue), self.drain(&queue));
+            }
+        }
         if let Err(e) = self.exporter.flush().await {
             tracing::warn!(exporter = %self.exporter_id, error = %e, "flush at shutdown failed");
         }
+    }
+
+    /// Moves batches from the pipeline to the queue on disk. A batch leaves the pipeline's
+    /// item budget once it is written, so an outage is bounded by the queue's `max_bytes`
+    /// rather than by the pipeline's `queue_size`.
+    async fn fill(&self, mut input: mpsc::Receiver<Arc<Batch>>, queue: &PersistentQueue) {
+        let mut sync = tokio::time::interval(Duration::from_millis(100));
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let batch = tokio::select! {
+                batch = input.recv() => batch,
+                _ = sync.tick() => {
+                    if let Err(e) = queue.sync().await {
+                        tracing::error!(exporter = %self.exporter_id, error = %e, "queue sync failed");
+                    }
+                    continue;
+                }
+            };
+            let Some(batch) = batch else { break };
+            if let Err(e) = queue.push(&batch.data).await {
+                // The disk failed us: deliver this batch from memory rather than lose it.
+                tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
+                    error = %e, "cannot write to the queue storage; exporting directly");
+                self.export_batch(&batch.data).await;
+            }
+        }
+        if let Err(e) = queue.sync().await {
+            tracing::error!(exporter = %self.exporter_id, error = %e, "queue sync failed");
+        }
+        queue.close();
+    }
+
+    /// Exports from the queue on disk, in order, removing each batch once it is settled
+    /// (delivered, or counted as failed).
+    async fn drain(&self, queue: &PersistentQueue) {
+        futures::stream::unfold(queue, |q| async move {
+            match q.pop().await {
+                Ok(Some(item)) => Some((item, q)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the queue storage; stopping");
+                    None
+                }
+            }
+        })
+        .for_each_concurrent(self.num_consumers, |item| async move {
+            self.export_batch(&item.data).await;
+            if let Err(e) = queue.ack(item.seq).await {
+                tracing::error!(exporter = %self.exporter_id, error = %e,
+                    "cannot remove a delivered batch from the queue storage; it may be sent again after a restart");
+            }
+        })
+        .await;
     }
 
     fn fail(&self, data: &SignalData, reason: &str, items: usize) {
@@ -160,7 +263,8 @@ impl Driver {
         loop {
             let data = owned.as_ref().unwrap_or(batch);
             let items = data.item_count();
-            let (err, retry_after) = match self.exporter.export(data).await {
+            let attempt = memory::exporting_for(self.memory.clone(), self.exporter.export(data));
+            let (err, retry_after) = match attempt.await {
                 Ok(report) => {
                     self.record(data, items, &report);
                     self.note(Ok(()));
@@ -203,6 +307,13 @@ impl Driver {
             let wait = jittered(delay).max(retry_after.unwrap_or_default());
             let budget = self.retry.max_elapsed_time;
             let out_of_time = !budget.is_zero() && started.elapsed() + wait > budget;
+            if self.memory.as_ref().is_some_and(|m| m.over_hard()) {
+                tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
+                    items = left, error = %err,
+                    "pipeline above its hard memory limit; failed batch shed, items dropped");
+                self.fail(data, "memory_limit", left);
+                return;
+            }
             if !self.retry.enabled || out_of_time {
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     items = left, error = %err, "giving up after retries; items dropped");

@@ -6,9 +6,16 @@
 //! accounting, so an exporter only has to say what happened: delivered, some items dropped
 //! (with a reason), a retryable failure, or a permanent one.
 
+pub mod aws_retry;
+pub mod cloudwatch_logs;
 pub mod debug;
+pub mod emf;
 pub mod driver;
 pub mod file;
+pub mod loadbalancing;
+pub mod otlp;
+pub mod persistent_queue;
+pub mod xray;
 
 use std::time::Duration;
 
@@ -117,5 +124,14 @@ pub fn build(
     Ok(match config {
         ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(c)),
         ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)),
+        ExporterConfig::AwsCloudWatchLogs(c) => std::sync::Arc::new(
+            cloudwatch_logs::CloudWatchLogsExporter::new(id, c, metrics),
+        ),
+        ExporterConfig::AwsEmf(c) => std::sync::Arc::new(emf::EmfExporter::new(id, c, metrics)?),
+        ExporterConfig::AwsXray(c) => std::sync::Arc::new(xray::XrayExporter::new(id, c, metrics)),
+        ExporterConfig::Otlp(c) => std::sync::Arc::new(otlp::OtlpExporter::new(c)?),
+        ExporterConfig::LoadBalancing(c) => {
+            std::sync::Arc::new(loadbalancing::LoadBalancingExporter::new(id, c)?)
+        }
     })
 }

@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::memory::MemoryLimiter;
 use super::queue::ItemBudget;
 use super::signal::Signal;
 use super::{Batch, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
 use crate::config::{Config, ProcessorConfig, component_type};
 use crate::exporter::driver::{Driver, ExporterState};
+use crate::exporter::persistent_queue::{PersistentQueue, QueueCounters, StorageConfig, queue_dir};
 use crate::exporter::{self, Exporter};
 use crate::processor::Processor;
 use crate::processor::batch::BatchProcessor;
+use crate::processor::xray_sampling::XRaySamplingProcessor;
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -29,7 +32,7 @@ pub struct Pipelines {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("exporter `{id}`: {message}")]
+#[error("component `{id}`: {message}")]
 pub struct BuildError {
     pub id: String,
     pub message: String,
@@ -65,6 +68,10 @@ pub fn build(
         let signal = Signal::parse(component_type(name)).expect("validated pipeline name");
         let (held, capacity) = metrics.queue_gauges(name);
         let budget = ItemBudget::new(p.queue_size, held, capacity);
+        let memory = p
+            .memory_limit
+            .is_enabled()
+            .then(|| MemoryLimiter::new(p.memory_limit, metrics.memory_gauge(name)));
         budgets.push((name.clone(), budget.clone()));
         health.register_pipeline(name, budget.clone());
 
@@ -75,6 +82,14 @@ pub fn build(
                     c.clone(),
                     metrics.pipeline_dropped(name, id, "shutdown"),
                 )),
+                ProcessorConfig::XRaySampling(c) => Box::new(
+                    XRaySamplingProcessor::new(id, name, c.clone(), metrics.clone()).map_err(
+                        |e| BuildError {
+                            id: id.clone(),
+                            message: e.to_string(),
+                        },
+                    )?,
+                ),
             };
             let (next_tx, next_rx) = mpsc::channel::<Batch>(STAGE_CHANNEL_CAPACITY);
             tasks.spawn(processor.run(rx, next_tx));
@@ -85,7 +100,7 @@ pub fn build(
         for id in &p.exporters {
             let (exporter, state) = &exporters[id];
             let (retry, queue) = config.exporters.0[id].delivery();
-            let driver = Driver::new(
+            let mut driver = Driver::new(
                 id,
                 name,
                 exporter.clone(),
@@ -95,13 +110,33 @@ pub fn build(
                 metrics.clone(),
                 signal,
             );
+            if let Some(limiter) = &memory {
+                driver = driver.with_memory_limiter(limiter.clone());
+            }
+            if let Some(storage) = &queue.storage {
+                driver = driver.with_persistent_queue(
+                    open_persistent_queue(storage, queue, id, name, signal, metrics).map_err(
+                        |message| BuildError {
+                            id: id.clone(),
+                            message,
+                        },
+                    )?,
+                );
+            }
             let (dtx, drx) = mpsc::channel::<Arc<Batch>>(STAGE_CHANNEL_CAPACITY);
             tasks.spawn(driver.run(drx));
             driver_inputs.push(dtx);
         }
         tasks.spawn(fan_out(rx, driver_inputs));
 
-        let input = PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name));
+        let durable = p
+            .exporters
+            .iter()
+            .any(|id| config.exporters.0[id].delivery().1.storage.is_some());
+        let input =
+            PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name))
+                .durable(durable)
+                .memory_limiter(memory);
         for r in &p.receivers {
             inputs_by_receiver
                 .entry((r.clone(), signal))
@@ -118,6 +153,38 @@ pub fn build(
         budgets,
         tasks,
     })
+}
+
+/// Opens the on-disk queue of one exporter in one pipeline; what it still holds from an
+/// earlier run is exported before new batches.
+fn open_persistent_queue(
+    storage: &std::path::Path,
+    queue: &crate::exporter::driver::SendingQueueConfig,
+    exporter: &str,
+    pipeline: &str,
+    signal: Signal,
+    metrics: &SelfMetrics,
+) -> Result<PersistentQueue, String> {
+    let config = StorageConfig {
+        dir: queue_dir(storage, exporter, pipeline),
+        fsync: queue.fsync,
+        max_bytes: queue.max_bytes,
+        when_full: queue.when_full,
+    };
+    let counters = QueueCounters {
+        dropped_full: metrics.exporter_failed(exporter, pipeline, signal, "queue_full"),
+        corrupt_records: metrics.component_event(exporter, signal, "queue_corrupt_records"),
+        replayed_items: metrics.component_event(exporter, signal, "queue_replayed_items"),
+    };
+    let dir = config.dir.clone();
+    let (queue, recovery) = PersistentQueue::open(signal, config, counters)
+        .map_err(|e| format!("sending_queue.storage: {e}"))?;
+    if recovery.records > 0 || recovery.corrupt_records > 0 {
+        tracing::info!(exporter, pipeline, dir = %dir.display(), records = recovery.records,
+            items = recovery.items, corrupt_records = recovery.corrupt_records,
+            "replaying batches left in the queue storage");
+    }
+    Ok(queue)
 }
 
 /// Hands every batch to every exporter of the pipeline. The batch is shared: its items go

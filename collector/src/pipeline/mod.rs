@@ -7,12 +7,16 @@
 //! hands each batch (shared, not copied) to one driver task per exporter.
 
 pub mod build;
+pub mod memory;
 pub mod queue;
 pub mod signal;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use self::memory::{ByteClaim, MemoryLimiter};
 use self::queue::{AdmitError, ItemBudget, Ticket};
 use self::signal::{Signal, SignalData};
 
@@ -52,6 +56,10 @@ pub struct PipelineInput {
     budget: ItemBudget,
     tx: mpsc::Sender<Batch>,
     accepted: Counter,
+    /// An exporter of this pipeline keeps a queue on disk: acknowledge a request only once
+    /// its items are settled (on disk, exported or dropped with a reason).
+    durable: bool,
+    memory: Option<Arc<MemoryLimiter>>,
 }
 
 impl PipelineInput {
@@ -61,6 +69,37 @@ impl PipelineInput {
             budget,
             tx,
             accepted,
+            durable: false,
+            memory: None,
+        }
+    }
+
+    /// Refuses requests while the pipeline holds more bytes than its soft limit.
+    pub fn memory_limiter(mut self, limiter: Option<Arc<MemoryLimiter>>) -> Self {
+        self.memory = limiter;
+        self
+    }
+
+    /// Makes receivers wait for this pipeline to settle a request before acknowledging it.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+}
+
+/// What a receiver waits on before acknowledging a request to a durable pipeline.
+#[must_use = "dropping it acknowledges without waiting"]
+pub struct Settled {
+    waiting: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Settled {
+    /// Resolves once every durable pipeline has settled the request. The items' tickets
+    /// close the channels when they are dropped, whatever became of the items, so this
+    /// never waits for longer than the items stay in the pipeline.
+    pub async fn wait(self) {
+        for rx in self.waiting {
+            let _ = rx.await;
         }
     }
 }
@@ -99,10 +138,32 @@ impl Consumer {
     /// Hands `data` to every pipeline, or to none: room is reserved in all of them before
     /// anything is sent, so a full pipeline never leaves another with a partial delivery.
     pub fn try_consume(&self, data: SignalData) -> Result<(), ConsumeError> {
+        self.try_consume_durable(data).map(|_settled| ())
+    }
+
+    /// Like [`Consumer::try_consume`]; a receiver that can wait before answering awaits the
+    /// returned [`Settled`], so that with a queue on disk an acknowledged request survives
+    /// a crash of the collector.
+    pub fn try_consume_durable(&self, data: SignalData) -> Result<Settled, ConsumeError> {
+        let mut settled = Settled {
+            waiting: Vec::new(),
+        };
         let items = data.item_count();
         if items == 0 {
-            return Ok(());
+            return Ok(settled);
         }
+        for input in &self.inputs {
+            if input.memory.as_ref().is_some_and(|m| m.over_soft()) {
+                return Err(ConsumeError::Full {
+                    pipeline: input.name.clone(),
+                });
+            }
+        }
+        let bytes = if self.inputs.iter().any(|i| i.memory.is_some()) {
+            memory::encoded_len(&data)
+        } else {
+            0
+        };
         let mut tickets = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
             let ticket = input.budget.try_admit(items).map_err(|e| match e {
@@ -129,7 +190,7 @@ impl Consumer {
         }
         let last = self.inputs.len() - 1;
         let mut data = Some(data);
-        for (i, ((input, ticket), permit)) in
+        for (i, ((input, mut ticket), permit)) in
             self.inputs.iter().zip(tickets).zip(permits).enumerate()
         {
             let data = if i == last {
@@ -137,9 +198,17 @@ impl Consumer {
             } else {
                 data.clone().expect("still present before the last pipeline")
             };
+            if let Some(limiter) = &input.memory {
+                ticket.claim_bytes(ByteClaim::new(limiter.clone(), bytes));
+            }
+            if input.durable {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                ticket.settle_with(tx);
+                settled.waiting.push(rx);
+            }
             permit.send(Batch { data, ticket });
             input.accepted.inc_by(items as u64);
         }
-        Ok(())
+        Ok(settled)
     }
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use super::memory::ByteClaim;
+
 #[derive(Clone)]
 pub struct ItemBudget {
     semaphore: Arc<Semaphore>,
@@ -64,6 +66,8 @@ impl ItemBudget {
                 Ok(Ticket {
                     permit: Some(permit),
                     held: self.held.clone(),
+                    settle: Vec::new(),
+                    bytes: None,
                 })
             }
             Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(AdmitError::Full),
@@ -76,6 +80,13 @@ impl ItemBudget {
 pub struct Ticket {
     permit: Option<OwnedSemaphorePermit>,
     held: Gauge,
+    /// Senders waiting for these items to be settled (written to an exporter's queue on
+    /// disk, exported, or dropped with a reason): each request's sender closes when the
+    /// last ticket holding it is dropped, which is what its receiver waits for before
+    /// acknowledging (see [`super::Consumer::try_consume_durable`]).
+    settle: Vec<Arc<tokio::sync::oneshot::Sender<()>>>,
+    /// The items' bytes, when the pipeline has a memory limit.
+    bytes: Option<ByteClaim>,
 }
 
 impl Ticket {
@@ -83,8 +94,25 @@ impl Ticket {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
 
+    /// Makes `sender` close only once these items are settled.
+    pub fn settle_with(&mut self, sender: tokio::sync::oneshot::Sender<()>) {
+        self.settle.push(Arc::new(sender));
+    }
+
+    /// Counts the items' bytes against the pipeline's memory limit too.
+    pub fn claim_bytes(&mut self, claim: ByteClaim) {
+        match &mut self.bytes {
+            Some(mine) => mine.merge(claim),
+            None => self.bytes = Some(claim),
+        }
+    }
+
     /// Joins another ticket of the same budget into this one.
     pub fn merge(&mut self, mut other: Ticket) {
+        self.settle.append(&mut other.settle);
+        if let Some(claim) = other.bytes.take() {
+            self.claim_bytes(claim);
+        }
         match (&mut self.permit, other.permit.take()) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (mine @ None, theirs) => *mine = theirs,
@@ -95,6 +123,13 @@ impl Ticket {
     /// Splits off a ticket for `n` of this ticket's items (all of them if it holds fewer).
     pub fn split(&mut self, n: usize) -> Ticket {
         let n = n.min(self.items());
+        // Bytes go with the items, in proportion (a batch's items are of similar size).
+        let total = self.items();
+        let bytes = match &mut self.bytes {
+            Some(claim) if n == total => Some(claim.split(claim.bytes())),
+            Some(claim) => Some(claim.split(claim.bytes() * n / total.max(1))),
+            None => None,
+        };
         let permit = if n == self.items() {
             self.permit.take()
         } else {
@@ -103,6 +138,9 @@ impl Ticket {
         Ticket {
             permit,
             held: self.held.clone(),
+            // Both parts hold the waiters: a request is settled when all of it is.
+            settle: self.settle.clone(),
+            bytes,
         }
     }
 }
@@ -148,6 +186,27 @@ mod tests {
                 items: 11,
                 capacity: 10
             }
+        );
+    }
+
+    #[test]
+    fn waiters_are_released_when_every_part_is_dropped() {
+        let (b, _) = budget(10);
+        let mut t = b.try_admit(4).unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        t.settle_with(tx);
+        let part = t.split(2);
+        let mut other = b.try_admit(1).unwrap();
+        other.merge(part);
+        drop(t);
+        assert_eq!(
+            rx.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        );
+        drop(other);
+        assert_eq!(
+            rx.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
         );
     }
 

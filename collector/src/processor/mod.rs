@@ -5,6 +5,7 @@
 //! processor decides not to pass on is counted as dropped with a reason.
 
 pub mod batch;
+pub mod xray_sampling;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;

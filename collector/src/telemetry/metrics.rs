@@ -77,6 +77,7 @@ pub struct SelfMetrics {
     pipeline_dropped: Family<PipelineReasonLabels, Counter>,
     queue_items: Family<PipelineLabels, Gauge>,
     queue_capacity: Family<PipelineLabels, Gauge>,
+    memory_bytes: Family<PipelineLabels, Gauge>,
     exporter_sent: Family<ExporterLabels, Counter>,
     exporter_failed: Family<ExporterReasonLabels, Counter>,
     exporter_retries: Family<ExporterLabels, Counter>,
@@ -100,6 +101,7 @@ impl SelfMetrics {
             pipeline_dropped: Family::default(),
             queue_items: Family::default(),
             queue_capacity: Family::default(),
+            memory_bytes: Family::default(),
             exporter_sent: Family::default(),
             exporter_failed: Family::default(),
             exporter_retries: Family::default(),
@@ -136,6 +138,11 @@ impl SelfMetrics {
             "pipeline_queue_capacity_items",
             "Items a pipeline may hold before receivers refuse with UNAVAILABLE / 503",
             m.queue_capacity.clone(),
+        );
+        registry.register(
+            "pipeline_memory_bytes",
+            "OTLP-encoded bytes a pipeline with a memory_limit holds",
+            m.memory_bytes.clone(),
         );
         registry.register(
             "exporter_sent_items",
@@ -206,6 +213,15 @@ impl SelfMetrics {
                 pipeline: pipeline.into(),
                 component: component.into(),
                 reason: reason.into(),
+            })
+            .clone()
+    }
+
+    /// Bytes held by a pipeline with a `memory_limit`.
+    pub fn memory_gauge(&self, pipeline: &str) -> Gauge {
+        self.memory_bytes
+            .get_or_create(&PipelineLabels {
+                pipeline: pipeline.into(),
             })
             .clone()
     }

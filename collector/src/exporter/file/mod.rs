@@ -4,7 +4,7 @@
 //! a slow disk never stalls the receivers.
 
 pub mod config;
-mod rotate;
+pub(crate) mod rotate;
 
 use std::sync::{Arc, Mutex};
 

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, Ready, ready};
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -145,15 +145,17 @@ struct Handler<S> {
 
 impl<S: OtlpSignal> UnaryService<S::Request> for Handler<S> {
     type Response = S::Response;
-    type Future = Ready<Result<Response<S::Response>, Status>>;
+    type Future = BoxFuture<'static, Result<Response<S::Response>, Status>>;
 
     fn call(&mut self, request: Request<S::Request>) -> Self::Future {
-        ready(
-            self.ingest
+        let ingest = self.ingest.clone();
+        Box::pin(async move {
+            ingest
                 .ingest::<S>("grpc", request.into_inner())
+                .await
                 .map(Response::new)
-                .map_err(to_status),
-        )
+                .map_err(to_status)
+        })
     }
 }
 

@@ -213,7 +213,7 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             return error(status, code, encoding, e.to_string());
         }
     };
-    match ctx.ingest.ingest::<S>("http", request) {
+    match ctx.ingest.ingest::<S>("http", request).await {
         Ok(response) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, encoding.content_type())],

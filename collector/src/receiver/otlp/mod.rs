@@ -54,8 +54,9 @@ impl Ingest {
         }
     }
 
-    /// Accepts a decoded request, or says why not.
-    pub fn ingest<S: OtlpSignal>(
+    /// Accepts a decoded request, or says why not. With a queue on disk behind the
+    /// pipeline, answers only once the request is written there.
+    pub async fn ingest<S: OtlpSignal>(
         &self,
         transport: &str,
         request: S::Request,
@@ -73,8 +74,9 @@ impl Ingest {
                 reason = %rejected.message, "rejected part of a request");
         }
         let items = data.item_count();
-        match consumer.try_consume(data) {
-            Ok(()) => {
+        match consumer.try_consume_durable(data) {
+            Ok(settled) => {
+                settled.wait().await;
                 self.metrics
                     .receiver_accepted(&self.receiver, transport, S::SIGNAL)
                     .inc_by(items as u64);

@@ -1,0 +1,297 @@
+//! The retry policy the AWS exporters share: which failures are worth retrying, whether a
+//! failed call may nevertheless have been applied, and how long to wait.
+//!
+//! Every AWS SDK client here runs with the SDK's own retries switched off, so this module
+//! is the one place that decides. Exporters keep only what is specific to their API on top
+//! (CloudWatch Logs creates a missing group and retries; X-Ray classifies the entries of
+//! `UnprocessedTraceSegments`).
+//!
+//! "Maybe delivered" matters for exactly-once delivery: a call that timed out, or whose
+//! connection broke after the request went out, may have been applied by AWS. Resending it
+//! is still right (dropping acknowledged data is worse), but the items it carried may now
+//! exist twice at the destination, so exporters count them (`possibly_duplicated`).
+
+use std::time::{Duration, Instant};
+
+// The SDK crates all re-export the same smithy runtime types; naming them through one SDK
+// crate lets this module classify errors of every client.
+use aws_sdk_xray::config::http::HttpResponse;
+use aws_sdk_xray::error::{ProvideErrorMetadata, SdkError};
+use rand::Rng;
+
+use crate::exporter::driver::RetryConfig;
+
+/// What to do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// The service asked us to slow down: back off, then retry.
+    Throttled,
+    /// A server-side or network hiccup: retry.
+    Transient,
+    /// Retrying the same request cannot help.
+    Permanent,
+}
+
+/// Error codes AWS services use for "slow down" (`ThrottledException` is X-Ray's,
+/// `ThrottlingException` CloudWatch's, `RequestLimitExceeded` EC2-style APIs').
+pub const THROTTLING_CODES: &[&str] = &[
+    "ThrottledException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+];
+
+/// Error codes for failures on AWS's side that a later attempt usually gets past.
+pub const TRANSIENT_CODES: &[&str] = &[
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    // The credential chain refreshes expired credentials before the next call.
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// Classifies a failed call by AWS error code and HTTP status. Either may be missing; no
+/// status at all means no answer came, which is worth retrying.
+pub fn classify(code: Option<&str>, status: Option<u16>) -> RetryClass {
+    if code.is_some_and(|c| THROTTLING_CODES.contains(&c)) || status == Some(429) {
+        return RetryClass::Throttled;
+    }
+    if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) {
+        return RetryClass::Transient;
+    }
+    match status {
+        Some(s) if s >= 500 => RetryClass::Transient,
+        None => RetryClass::Transient,
+        Some(_) => RetryClass::Permanent,
+    }
+}
+
+/// A failed SDK call, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub class: RetryClass,
+    /// The AWS error code (`ThrottledException`, ...), `http_<status>` when the service gave
+    /// none, or what went wrong before an answer came (`timeout`, `dispatch_failure`,
+    /// `response_error`, `construction_failure`).
+    pub code: String,
+    /// Whether the service may have applied the call although it failed.
+    pub maybe_delivered: bool,
+    pub status: Option<u16>,
+}
+
+/// Classifies any SDK error of any AWS client.
+pub fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Classified
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let (class, code, maybe_delivered) = match err {
+        SdkError::ServiceError(_) => {
+            let code = err.code().map(str::to_owned);
+            let class = classify(code.as_deref(), status);
+            let code = code.unwrap_or_else(|| format!("http_{}", status.unwrap_or_default()));
+            // The service answered with an error: it did not apply the call.
+            (class, code, false)
+        }
+        // The operation timeout can fire after the request was sent.
+        SdkError::TimeoutError(_) => (RetryClass::Transient, "timeout".into(), true),
+        SdkError::DispatchFailure(_) => (
+            RetryClass::Transient,
+            "dispatch_failure".into(),
+            !connection_refused(err),
+        ),
+        // An answer came but could not be read: the call was most likely applied.
+        SdkError::ResponseError(_) => (RetryClass::Transient, "response_error".into(), true),
+        SdkError::ConstructionFailure(_) => {
+            (RetryClass::Permanent, "construction_failure".into(), false)
+        }
+        _ => (RetryClass::Transient, "unknown".into(), true),
+    };
+    Classified {
+        class,
+        code,
+        maybe_delivered,
+        status,
+    }
+}
+
+/// Whether the connection was refused, i.e. the request certainly never left: the one
+/// dispatch failure that cannot have been applied.
+fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Exponential backoff with jitter, bounded by an exporter's `retry_on_failure` options.
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+    multiplier: f64,
+    deadline: Option<Instant>,
+}
+
+impl Backoff {
+    pub fn new(config: &RetryConfig) -> Backoff {
+        let now = Instant::now();
+        // Disabled retries: a deadline already passed. A zero budget: no deadline at all.
+        let deadline = if !config.enabled {
+            Some(now)
+        } else if config.max_elapsed_time.is_zero() {
+            None
+        } else {
+            Some(now + config.max_elapsed_time)
+        };
+        Backoff {
+            next: config.initial_interval,
+            max: config.max_interval,
+            multiplier: config.multiplier.max(1.0),
+            deadline,
+        }
+    }
+
+    /// The wait before the next attempt, or `None` when the time budget is spent or the
+    /// pipeline is above its hard memory limit (the driver then sheds what is left).
+    pub fn next_wait(&mut self) -> Option<Duration> {
+        if crate::pipeline::memory::shedding() {
+            return None;
+        }
+        let wait = jittered(self.next);
+        if let Some(deadline) = self.deadline
+            && Instant::now() + wait > deadline
+        {
+            return None;
+        }
+        self.next = self.max.min(self.next.mul_f64(self.multiplier));
+        Some(wait)
+    }
+}
+
+/// A uniform wait in [delay/2, delay], so collectors throttled together do not retry in
+/// lockstep.
+pub fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_classified() {
+        use RetryClass::*;
+        for (code, status, want) in [
+            // Throttling, whatever the status code says.
+            (Some("ThrottlingException"), Some(400), Throttled),
+            (Some("ThrottledException"), Some(429), Throttled),
+            (Some("ThrottledException"), Some(400), Throttled),
+            (Some("TooManyRequestsException"), Some(400), Throttled),
+            (Some("RequestLimitExceeded"), Some(503), Throttled),
+            (Some("Throttling"), Some(400), Throttled),
+            (Some("SlowDown"), Some(503), Throttled),
+            (None, Some(429), Throttled),
+            // Server side and transient.
+            (Some("ServiceUnavailable"), Some(503), Transient),
+            (Some("ServiceUnavailableException"), Some(503), Transient),
+            (Some("InternalFailure"), Some(500), Transient),
+            (Some("InternalServerError"), Some(500), Transient),
+            (Some("RequestTimeout"), Some(408), Transient),
+            (Some("ExpiredTokenException"), Some(400), Transient),
+            (None, Some(500), Transient),
+            (None, Some(502), Transient),
+            (None, Some(503), Transient),
+            (Some("SomethingNew"), Some(504), Transient),
+            // No answer at all: timeouts and connection failures.
+            (None, None, Transient),
+            // The caller's fault: retrying the same request cannot help.
+            (Some("AccessDeniedException"), Some(403), Permanent),
+            (Some("AccessDenied"), Some(403), Permanent),
+            (Some("UnrecognizedClientException"), Some(403), Permanent),
+            (Some("InvalidSignatureException"), Some(403), Permanent),
+            (Some("InvalidParameterException"), Some(400), Permanent),
+            (Some("InvalidParameterValue"), Some(400), Permanent),
+            (Some("InvalidRequestException"), Some(400), Permanent),
+            (Some("ValidationException"), Some(400), Permanent),
+            (Some("SerializationException"), Some(400), Permanent),
+            // Exporters that can create the missing resource handle this code first.
+            (Some("ResourceNotFoundException"), Some(400), Permanent),
+            (None, Some(404), Permanent),
+        ] {
+            assert_eq!(classify(code, status), want, "{code:?} {status:?}");
+        }
+    }
+
+    #[test]
+    fn sdk_failures_say_whether_the_call_may_have_been_applied() {
+        use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
+        let timeout: SdkError<PutTraceSegmentsError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        let c = classify_sdk(&timeout);
+        assert_eq!(
+            (c.class, c.code.as_str(), c.maybe_delivered),
+            (RetryClass::Transient, "timeout", true)
+        );
+        let construction: SdkError<PutTraceSegmentsError, HttpResponse> =
+            SdkError::construction_failure("bad input");
+        let c = classify_sdk(&construction);
+        assert_eq!(
+            (c.class, c.code.as_str(), c.maybe_delivered),
+            (RetryClass::Permanent, "construction_failure", false)
+        );
+    }
+
+    #[test]
+    fn refused_connections_are_found_in_the_source_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("dispatch failure")]
+        struct Outer(#[source] std::io::Error);
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(connection_refused(&refused));
+        let reset = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(!connection_refused(&reset));
+    }
+
+    #[test]
+    fn backoff_grows_and_stops_at_the_budget() {
+        let config = RetryConfig {
+            enabled: true,
+            initial_interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(40),
+            max_elapsed_time: Duration::from_secs(3600),
+            multiplier: 2.0,
+        };
+        let mut b = Backoff::new(&config);
+        let waits: Vec<Duration> = (0..5).filter_map(|_| b.next_wait()).collect();
+        assert_eq!(waits.len(), 5);
+        assert!(waits[0] >= Duration::from_millis(5) && waits[0] <= Duration::from_millis(10));
+        assert!(waits[4] >= Duration::from_millis(20) && waits[4] <= Duration::from_millis(40));
+        let disabled = RetryConfig {
+            enabled: false,
+            ..config
+        };
+        assert_eq!(Backoff::new(&disabled).next_wait(), None);
+        let unbounded = RetryConfig {
+            max_elapsed_time: Duration::ZERO,
+            ..config
+        };
+        assert!(Backoff::new(&unbounded).next_wait().is_some());
+    }
+}

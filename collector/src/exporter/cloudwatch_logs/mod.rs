@@ -1,0 +1,299 @@
+//! CloudWatch Logs: the shared PutLogEvents machinery and the `awscloudwatchlogs` exporter.
+//!
+//! - `request_builder`: events into API-sized batches (count, bytes, 24 h span, order,
+//!   per-event size);
+//! - `service`: the API calls (lazy client, PutLogEvents, create group/stream/retention);
+//! - `retry`: which errors are retried and the backoff;
+//! - `sink`: sends batches per log group with retries and says what happened per item;
+//! - `target`: group/stream names with placeholders, retention validation;
+//! - `format`: log records into messages (this exporter only).
+//!
+//! The `awsemf` exporter sends its documents through the same `sink`.
+
+pub mod config;
+pub mod format;
+pub mod output;
+pub mod request_builder;
+pub mod retry;
+pub mod service;
+pub mod sink;
+pub mod target;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use prometheus_client::metrics::counter::Counter;
+
+use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use aurastream_proto::otlp::resource::Resource;
+
+use self::config::CloudWatchLogsExporterConfig;
+use self::output::{LineWriter, OutputDestination};
+use self::request_builder::{Fitted, LogEvent, fit_event};
+use self::service::LogsService;
+use self::target::{LogTarget, fill_placeholders};
+use super::{ExportError, ExportReport, Exporter};
+use crate::pipeline::signal::{Signal, SignalData};
+use crate::telemetry::metrics::SelfMetrics;
+
+/// The `awscloudwatchlogs` exporter: log records into CloudWatch log events, routed to a log
+/// group by their category.
+pub struct CloudWatchLogsExporter {
+    config: CloudWatchLogsExporterConfig,
+    output: Output,
+    trimmed: Counter,
+    split: Counter,
+    /// Events resent after a call CloudWatch may have applied anyway.
+    possibly_duplicated: Counter,
+    last_error: Mutex<Option<String>>,
+}
+
+enum Output {
+    Cloudwatch(LogsService),
+    Lines(LineWriter),
+}
+
+impl CloudWatchLogsExporter {
+    pub fn new(
+        id: &str,
+        config: &CloudWatchLogsExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+    ) -> CloudWatchLogsExporter {
+        let output = match (config.output_destination, &config.path) {
+            (OutputDestination::Stdout, _) => Output::Lines(LineWriter::Stdout),
+            (OutputDestination::File, Some(path)) => Output::Lines(LineWriter::file(path.clone())),
+            // `validate` rejects `file` without a path; fall back to the API rather than
+            // silently discarding.
+            (OutputDestination::Cloudwatch | OutputDestination::File, _) => {
+                let tags = config.tags.clone().into_iter().collect();
+                Output::Cloudwatch(LogsService::new(config.client_settings(), tags))
+            }
+        };
+        Self::with_output(id, config, metrics, output)
+    }
+
+    /// With a ready-made service (tests use a client with static credentials).
+    pub fn with_service(
+        id: &str,
+        config: &CloudWatchLogsExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+        service: LogsService,
+    ) -> CloudWatchLogsExporter {
+        Self::with_output(id, config, metrics, Output::Cloudwatch(service))
+    }
+
+    fn with_output(
+        id: &str,
+        config: &CloudWatchLogsExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+        output: Output,
+    ) -> CloudWatchLogsExporter {
+        CloudWatchLogsExporter {
+            config: config.clone(),
+            output,
+            trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
+            split: metrics.component_event(id, Signal::Logs, "event_split"),
+            possibly_duplicated: metrics.component_event(id, Signal::Logs, "possibly_duplicated"),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The group, stream and retention for one record: its category's group if the
+    /// category is configured, else the default group.
+    fn route(&self, record: &LogRecord, resource: Option<&Resource>) -> LogTarget {
+        let category = format::attribute(record, resource, &self.config.category_attribute)
+            .and_then(|c| self.config.categories.get(&c.to_ascii_lowercase()));
+        let (group, retention_days) = match category {
+            Some(c) => (c.log_group_name.as_str(), c.retention_in_days),
+            None => (
+                self.config.log_group_name.as_str(),
+                self.config.log_retention,
+            ),
+        };
+        LogTarget {
+            group: fill_placeholders(group, resource),
+            stream: fill_placeholders(&self.config.log_stream_name, resource),
+            retention_days,
+        }
+    }
+
+    /// Every record as log events per target, in input order (`origin` = the record's
+    /// position), plus how many records had an empty message and were left out.
+    fn events(&self, resources: &[ResourceLogs]) -> (BTreeMap<LogTarget, Vec<LogEvent>>, usize) {
+        let now = now_ms();
+        let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
+        let mut origin = 0usize;
+        let mut empty = 0usize;
+        for r in resources {
+            let resource = r.resource.as_ref();
+            for s in &r.scope_logs {
+                for record in &s.log_records {
+                    let target = self.route(record, resource);
+                    let message = format::record_message(record, resource, self.config.raw_log);
+                    if message.is_empty() {
+                        // CloudWatch rejects a whole request containing an empty message.
+                        empty += 1;
+                        origin += 1;
+                        continue;
+                    }
+                    let ts = format::record_timestamp_ms(record, now);
+                    let (events, fitted) =
+                        fit_event(ts, message, origin, self.config.max_event_size);
+                    match fitted {
+                        Fitted::AsIs => {}
+                        Fitted::Trimmed => {
+                            self.trimmed.inc();
+                        }
+                        Fitted::Split(_) => {
+                            self.split.inc();
+                        }
+                    }
+                    by_target.entry(target).or_default().extend(events);
+                    origin += 1;
+                }
+            }
+        }
+        (by_target, empty)
+    }
+}
+
+/// Keeps the records whose position (in resource → scope → record order) is in `keep`.
+fn select_records(resources: &[ResourceLogs], keep: &BTreeSet<usize>) -> Vec<ResourceLogs> {
+    let mut index = 0usize;
+    let mut out = Vec::new();
+    for r in resources {
+        let mut scopes = Vec::new();
+        for s in &r.scope_logs {
+            let mut records = Vec::new();
+            for rec in &s.log_records {
+                if keep.contains(&index) {
+                    records.push(rec.clone());
+                }
+                index += 1;
+            }
+            if !records.is_empty() {
+                scopes.push(ScopeLogs {
+                    log_records: records,
+                    ..s.clone()
+                });
+            }
+        }
+        if !scopes.is_empty() {
+            out.push(ResourceLogs {
+                scope_logs: scopes,
+                ..r.clone()
+            });
+        }
+    }
+    out
+}
+
+/// The events as JSON lines that say where each would have gone, in sending order.
+fn as_lines(by_target: BTreeMap<LogTarget, Vec<LogEvent>>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (target, events) in by_target {
+        for batch in request_builder::build_batches(events) {
+            for e in batch {
+                lines.push(
+                    serde_json::json!({
+                        "logGroupName": target.group,
+                        "logStreamName": target.stream,
+                        "timestamp": e.timestamp_ms,
+                        "message": e.message,
+                    })
+                    .to_string(),
+                );
+            }
+        }
+    }
+    lines
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Exporter for CloudWatchLogsExporter {
+    fn signals(&self) -> &'static [Signal] {
+        &[Signal::Logs]
+    }
+
+    async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+        let SignalData::Logs(resources) = batch else {
+            return Err(ExportError::permanent(
+                "unsupported_signal",
+                format!("awscloudwatchlogs takes logs, not {}", batch.signal()),
+            ));
+        };
+        let (by_target, empty) = self.events(resources);
+        let service = match &self.output {
+            Output::Cloudwatch(service) => service,
+            Output::Lines(writer) => {
+                // No state depends on this batch, so a failed write can simply be retried.
+                let dropped = if empty > 0 {
+                    vec![("empty_message".to_string(), empty)]
+                } else {
+                    Vec::new()
+                };
+                return writer
+                    .write(as_lines(by_target))
+                    .await
+                    .map(|()| ExportReport { dropped })
+                    .map_err(|e| ExportError::retryable("io", e.to_string()));
+            }
+        };
+        let delivery = sink::deliver(service, &self.config.retry_on_failure, by_target).await;
+        self.possibly_duplicated
+            .inc_by(delivery.possibly_duplicated as u64);
+        if let Some(e) = &delivery.last_error {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
+        let mut report = ExportReport {
+            dropped: delivery.dropped_by_reason(),
+        };
+        if empty > 0 {
+            report.dropped.push(("empty_message".into(), empty));
+        }
+        match delivery.undelivered.values().next() {
+            None => Ok(report),
+            Some(reason) => {
+                let keep: BTreeSet<usize> = delivery.undelivered.keys().copied().collect();
+                Err(ExportError::PartiallyRetryable {
+                    reason: reason.clone(),
+                    message: delivery
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "PutLogEvents kept failing".into()),
+                    remaining: SignalData::Logs(select_records(resources, &keep)),
+                    report,
+                })
+            }
+        }
+    }
+
+    async fn flush(&self) -> Result<(), ExportError> {
+        if let Output::Lines(writer) = &self.output {
+            writer
+                .sync()
+                .await
+                .map_err(|e| ExportError::retryable("io", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn health_detail(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|e| format!("last error: {e}"))
+    }
+}

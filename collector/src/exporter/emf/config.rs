@@ -1,0 +1,372 @@
+//! Options of the `awsemf` exporter.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::units::CLOUDWATCH_UNITS;
+use crate::exporter::cloudwatch_logs::config::validate_event_size;
+pub use crate::exporter::cloudwatch_logs::output::OutputDestination;
+use crate::exporter::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::exporter::cloudwatch_logs::service::ClientSettings;
+use crate::exporter::cloudwatch_logs::target::validate_retention;
+use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+
+/// ```yaml
+/// exporters:
+///   awsemf:
+///     namespace: AuraStream/Application   # default: service.namespace/service.name
+///     # A data point or resource attribute `aws.emf.namespace` overrides the namespace for
+///     # that point (the seed's AuraStream/Business, /Customer, /Revenue metrics use it).
+///     output_destination: cloudwatch      # cloudwatch | stdout (Lambda) | file
+///     path: ./aurastream-data/emf.jsonl   # output_destination: file
+///     region: us-east-1
+///     endpoint: http://127.0.0.1:5000     # moto, a VPC endpoint
+///     log_group_name: "/metrics/{ServiceName}"   # placeholders as in awscloudwatchlogs
+///     log_stream_name: "{TaskId}"
+///     log_retention: 30
+///     tags: {team: platform}
+///     dimension_rollup_option: NoDimensionRollup  # | SingleDimensionRollup | ZeroAndSingleDimensionRollup
+///     metric_declarations:                # when set, only matching metrics get a directive
+///       - dimensions: [[Endpoint, CustomerId], [Endpoint]]
+///         metric_name_selectors: ["^API"]
+///         label_matchers: [{label_names: [Endpoint], regex: "^/api/", separator: ";"}]
+///     metric_descriptors:                 # unit overrides
+///       - {metric_name: SentimentConfidence, unit: None}
+///       - {metric_name: ProcessingTime, unit: Milliseconds, storage_resolution: 1}
+///     resource_to_telemetry_conversion: {enabled: false}  # resource attributes as dimensions
+///     resource_attributes_as_properties: true   # else resource attributes are left out
+///     initial_value: drop                 # first point of a cumulative series: drop | keep
+///     max_dimension_sets_per_metric: 1000 # per cardinality_interval; beyond: `_other`
+///     cardinality_interval: 1h
+///     max_event_size: 262144              # bytes per document incl. 26 bytes overhead (max 1 MiB)
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmfExporterConfig {
+    pub namespace: String,
+    pub output_destination: OutputDestination,
+    pub path: Option<PathBuf>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub log_group_name: String,
+    pub log_stream_name: String,
+    pub log_retention: u32,
+    pub tags: BTreeMap<String, String>,
+    pub dimension_rollup_option: DimensionRollup,
+    pub metric_declarations: Vec<MetricDeclarationConfig>,
+    pub metric_descriptors: Vec<MetricDescriptor>,
+    pub resource_to_telemetry_conversion: ResourceToTelemetry,
+    pub resource_attributes_as_properties: bool,
+    pub initial_value: InitialValue,
+    pub max_dimension_sets_per_metric: usize,
+    #[serde(with = "humantime_serde")]
+    pub cardinality_interval: Duration,
+    pub max_event_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: SendingQueueConfig,
+}
+
+impl Default for EmfExporterConfig {
+    fn default() -> Self {
+        EmfExporterConfig {
+            namespace: String::new(),
+            output_destination: OutputDestination::Cloudwatch,
+            path: None,
+            region: None,
+            endpoint: None,
+            log_group_name: "/metrics/{ServiceName}".into(),
+            log_stream_name: "otel-stream".into(),
+            log_retention: 0,
+            tags: BTreeMap::new(),
+            dimension_rollup_option: DimensionRollup::NoDimensionRollup,
+            metric_declarations: Vec::new(),
+            metric_descriptors: Vec::new(),
+            resource_to_telemetry_conversion: ResourceToTelemetry::default(),
+            resource_attributes_as_properties: true,
+            initial_value: InitialValue::Drop,
+            max_dimension_sets_per_metric: 1000,
+            cardinality_interval: Duration::from_secs(3600),
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            timeout: Duration::from_secs(30),
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: SendingQueueConfig::default(),
+        }
+    }
+}
+
+/// Extra dimension sets derived from a data point's labels, as in the Collector's awsemf.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum DimensionRollup {
+    /// Only the full label set (or the declared sets).
+    #[default]
+    NoDimensionRollup,
+    /// Plus one set per label.
+    SingleDimensionRollup,
+    /// Plus one set per label and the empty set (the metric across all labels).
+    ZeroAndSingleDimensionRollup,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceToTelemetry {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialValue {
+    /// The first point of a cumulative series only sets the baseline: its value covers an
+    /// unknown time span (maybe since the process started days ago).
+    #[default]
+    Drop,
+    /// Send the first point's value as the first delta.
+    Keep,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricDeclarationConfig {
+    pub dimensions: Vec<Vec<String>>,
+    pub metric_name_selectors: Vec<String>,
+    pub label_matchers: Vec<LabelMatcherConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelMatcherConfig {
+    pub label_names: Vec<String>,
+    pub regex: String,
+    #[serde(default = "default_separator")]
+    pub separator: String,
+}
+
+fn default_separator() -> String {
+    ";".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDescriptor {
+    pub metric_name: String,
+    pub unit: String,
+    /// 1 (high resolution) or 60.
+    #[serde(default)]
+    pub storage_resolution: Option<u32>,
+}
+
+impl EmfExporterConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.output_destination == OutputDestination::File && self.path.is_none() {
+            return Err("path is required with output_destination: file".into());
+        }
+        if self.output_destination == OutputDestination::Cloudwatch {
+            if self.log_group_name.is_empty() || self.log_stream_name.is_empty() {
+                return Err("log_group_name and log_stream_name must not be empty".into());
+            }
+            validate_retention(self.log_retention).map_err(|e| format!("log_retention: {e}"))?;
+        }
+        if self.max_dimension_sets_per_metric == 0 {
+            return Err("max_dimension_sets_per_metric must be at least 1".into());
+        }
+        validate_event_size(self.max_event_size)?;
+        if self.cardinality_interval.is_zero() {
+            return Err("cardinality_interval must be positive".into());
+        }
+        for (i, d) in self.metric_descriptors.iter().enumerate() {
+            if !CLOUDWATCH_UNITS.contains(&d.unit.as_str()) {
+                return Err(format!(
+                    "metric_descriptors[{i}].unit `{}` is not a CloudWatch unit; use one of: {}",
+                    d.unit,
+                    CLOUDWATCH_UNITS.join(", ")
+                ));
+            }
+            if let Some(r) = d.storage_resolution
+                && r != 1
+                && r != 60
+            {
+                return Err(format!(
+                    "metric_descriptors[{i}].storage_resolution must be 1 or 60, got {r}"
+                ));
+            }
+        }
+        self.compile_declarations().map(|_| ())
+    }
+
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// The declarations with their regexes compiled.
+    pub fn compile_declarations(&self) -> Result<Vec<MetricDeclaration>, String> {
+        self.metric_declarations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let selectors = d
+                    .metric_name_selectors
+                    .iter()
+                    .map(|s| {
+                        Regex::new(s).map_err(|e| {
+                            format!("metric_declarations[{i}].metric_name_selectors: {e}")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if selectors.is_empty() {
+                    return Err(format!(
+                        "metric_declarations[{i}].metric_name_selectors must name at least one metric regex"
+                    ));
+                }
+                let label_matchers = d
+                    .label_matchers
+                    .iter()
+                    .map(|m| {
+                        if m.label_names.is_empty() {
+                            return Err(format!(
+                                "metric_declarations[{i}].label_matchers: label_names must not be empty"
+                            ));
+                        }
+                        Ok(LabelMatcher {
+                            label_names: m.label_names.clone(),
+                            separator: m.separator.clone(),
+                            regex: Regex::new(&m.regex).map_err(|e| {
+                                format!("metric_declarations[{i}].label_matchers: {e}")
+                            })?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut dimensions = Vec::new();
+                for set in &d.dimensions {
+                    let mut set = set.clone();
+                    set.sort();
+                    set.dedup();
+                    if !dimensions.contains(&set) {
+                        dimensions.push(set);
+                    }
+                }
+                Ok(MetricDeclaration {
+                    dimensions,
+                    selectors,
+                    label_matchers,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A `metric_declarations` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct MetricDeclaration {
+    /// Each set sorted, so equal sets compare equal.
+    pub dimensions: Vec<Vec<String>>,
+    pub selectors: Vec<Regex>,
+    pub label_matchers: Vec<LabelMatcher>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelMatcher {
+    pub label_names: Vec<String>,
+    pub separator: String,
+    pub regex: Regex,
+}
+
+impl MetricDeclaration {
+    /// Whether this declaration applies to a metric with these labels: the name matches a
+    /// selector and (if there are label matchers) at least one matcher matches.
+    pub fn matches(&self, metric_name: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.selectors.iter().any(|r| r.is_match(metric_name))
+            && (self.label_matchers.is_empty()
+                || self.label_matchers.iter().any(|m| {
+                    let joined: Vec<&str> = m
+                        .label_names
+                        .iter()
+                        .map(|n| labels.get(n).map(String::as_str).unwrap_or(""))
+                        .collect();
+                    m.regex.is_match(&joined.join(&m.separator))
+                }))
+    }
+
+    /// The declared dimension sets whose every dimension is among the labels.
+    pub fn dimension_sets(&self, labels: &BTreeMap<String, String>) -> Vec<Vec<String>> {
+        self.dimensions
+            .iter()
+            .filter(|set| set.iter().all(|d| labels.contains_key(d)))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<EmfExporterConfig, String> {
+        let c: EmfExporterConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse("{}").expect("valid");
+        assert_eq!(
+            c.dimension_rollup_option,
+            DimensionRollup::NoDimensionRollup
+        );
+        assert_eq!(c.max_dimension_sets_per_metric, 1000);
+        assert_eq!(c.initial_value, InitialValue::Drop);
+    }
+
+    #[test]
+    fn declarations_compile_and_match() {
+        let c = parse(
+            r#"
+metric_declarations:
+  - dimensions: [[Endpoint, CustomerId], [Endpoint]]
+    metric_name_selectors: ["^API"]
+    label_matchers: [{label_names: [Endpoint, StatusCode], regex: "^/api/.*;5\\d\\d$"}]
+"#,
+        )
+        .expect("valid");
+        let decls = c.compile_declarations().expect("compiles");
+        let labels: BTreeMap<String, String> = [
+            ("Endpoint", "/api/sentiment"),
+            ("StatusCode", "503"),
+            ("CustomerId", "c1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(decls[0].matches("APIResponseTime", &labels));
+        assert!(!decls[0].matches("CacheHitCount", &labels));
+        assert_eq!(
+            decls[0].dimension_sets(&labels),
+            vec![
+                vec!["CustomerId".to_string(), "Endpoint".to_string()],
+                vec!["Endpoint".to_string()]
+            ]
+        );
+        let mut ok = labels.clone();
+        ok.insert("StatusCode".into(), "200".into());
+        assert!(!decls[0].matches("APIResponseTime", &ok));
+    }
+
+    #[test]
+    fn bad_options_are_rejected() {
+        assert!(parse("output_destination: file").is_err());
+        assert!(parse("log_retention: 2555").unwrap_err().contains("2557"));
+        assert!(parse("metric_descriptors: [{metric_name: x, unit: Millis}]").is_err());
+        assert!(parse("metric_declarations: [{metric_name_selectors: ['(']}]").is_err());
+        assert!(parse("dimension_rollup_option: Everything").is_err());
+        assert!(parse("namespaces: x").is_err());
+    }
+}

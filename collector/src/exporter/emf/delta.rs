@@ -1,0 +1,231 @@
+//! Cumulative series into deltas.
+//!
+//! CloudWatch adds up what it is sent per period, so a cumulative counter sent as is would
+//! be counted again and again. Each series (resource + metric + attributes) keeps its last
+//! cumulative snapshot; the next point becomes the difference. A restart of the source
+//! (the value goes down, a bucket count goes down, the bucket layout or the start time
+//! changes) is a reset: the new point's value is what accumulated since the new start, so
+//! it is sent as the delta.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// Series not seen for this long are forgotten (their next point counts as a first one).
+const SERIES_TTL: Duration = Duration::from_secs(3600);
+/// How often forgotten series are swept out.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// A cumulative value of any kind: a number (`sum` only), a histogram (bucket counts keyed
+/// by `(sign, index)`, `count`, `sum`) or a summary (`count`, `sum`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cumulative {
+    pub start_time: u64,
+    pub time: u64,
+    /// What the bucket keys mean (explicit bounds or exponential scale); a change is a reset.
+    pub layout: Vec<u64>,
+    pub buckets: BTreeMap<(i8, i64), u64>,
+    pub count: u64,
+    pub sum: f64,
+    /// The sum can only grow (monotonic counters): a decrease is a reset.
+    pub sum_is_monotonic: bool,
+}
+
+impl Cumulative {
+    pub fn number(start_time: u64, time: u64, value: f64) -> Cumulative {
+        Cumulative {
+            start_time,
+            time,
+            layout: Vec::new(),
+            buckets: BTreeMap::new(),
+            count: 0,
+            sum: value,
+            sum_is_monotonic: true,
+        }
+    }
+
+    fn is_reset_of(&self, prev: &Cumulative) -> bool {
+        (self.start_time != 0 && prev.start_time != 0 && self.start_time != prev.start_time)
+            || self.layout != prev.layout
+            || self.count < prev.count
+            || (self.sum_is_monotonic && self.sum < prev.sum)
+            || prev
+                .buckets
+                .iter()
+                .any(|(k, n)| self.buckets.get(k).copied().unwrap_or(0) < *n)
+    }
+
+    fn minus(&self, prev: &Cumulative) -> Cumulative {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|(k, n)| (*k, n - prev.buckets.get(k).copied().unwrap_or(0)))
+            .collect();
+        Cumulative {
+            buckets,
+            count: self.count - prev.count,
+            sum: self.sum - prev.sum,
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    /// No earlier point: this is the cumulative value itself.
+    First(Cumulative),
+    /// The change since the previous point.
+    Delta(Cumulative),
+    /// The source restarted; this is what accumulated since the restart.
+    Reset(Cumulative),
+    /// Not newer than the previous point (a duplicate or out of order): nothing to send.
+    Stale,
+}
+
+struct Entry {
+    last: Cumulative,
+    seen: Instant,
+}
+
+#[derive(Default)]
+pub struct DeltaState {
+    series: HashMap<String, Entry>,
+    last_sweep: Option<Instant>,
+}
+
+impl DeltaState {
+    /// Turns `current` (a cumulative point of series `key`) into a delta and remembers it.
+    pub fn delta(&mut self, key: String, current: Cumulative, now: Instant) -> Delta {
+        self.sweep(now);
+        match self.series.get_mut(&key) {
+            None => {
+                self.series.insert(
+                    key,
+                    Entry {
+                        last: current.clone(),
+                        seen: now,
+                    },
+                );
+                Delta::First(current)
+            }
+            Some(entry) => {
+                if current.time <= entry.last.time {
+                    return Delta::Stale;
+                }
+                let out = if current.is_reset_of(&entry.last) {
+                    Delta::Reset(current.clone())
+                } else {
+                    Delta::Delta(current.minus(&entry.last))
+                };
+                entry.last = current;
+                entry.seen = now;
+                out
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let due = self
+            .last_sweep
+            .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
+        if due {
+            self.series
+                .retain(|_, e| now.saturating_duration_since(e.seen) < SERIES_TTL);
+            self.last_sweep = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(start: u64, time: u64, v: f64) -> Cumulative {
+        Cumulative::number(start, time, v)
+    }
+
+    fn value(d: &Delta) -> Option<f64> {
+        match d {
+            Delta::First(c) | Delta::Delta(c) | Delta::Reset(c) => Some(c.sum),
+            Delta::Stale => None,
+        }
+    }
+
+    #[test]
+    fn counter_becomes_deltas_across_resets() {
+        let mut s = DeltaState::default();
+        let t = Instant::now();
+        let k = || "series".to_string();
+        assert_eq!(s.delta(k(), n(1, 10, 5.0), t), Delta::First(n(1, 10, 5.0)));
+        assert_eq!(value(&s.delta(k(), n(1, 20, 8.0), t)), Some(3.0));
+        assert!(matches!(s.delta(k(), n(1, 30, 8.0), t), Delta::Delta(_)));
+        // Value went down: the process restarted without a new start time.
+        let d = s.delta(k(), n(1, 40, 2.0), t);
+        assert_eq!(d, Delta::Reset(n(1, 40, 2.0)));
+        assert_eq!(value(&s.delta(k(), n(1, 50, 6.0), t)), Some(4.0));
+        // Start time changed: a reset even though the value is higher.
+        let d = s.delta(k(), n(45, 60, 100.0), t);
+        assert!(matches!(d, Delta::Reset(_)));
+        assert_eq!(value(&d), Some(100.0));
+        // Duplicates and out-of-order points are stale.
+        assert_eq!(s.delta(k(), n(45, 60, 100.0), t), Delta::Stale);
+        assert_eq!(s.delta(k(), n(45, 55, 90.0), t), Delta::Stale);
+    }
+
+    #[test]
+    fn histogram_buckets_are_differenced_and_bucket_decrease_is_a_reset() {
+        let h = |time, counts: &[u64], sum| Cumulative {
+            start_time: 1,
+            time,
+            layout: vec![10f64.to_bits(), 20f64.to_bits()],
+            buckets: counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ((0, i as i64), *c))
+                .collect(),
+            count: counts.iter().sum(),
+            sum,
+            sum_is_monotonic: false,
+        };
+        let mut s = DeltaState::default();
+        let t = Instant::now();
+        s.delta("h".into(), h(10, &[1, 2, 3], 60.0), t);
+        match s.delta("h".into(), h(20, &[2, 2, 5], 100.0), t) {
+            Delta::Delta(d) => {
+                assert_eq!(
+                    d.buckets.values().copied().collect::<Vec<_>>(),
+                    vec![1, 0, 2]
+                );
+                assert_eq!(d.count, 3);
+                assert_eq!(d.sum, 40.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.delta("h".into(), h(30, &[2, 1, 9], 120.0), t),
+            Delta::Reset(_)
+        ));
+        let mut other_layout = h(40, &[3, 3, 9], 150.0);
+        other_layout.layout = vec![5f64.to_bits()];
+        assert!(matches!(
+            s.delta("h".into(), other_layout, t),
+            Delta::Reset(_)
+        ));
+    }
+
+    #[test]
+    fn idle_series_are_forgotten() {
+        let mut s = DeltaState::default();
+        let t = Instant::now();
+        s.delta("a".into(), n(1, 10, 1.0), t);
+        let later = t + SERIES_TTL + SWEEP_EVERY;
+        assert!(matches!(
+            s.delta("b".into(), n(1, 10, 1.0), later),
+            Delta::First(_)
+        ));
+        assert_eq!(s.series.len(), 1);
+        assert!(matches!(
+            s.delta("a".into(), n(1, 20, 2.0), later),
+            Delta::First(_)
+        ));
+    }
+}

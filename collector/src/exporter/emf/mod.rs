@@ -1,0 +1,249 @@
+//! The `awsemf` exporter: OTLP metrics as CloudWatch Embedded Metric Format documents.
+//!
+//! - `translate`: OTLP points into samples (per metric type, cumulative to delta, units,
+//!   namespace, labels, cardinality guard);
+//! - `documents`: samples into EMF documents within CloudWatch's limits;
+//! - `delta`, `cardinality`, `units`: the state and tables behind `translate`;
+//! - output: PutLogEvents through the shared `cloudwatch_logs` sink, or JSON lines on
+//!   stdout (Lambda) or in a file.
+//!
+//! The namespace of a point is the `aws.emf.namespace` attribute of the point, else of its
+//! resource, else the `namespace` option: one exporter serves the monitoring guide's
+//! `AuraStream/Application`, `AuraStream/Business`, `AuraStream/Customer` and
+//! `AuraStream/Revenue` namespaces.
+//!
+//! Retries of failed PutLogEvents calls happen inside the sink and never hand the batch
+//! back to the driver: the cumulative-to-delta state has already moved on, so a batch
+//! translated twice would send zero deltas.
+
+pub mod cardinality;
+pub mod config;
+pub mod delta;
+pub mod documents;
+pub mod translate;
+pub mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use prometheus_client::metrics::counter::Counter;
+
+use self::config::{EmfExporterConfig, OutputDestination};
+use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
+use self::translate::Translator;
+use super::cloudwatch_logs::output::LineWriter;
+use super::cloudwatch_logs::request_builder::LogEvent;
+use super::cloudwatch_logs::service::LogsService;
+use super::cloudwatch_logs::target::{LogTarget, fill_placeholders};
+use super::cloudwatch_logs::{now_ms, sink};
+use super::{ExportError, ExportReport, Exporter};
+use crate::pipeline::signal::{Signal, SignalData};
+use crate::telemetry::metrics::SelfMetrics;
+
+enum Output {
+    Cloudwatch(LogsService),
+    Lines(LineWriter),
+}
+
+pub struct EmfExporter {
+    config: EmfExporterConfig,
+    translator: Translator,
+    policy: DimensionPolicy,
+    output: Output,
+    folded: Counter,
+    split: Counter,
+    /// Documents resent after a call CloudWatch may have applied anyway.
+    possibly_duplicated: Counter,
+    last_error: Mutex<Option<String>>,
+}
+
+impl EmfExporter {
+    /// Fails only on a configuration `validate` would also reject.
+    pub fn new(
+        id: &str,
+        config: &EmfExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+    ) -> Result<EmfExporter, String> {
+        let output = match config.output_destination {
+            OutputDestination::Cloudwatch => Output::Cloudwatch(LogsService::new(
+                config.client_settings(),
+                config.tags.clone().into_iter().collect(),
+            )),
+            OutputDestination::Stdout => Output::Lines(LineWriter::Stdout),
+            OutputDestination::File => Output::Lines(LineWriter::file(
+                config
+                    .path
+                    .clone()
+                    .ok_or("path is required with output_destination: file")?,
+            )),
+        };
+        Self::with_output(id, config, metrics, output)
+    }
+
+    /// With a ready-made CloudWatch Logs service (tests use static credentials).
+    pub fn with_service(
+        id: &str,
+        config: &EmfExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+        service: LogsService,
+    ) -> Result<EmfExporter, String> {
+        Self::with_output(id, config, metrics, Output::Cloudwatch(service))
+    }
+
+    fn with_output(
+        id: &str,
+        config: &EmfExporterConfig,
+        metrics: &Arc<SelfMetrics>,
+        output: Output,
+    ) -> Result<EmfExporter, String> {
+        Ok(EmfExporter {
+            translator: Translator::new(config),
+            policy: DimensionPolicy {
+                rollup: config.dimension_rollup_option,
+                declarations: config.compile_declarations()?,
+            },
+            config: config.clone(),
+            output,
+            folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
+            split: metrics.component_event(id, Signal::Metrics, "event_split"),
+            possibly_duplicated: metrics.component_event(
+                id,
+                Signal::Metrics,
+                "possibly_duplicated",
+            ),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// Translates a batch into documents, counting what could not be represented.
+    pub fn documents(
+        &self,
+        batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
+    ) -> (Vec<BuiltDocument>, BTreeMap<&'static str, usize>) {
+        let t = self.translator.translate(batch, Instant::now(), now_ms());
+        self.folded.inc_by(t.folded as u64);
+        let built = build_documents(
+            t.samples,
+            &t.properties,
+            &self.policy,
+            self.config.max_event_size,
+        );
+        self.split.inc_by(built.splits as u64);
+        let mut dropped = t.dropped;
+        for (reason, n) in built.dropped {
+            *dropped.entry(reason).or_default() += n;
+        }
+        (built.documents, dropped)
+    }
+
+    async fn send_to_cloudwatch(
+        &self,
+        service: &LogsService,
+        batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
+        docs: Vec<BuiltDocument>,
+        dropped: &mut BTreeMap<String, usize>,
+    ) {
+        let points: Vec<usize> = docs.iter().map(|d| d.points).collect();
+        let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
+        for (i, d) in docs.into_iter().enumerate() {
+            let resource = batch.get(d.resource).and_then(|r| r.resource.as_ref());
+            let target = LogTarget {
+                group: fill_placeholders(&self.config.log_group_name, resource),
+                stream: fill_placeholders(&self.config.log_stream_name, resource),
+                retention_days: self.config.log_retention,
+            };
+            by_target.entry(target).or_default().push(LogEvent {
+                timestamp_ms: d.timestamp_ms,
+                message: d.json,
+                origin: i,
+            });
+        }
+        let delivery = sink::deliver(service, &self.config.retry_on_failure, by_target).await;
+        self.possibly_duplicated
+            .inc_by(delivery.possibly_duplicated as u64);
+        if let Some(e) = delivery.last_error {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+        for (origin, reason) in delivery.dropped.iter().chain(&delivery.undelivered) {
+            let n = points.get(*origin).copied().unwrap_or(0);
+            if n > 0 {
+                *dropped.entry(reason.clone()).or_default() += n;
+            }
+        }
+    }
+
+    /// Writes documents as lines; a write failure drops them (the delta state has moved on,
+    /// so they cannot be rebuilt by a retry) and is counted as `io_error`.
+    async fn write_lines(
+        &self,
+        writer: &LineWriter,
+        docs: Vec<BuiltDocument>,
+        dropped: &mut BTreeMap<String, usize>,
+    ) {
+        let points: usize = docs.iter().map(|d| d.points).sum();
+        if let Err(e) = writer
+            .write(docs.into_iter().map(|d| d.json).collect())
+            .await
+        {
+            tracing::error!(error = %e, "writing EMF documents failed; dropped");
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            if points > 0 {
+                *dropped.entry("io_error".into()).or_default() += points;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Exporter for EmfExporter {
+    fn signals(&self) -> &'static [Signal] {
+        &[Signal::Metrics]
+    }
+
+    async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+        let SignalData::Metrics(resources) = batch else {
+            return Err(ExportError::permanent(
+                "unsupported_signal",
+                format!("awsemf takes metrics, not {}", batch.signal()),
+            ));
+        };
+        let (docs, translation_dropped) = self.documents(resources);
+        let mut dropped: BTreeMap<String, usize> = translation_dropped
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
+        match &self.output {
+            Output::Cloudwatch(service) => {
+                self.send_to_cloudwatch(service, resources, docs, &mut dropped)
+                    .await
+            }
+            Output::Lines(writer) => self.write_lines(writer, docs, &mut dropped).await,
+        }
+        Ok(ExportReport {
+            dropped: dropped.into_iter().collect(),
+        })
+    }
+
+    async fn flush(&self) -> Result<(), ExportError> {
+        if let Output::Lines(writer) = &self.output {
+            writer
+                .sync()
+                .await
+                .map_err(|e| ExportError::retryable("io", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn health_detail(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|e| format!("last error: {e}"))
+    }
+}

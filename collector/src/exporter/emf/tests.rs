@@ -1,0 +1,841 @@
+//! EMF translation and document building, end to end without network: OTLP in, parsed EMF
+//! documents out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aurastream_proto::emf::{EmfDocument, EmfValue};
+use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
+use aurastream_proto::otlp::common::{AnyValue, KeyValue};
+use aurastream_proto::otlp::metrics::{
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    SummaryDataPoint, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    summary_data_point::ValueAtQuantile,
+};
+use aurastream_proto::otlp::resource::Resource;
+use serde_json::Value;
+
+use super::config::{DimensionRollup, EmfExporterConfig, InitialValue, MetricDescriptor};
+use super::*;
+use crate::exporter::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(AnyValueKind::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn attrs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+    pairs.iter().map(|(k, v)| kv(k, v)).collect()
+}
+
+fn point(a: &[(&str, &str)], time: u64, v: f64) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attrs(a),
+        start_time_unix_nano: T0,
+        time_unix_nano: time,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    }
+}
+
+fn gauge(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    }
+}
+
+fn sum(name: &str, cumulative: bool, points: Vec<NumberDataPoint>) -> Metric {
+    let t = if cumulative {
+        AggregationTemporality::Cumulative
+    } else {
+        AggregationTemporality::Delta
+    };
+    Metric {
+        name: name.into(),
+        unit: "{count}".into(),
+        data: Some(Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: t as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+fn batch(resource: &[(&str, &str)], metrics: Vec<Metric>) -> Vec<ResourceMetrics> {
+    vec![ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attrs(resource),
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]
+}
+
+fn exporter(config: EmfExporterConfig) -> EmfExporter {
+    EmfExporter::new("awsemf", &config, &Arc::new(SelfMetrics::new())).expect("valid config")
+}
+
+fn app_config() -> EmfExporterConfig {
+    EmfExporterConfig {
+        namespace: "AuraStream/Application".into(),
+        output_destination: OutputDestination::Stdout,
+        ..Default::default()
+    }
+}
+
+fn docs(
+    e: &EmfExporter,
+    b: &[ResourceMetrics],
+) -> (Vec<EmfDocument>, BTreeMap<&'static str, usize>) {
+    let (built, dropped) = e.documents(b);
+    let parsed = built
+        .iter()
+        .map(|d| {
+            assert!(d.json.len() + 26 <= DEFAULT_MAX_EVENT_SIZE);
+            serde_json::from_str::<EmfDocument>(&d.json).expect("valid EMF document")
+        })
+        .collect();
+    (parsed, dropped)
+}
+
+fn value(doc: &EmfDocument, name: &str) -> Value {
+    doc.fields.get(name).cloned().unwrap_or(Value::Null)
+}
+
+#[test]
+fn gauge_becomes_a_document_with_dimensions_from_point_attributes() {
+    let e = exporter(app_config());
+    let b = batch(
+        &[
+            ("service.name", "sentiment-api"),
+            ("host.name", "ip-10-0-0-1"),
+        ],
+        vec![gauge(
+            "ProcessingTime",
+            "ms",
+            vec![point(&[("Sentiment", "POSITIVE")], T0 + SEC, 120.0)],
+        )],
+    );
+    let (docs, dropped) = docs(&e, &b);
+    assert!(dropped.is_empty());
+    assert_eq!(docs.len(), 1);
+    let json = serde_json::to_value(&docs[0]).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "_aws": {"Timestamp": 1_700_000_001_000i64, "CloudWatchMetrics": [{
+                "Namespace": "AuraStream/Application",
+                "Dimensions": [["Sentiment"]],
+                "Metrics": [{"Name": "ProcessingTime", "Unit": "Milliseconds"}]
+            }]},
+            "Sentiment": "POSITIVE",
+            "ProcessingTime": 120.0,
+            // Resource attributes are properties, not dimensions.
+            "service.name": "sentiment-api",
+            "host.name": "ip-10-0-0-1"
+        })
+    );
+}
+
+#[test]
+fn seed_application_metrics_share_one_document_per_label_set() {
+    let e = exporter(app_config());
+    let labels = [("Sentiment", "NEGATIVE")];
+    let b = batch(
+        &[],
+        vec![
+            sum(
+                "SentimentAnalysisCount",
+                false,
+                vec![point(&labels, T0 + SEC, 1.0)],
+            ),
+            gauge(
+                "SentimentConfidence",
+                "1",
+                vec![point(&labels, T0 + SEC, 0.93)],
+            ),
+            gauge("ProcessingTime", "ms", vec![point(&labels, T0 + SEC, 85.0)]),
+        ],
+    );
+    let (docs, _) = docs(&e, &b);
+    assert_eq!(docs.len(), 1);
+    let d = &docs[0];
+    assert_eq!(value(d, "SentimentAnalysisCount"), 1.0);
+    assert_eq!(value(d, "SentimentConfidence"), 0.93);
+    assert_eq!(value(d, "ProcessingTime"), 85.0);
+    let metrics = &d.aws.cloudwatch_metrics[0].metrics;
+    let units: Vec<(&str, Option<&str>)> = metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.unit.as_deref()))
+        .collect();
+    assert_eq!(
+        units,
+        vec![
+            ("SentimentAnalysisCount", Some("Count")),
+            ("SentimentConfidence", None),
+            ("ProcessingTime", Some("Milliseconds"))
+        ]
+    );
+}
+
+#[test]
+fn cumulative_sum_becomes_deltas_across_resets_and_first_point_is_dropped() {
+    let e = exporter(app_config());
+    let l = [("Endpoint", "/api/sentiment")];
+    let send = |time: u64, start: u64, v: f64| {
+        let mut p = point(&l, time, v);
+        p.start_time_unix_nano = start;
+        docs(&e, &batch(&[], vec![sum("APIRequestCount", true, vec![p])]))
+    };
+    let (d, dropped) = send(T0 + SEC, T0, 10.0);
+    assert!(d.is_empty());
+    assert_eq!(dropped.get("initial_cumulative_point"), Some(&1));
+    let (d, _) = send(T0 + 2 * SEC, T0, 15.0);
+    assert_eq!(value(&d[0], "APIRequestCount"), 5.0);
+    // Counter went down: a reset, the new value is the delta.
+    let (d, _) = send(T0 + 3 * SEC, T0, 4.0);
+    assert_eq!(value(&d[0], "APIRequestCount"), 4.0);
+    // Start time changed: a reset.
+    let (d, _) = send(T0 + 4 * SEC, T0 + 3 * SEC, 7.0);
+    assert_eq!(value(&d[0], "APIRequestCount"), 7.0);
+    let (d, _) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
+    assert_eq!(value(&d[0], "APIRequestCount"), 2.0);
+    // Same timestamp again: stale.
+    let (d, dropped) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
+    assert!(d.is_empty());
+    assert_eq!(dropped.get("stale_cumulative_point"), Some(&1));
+}
+
+#[test]
+fn initial_value_keep_emits_the_first_cumulative_point() {
+    let e = exporter(EmfExporterConfig {
+        initial_value: InitialValue::Keep,
+        ..app_config()
+    });
+    let (d, dropped) = docs(
+        &e,
+        &batch(
+            &[],
+            vec![sum("CacheHitCount", true, vec![point(&[], T0 + SEC, 3.0)])],
+        ),
+    );
+    assert!(dropped.is_empty());
+    assert_eq!(value(&d[0], "CacheHitCount"), 3.0);
+    assert_eq!(
+        d[0].aws.cloudwatch_metrics[0].dimensions,
+        vec![Vec::<String>::new()]
+    );
+}
+
+#[test]
+fn cumulative_series_are_keyed_by_attributes() {
+    let e = exporter(EmfExporterConfig {
+        initial_value: InitialValue::Keep,
+        ..app_config()
+    });
+    let m = |a: f64, b: f64, t: u64| {
+        sum(
+            "APIRequestCount",
+            true,
+            vec![
+                point(&[("StatusCode", "200")], t, a),
+                point(&[("StatusCode", "500")], t, b),
+            ],
+        )
+    };
+    docs(&e, &batch(&[], vec![m(100.0, 5.0, T0 + SEC)]));
+    let (d, _) = docs(&e, &batch(&[], vec![m(110.0, 6.0, T0 + 2 * SEC)]));
+    let mut got: Vec<(String, f64)> = d
+        .iter()
+        .map(|d| {
+            (
+                value(d, "StatusCode").as_str().unwrap_or("").to_string(),
+                value(d, "APIRequestCount").as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, vec![("200".into(), 10.0), ("500".into(), 1.0)]);
+}
+
+fn histogram_point(
+    time: u64,
+    counts: Vec<u64>,
+    sum: f64,
+    min: f64,
+    max: f64,
+) -> HistogramDataPoint {
+    HistogramDataPoint {
+        attributes: attrs(&[("Endpoint", "/api/sentiment")]),
+        start_time_unix_nano: T0,
+        time_unix_nano: time,
+        count: counts.iter().sum(),
+        sum: Some(sum),
+        bucket_counts: counts,
+        explicit_bounds: vec![100.0, 500.0, 1000.0],
+        min: Some(min),
+        max: Some(max),
+        ..Default::default()
+    }
+}
+
+fn histogram(cumulative: bool, points: Vec<HistogramDataPoint>) -> Metric {
+    let t = if cumulative {
+        AggregationTemporality::Cumulative
+    } else {
+        AggregationTemporality::Delta
+    };
+    Metric {
+        name: "APIResponseTime".into(),
+        unit: "ms".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: points,
+            aggregation_temporality: t as i32,
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn histogram_is_a_distribution_with_midpoints_and_min_max_edges() {
+    let e = exporter(app_config());
+    let p = histogram_point(T0 + SEC, vec![2, 3, 0, 1], 2100.0, 40.0, 1400.0);
+    let (d, _) = docs(&e, &batch(&[], vec![histogram(false, vec![p])]));
+    assert_eq!(
+        value(&d[0], "APIResponseTime"),
+        serde_json::json!({
+            // (40+100)/2, (100+500)/2, (1000+1400)/2; the empty bucket is left out.
+            "Values": [70.0, 300.0, 1200.0],
+            "Counts": [2.0, 3.0, 1.0],
+            "Max": 1400.0, "Min": 40.0, "Count": 6.0, "Sum": 2100.0
+        })
+    );
+}
+
+#[test]
+fn cumulative_histogram_is_differenced_per_bucket() {
+    let e = exporter(app_config());
+    let h = |t, counts, s| histogram(true, vec![histogram_point(t, counts, s, 10.0, 2000.0)]);
+    let (d, dropped) = docs(&e, &batch(&[], vec![h(T0 + SEC, vec![1, 1, 0, 0], 300.0)]));
+    assert!(d.is_empty());
+    assert_eq!(dropped.get("initial_cumulative_point"), Some(&1));
+    let (d, _) = docs(
+        &e,
+        &batch(&[], vec![h(T0 + 2 * SEC, vec![1, 4, 0, 2], 4000.0)]),
+    );
+    let v = value(&d[0], "APIResponseTime");
+    assert_eq!(v["Values"], serde_json::json!([300.0, 1500.0]));
+    assert_eq!(v["Counts"], serde_json::json!([3.0, 2.0]));
+    assert_eq!(v["Count"], 5.0);
+    assert_eq!(v["Sum"], 3700.0);
+    // A bucket count going down is a reset: the whole point is the delta.
+    let (d, _) = docs(
+        &e,
+        &batch(&[], vec![h(T0 + 3 * SEC, vec![0, 1, 0, 0], 200.0)]),
+    );
+    let v = value(&d[0], "APIResponseTime");
+    assert_eq!(v["Counts"], serde_json::json!([1.0]));
+    assert_eq!(v["Sum"], 200.0);
+    // No new observations: nothing to send, nothing dropped.
+    let (d, dropped) = docs(
+        &e,
+        &batch(&[], vec![h(T0 + 4 * SEC, vec![0, 1, 0, 0], 200.0)]),
+    );
+    assert!(d.is_empty());
+    assert!(dropped.is_empty());
+}
+
+#[test]
+fn exponential_histogram_is_a_distribution() {
+    let e = exporter(app_config());
+    let p = ExponentialHistogramDataPoint {
+        time_unix_nano: T0 + SEC,
+        count: 6,
+        sum: Some(20.0),
+        scale: 0,
+        zero_count: 1,
+        positive: Some(Buckets {
+            offset: 1,
+            bucket_counts: vec![2, 3], // (2,4] and (4,8]
+        }),
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![0],
+        }),
+        min: Some(0.0),
+        max: Some(7.0),
+        ..Default::default()
+    };
+    let m = Metric {
+        name: "ProcessingTime".into(),
+        unit: "ms".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![p],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        })),
+        ..Default::default()
+    };
+    let (d, _) = docs(&e, &batch(&[], vec![m]));
+    assert_eq!(
+        value(&d[0], "ProcessingTime"),
+        serde_json::json!({"Values": [0.0, 3.0, 6.0], "Counts": [1.0, 2.0, 3.0],
+            "Max": 7.0, "Min": 0.0, "Count": 6.0, "Sum": 20.0})
+    );
+}
+
+#[test]
+fn summary_is_a_statistic_set_from_quantiles_0_and_1() {
+    let e = exporter(EmfExporterConfig {
+        initial_value: InitialValue::Keep,
+        ..app_config()
+    });
+    let s = |t: u64, count: u64, sum: f64| Metric {
+        name: "APIResponseTime".into(),
+        unit: "ms".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                start_time_unix_nano: T0,
+                time_unix_nano: t,
+                count,
+                sum,
+                quantile_values: vec![
+                    ValueAtQuantile {
+                        quantile: 0.0,
+                        value: 12.0,
+                    },
+                    ValueAtQuantile {
+                        quantile: 0.5,
+                        value: 80.0,
+                    },
+                    ValueAtQuantile {
+                        quantile: 1.0,
+                        value: 900.0,
+                    },
+                ],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let (d, _) = docs(&e, &batch(&[], vec![s(T0 + SEC, 10, 1000.0)]));
+    assert_eq!(
+        value(&d[0], "APIResponseTime"),
+        serde_json::json!({"Max": 900.0, "Min": 12.0, "Count": 10.0, "Sum": 1000.0})
+    );
+    let (d, _) = docs(&e, &batch(&[], vec![s(T0 + 2 * SEC, 14, 1600.0)]));
+    assert_eq!(value(&d[0], "APIResponseTime")["Count"], 4.0);
+    assert_eq!(value(&d[0], "APIResponseTime")["Sum"], 600.0);
+}
+
+#[test]
+fn nan_and_infinite_points_are_dropped_and_counted() {
+    let e = exporter(app_config());
+    let b = batch(
+        &[],
+        vec![gauge(
+            "SentimentConfidence",
+            "1",
+            vec![
+                point(&[], T0 + SEC, f64::NAN),
+                point(&[], T0 + SEC, f64::INFINITY),
+                point(&[], T0 + SEC, 0.5),
+            ],
+        )],
+    );
+    let (d, dropped) = docs(&e, &b);
+    assert_eq!(d.len(), 1);
+    assert_eq!(value(&d[0], "SentimentConfidence"), 0.5);
+    assert_eq!(dropped.get("nan_value"), Some(&1));
+    assert_eq!(dropped.get("non_finite_value"), Some(&1));
+}
+
+#[test]
+fn namespace_attribute_overrides_per_point_and_per_resource() {
+    let e = exporter(app_config());
+    let mut b = batch(
+        &[],
+        vec![gauge(
+            "Revenue",
+            "1",
+            vec![point(
+                &[
+                    ("CustomerId", "c1"),
+                    ("aws.emf.namespace", "AuraStream/Revenue"),
+                ],
+                T0 + SEC,
+                9.5,
+            )],
+        )],
+    );
+    b.extend(batch(
+        &[("aws.emf.namespace", "AuraStream/Business")],
+        vec![gauge(
+            "CustomerActivity",
+            "{count}",
+            vec![point(&[("CustomerId", "c1")], T0 + SEC, 2.0)],
+        )],
+    ));
+    b.extend(batch(
+        &[],
+        vec![gauge("CacheHitRate", "1", vec![point(&[], T0 + SEC, 1.0)])],
+    ));
+    let (d, _) = docs(&e, &b);
+    let mut namespaces: Vec<(String, Vec<Vec<String>>)> = d
+        .iter()
+        .map(|d| {
+            let m = &d.aws.cloudwatch_metrics[0];
+            (m.namespace.clone(), m.dimensions.clone())
+        })
+        .collect();
+    namespaces.sort();
+    assert_eq!(
+        namespaces,
+        vec![
+            ("AuraStream/Application".into(), vec![vec![]]),
+            (
+                "AuraStream/Business".into(),
+                vec![vec!["CustomerId".to_string()]]
+            ),
+            (
+                "AuraStream/Revenue".into(),
+                vec![vec!["CustomerId".to_string()]]
+            ),
+        ]
+    );
+    // The namespace attribute is neither a dimension nor a property.
+    assert!(
+        d.iter()
+            .all(|d| !d.fields.contains_key("aws.emf.namespace"))
+    );
+}
+
+#[test]
+fn resource_attributes_can_be_dimensions_or_left_out() {
+    let b = batch(
+        &[("service.name", "api")],
+        vec![gauge(
+            "CacheHitRate",
+            "1",
+            vec![point(&[("Tier", "l1")], T0 + SEC, 1.0)],
+        )],
+    );
+    let e = exporter(EmfExporterConfig {
+        resource_to_telemetry_conversion: config::ResourceToTelemetry { enabled: true },
+        ..app_config()
+    });
+    let (d, _) = docs(&e, &b);
+    assert_eq!(
+        d[0].aws.cloudwatch_metrics[0].dimensions,
+        vec![vec!["Tier".to_string(), "service.name".to_string()]]
+    );
+    let e = exporter(EmfExporterConfig {
+        resource_attributes_as_properties: false,
+        ..app_config()
+    });
+    let (d, _) = docs(&e, &b);
+    assert!(!d[0].fields.contains_key("service.name"));
+}
+
+#[test]
+fn metric_descriptors_override_units() {
+    let e = exporter(EmfExporterConfig {
+        metric_descriptors: vec![
+            MetricDescriptor {
+                metric_name: "ProcessingTime".into(),
+                unit: "Seconds".into(),
+                storage_resolution: Some(1),
+            },
+            MetricDescriptor {
+                metric_name: "Usage".into(),
+                unit: "None".into(),
+                storage_resolution: None,
+            },
+        ],
+        ..app_config()
+    });
+    let b = batch(
+        &[],
+        vec![
+            gauge("ProcessingTime", "ms", vec![point(&[], T0 + SEC, 1.0)]),
+            gauge("Usage", "{count}", vec![point(&[], T0 + SEC, 1.0)]),
+        ],
+    );
+    let (d, _) = docs(&e, &b);
+    let m = &d[0].aws.cloudwatch_metrics[0].metrics;
+    assert_eq!(m[0].unit.as_deref(), Some("Seconds"));
+    assert_eq!(m[0].storage_resolution, Some(1));
+    assert_eq!(m[1].unit, None);
+}
+
+#[test]
+fn declarations_select_metrics_and_dimension_sets_with_rollup() {
+    let e = exporter(EmfExporterConfig {
+        metric_declarations: serde_yaml_ng::from_str(
+            "- {dimensions: [[Endpoint, CustomerId], [Endpoint]], metric_name_selectors: ['^API']}",
+        )
+        .expect("yaml"),
+        dimension_rollup_option: DimensionRollup::ZeroAndSingleDimensionRollup,
+        ..app_config()
+    });
+    let l = [
+        ("Endpoint", "/api/sentiment"),
+        ("CustomerId", "c1"),
+        ("StatusCode", "200"),
+    ];
+    let b = batch(
+        &[],
+        vec![
+            gauge("APIResponseTime", "ms", vec![point(&l, T0 + SEC, 250.0)]),
+            gauge("CacheHitRate", "1", vec![point(&l, T0 + SEC, 1.0)]),
+        ],
+    );
+    let (d, _) = docs(&e, &b);
+    assert_eq!(d.len(), 1);
+    let directives = &d[0].aws.cloudwatch_metrics;
+    assert_eq!(directives.len(), 1);
+    assert_eq!(directives[0].metrics.len(), 1);
+    assert_eq!(directives[0].metrics[0].name, "APIResponseTime");
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        directives[0].dimensions,
+        vec![
+            s(&["CustomerId", "Endpoint"]),
+            s(&["Endpoint"]),
+            s(&[]),
+            s(&["CustomerId"]),
+            s(&["StatusCode"]),
+        ]
+    );
+    // The unselected metric is still in the document, just not a CloudWatch metric.
+    assert_eq!(value(&d[0], "CacheHitRate"), 1.0);
+}
+
+#[test]
+fn more_than_100_metrics_are_split_across_documents() {
+    let e = exporter(app_config());
+    let metrics: Vec<Metric> = (0..250)
+        .map(|i| {
+            gauge(
+                &format!("m{i:03}"),
+                "1",
+                vec![point(&[("k", "v")], T0 + SEC, i as f64)],
+            )
+        })
+        .collect();
+    let (d, dropped) = docs(&e, &batch(&[], metrics));
+    assert!(dropped.is_empty());
+    let sizes: Vec<usize> = d
+        .iter()
+        .map(|d| d.aws.cloudwatch_metrics[0].metrics.len())
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+    // Every point present exactly once.
+    let mut names: Vec<String> = d
+        .iter()
+        .flat_map(|d| {
+            d.aws.cloudwatch_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| m.name.clone())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 250);
+}
+
+#[test]
+fn more_than_30_dimensions_are_cut_into_sets_of_30() {
+    let e = exporter(app_config());
+    let labels: Vec<(String, String)> = (0..65).map(|i| (format!("d{i:02}"), "x".into())).collect();
+    let l: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (d, _) = docs(
+        &e,
+        &batch(&[], vec![gauge("m", "1", vec![point(&l, T0 + SEC, 1.0)])]),
+    );
+    let sets: Vec<usize> = d[0].aws.cloudwatch_metrics[0]
+        .dimensions
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sets, vec![30, 30, 5]);
+}
+
+#[test]
+fn distributions_with_more_than_100_values_are_split_keeping_totals() {
+    let e = exporter(app_config());
+    let bounds: Vec<f64> = (1..=250).map(|i| i as f64).collect();
+    let counts: Vec<u64> = vec![1; 251];
+    let p = HistogramDataPoint {
+        time_unix_nano: T0 + SEC,
+        count: 251,
+        sum: Some(31_500.0),
+        bucket_counts: counts,
+        explicit_bounds: bounds,
+        min: Some(0.5),
+        max: Some(260.0),
+        ..Default::default()
+    };
+    let (d, dropped) = docs(&e, &batch(&[], vec![histogram(false, vec![p])]));
+    assert!(dropped.is_empty());
+    assert_eq!(d.len(), 3);
+    let parts: Vec<Value> = d.iter().map(|d| value(d, "APIResponseTime")).collect();
+    let lens: Vec<usize> = parts
+        .iter()
+        .map(|p| p["Values"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(lens, vec![100, 100, 51]);
+    let count: f64 = parts
+        .iter()
+        .map(|p| p["Count"].as_f64().unwrap_or(0.0))
+        .sum();
+    let total: f64 = parts.iter().map(|p| p["Sum"].as_f64().unwrap_or(0.0)).sum();
+    assert_eq!(count, 251.0);
+    assert!((total - 31_500.0).abs() < 1e-6, "{total}");
+    assert_eq!(parts[0]["Min"], 0.5);
+    assert_eq!(parts[2]["Max"], 260.0);
+    for p in &parts {
+        assert!(p["Min"].as_f64() <= p["Max"].as_f64());
+    }
+    // All parts share timestamp and dimensions, so CloudWatch merges them.
+    assert!(d.iter().all(|x| x.aws.timestamp == d[0].aws.timestamp));
+}
+
+#[test]
+fn documents_over_the_event_size_are_halved() {
+    let e = exporter(app_config());
+    let long = "v".repeat(2_000);
+    // 200 metrics with a 2 KB label each would make one huge document per 100 metrics.
+    let metrics: Vec<Metric> = (0..200)
+        .map(|i| {
+            let mut p = point(&[("k", "v")], T0 + SEC, 1.0);
+            p.attributes.push(kv(&format!("note{i}"), &long));
+            gauge("m", "1", vec![p])
+        })
+        .collect();
+    let (d, dropped) = docs(&e, &batch(&[], metrics));
+    assert!(dropped.is_empty());
+    assert_eq!(d.len(), 200);
+    // A single metric whose labels alone exceed 256 KB cannot be split: dropped, counted.
+    let huge = "x".repeat(300 * 1024);
+    let (d, dropped) = docs(
+        &e,
+        &batch(
+            &[],
+            vec![gauge(
+                "big",
+                "1",
+                vec![point(&[("blob", huge.as_str())], T0 + SEC, 1.0)],
+            )],
+        ),
+    );
+    assert!(d.is_empty());
+    assert_eq!(dropped.get("document_too_large"), Some(&1));
+}
+
+#[test]
+fn cardinality_guard_folds_into_other() {
+    let e = exporter(EmfExporterConfig {
+        max_dimension_sets_per_metric: 2,
+        ..app_config()
+    });
+    let points: Vec<NumberDataPoint> = (0..5)
+        .map(|i| point(&[("CustomerId", &format!("c{i}"))], T0 + SEC, 1.0))
+        .collect();
+    let (d, dropped) = docs(
+        &e,
+        &batch(&[], vec![gauge("APIRequestCount", "{count}", points)]),
+    );
+    assert!(dropped.is_empty());
+    let mut customers: Vec<String> = d
+        .iter()
+        .map(|d| value(d, "CustomerId").as_str().unwrap_or("").to_string())
+        .collect();
+    customers.sort();
+    // Three folded points: same metric, same labels, so three documents with `_other`.
+    assert_eq!(customers, vec!["_other", "_other", "_other", "c0", "c1"]);
+    let total: f64 = d
+        .iter()
+        .map(|d| value(d, "APIRequestCount").as_f64().unwrap_or(0.0))
+        .sum();
+    assert_eq!(total, 5.0);
+}
+
+#[test]
+fn every_document_parses_as_emf_with_values_for_declared_metrics() {
+    let e = exporter(app_config());
+    let b = batch(
+        &[],
+        vec![
+            gauge("CacheHitRate", "1", vec![point(&[], T0 + SEC, 0.0)]),
+            sum("CacheMissCount", false, vec![point(&[], T0 + SEC, 1.0)]),
+        ],
+    );
+    let (d, _) = docs(&e, &b);
+    for doc in &d {
+        for directive in &doc.aws.cloudwatch_metrics {
+            for m in &directive.metrics {
+                assert!(
+                    matches!(
+                        serde_json::from_value::<EmfValue>(value(doc, &m.name)),
+                        Ok(EmfValue::Single(_))
+                    ),
+                    "{}",
+                    m.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn file_output_writes_one_document_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("emf.jsonl");
+    let e = exporter(EmfExporterConfig {
+        output_destination: OutputDestination::File,
+        path: Some(path.clone()),
+        ..app_config()
+    });
+    let b = batch(
+        &[],
+        vec![gauge(
+            "CacheHitRate",
+            "1",
+            vec![
+                point(&[("a", "1")], T0 + SEC, 1.0),
+                point(&[("a", "2")], T0 + SEC, f64::NAN),
+            ],
+        )],
+    );
+    let report = e.export(&SignalData::Metrics(b)).await.expect("exported");
+    assert_eq!(report.dropped, vec![("nan_value".to_string(), 1)]);
+    e.flush().await.expect("flushed");
+    let text = std::fs::read_to_string(&path).expect("file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1);
+    let doc: EmfDocument = serde_json::from_str(lines[0]).expect("EMF");
+    assert_eq!(value(&doc, "a"), "1");
+}

@@ -1,0 +1,109 @@
+//! Where the backends are: a fixed list, or every address a DNS name resolves to (a
+//! headless Kubernetes service, a Cloud Map namespace, a Route 53 multivalue record).
+
+use tokio::net::lookup_host;
+
+use super::config::{DEFAULT_PORT, DnsResolverConfig, ResolverConfig};
+
+#[derive(Debug, Clone)]
+pub enum Resolver {
+    Static(Vec<String>),
+    Dns(DnsResolverConfig),
+}
+
+/// `host:port`, `host` or `http://host:port` as the endpoint URI of a backend.
+pub fn static_endpoint(hostname: &str) -> Result<String, String> {
+    let trimmed = hostname.trim();
+    let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed);
+    let authority: http::uri::Authority = bare
+        .parse()
+        .map_err(|e| format!("`{hostname}` is not host:port: {e}"))?;
+    if bare.contains('/') || authority.as_str() != bare {
+        return Err(format!("`{hostname}` is not host:port"));
+    }
+    Ok(match authority.port_u16() {
+        Some(_) => format!("http://{authority}"),
+        None => format!("http://{authority}:{DEFAULT_PORT}"),
+    })
+}
+
+impl Resolver {
+    pub fn new(config: &ResolverConfig) -> Result<Resolver, String> {
+        match (&config.static_, &config.dns) {
+            (Some(s), None) => Ok(Resolver::Static(
+                s.hostnames
+                    .iter()
+                    .map(|h| static_endpoint(h))
+                    .collect::<Result<_, _>>()?,
+            )),
+            (None, Some(d)) => Ok(Resolver::Dns(d.clone())),
+            _ => Err("resolver: set exactly one of `static` and `dns`".into()),
+        }
+    }
+
+    /// How often to resolve again; `None`: the list never changes.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match self {
+            Resolver::Static(_) => None,
+            Resolver::Dns(d) => Some(d.interval),
+        }
+    }
+
+    /// The current backend endpoints (`http://ip:port`), sorted.
+    pub async fn resolve(&self) -> Result<Vec<String>, String> {
+        let mut endpoints = match self {
+            Resolver::Static(list) => list.clone(),
+            Resolver::Dns(d) => {
+                let lookup = lookup_host((d.hostname.as_str(), d.port));
+                let addrs = tokio::time::timeout(d.timeout, lookup)
+                    .await
+                    .map_err(|_| {
+                        format!("resolving {}: no answer within {:?}", d.hostname, d.timeout)
+                    })?
+                    .map_err(|e| format!("resolving {}: {e}", d.hostname))?;
+                addrs.map(|a| format!("http://{a}")).collect()
+            }
+        };
+        endpoints.sort();
+        endpoints.dedup();
+        Ok(endpoints)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_hostnames_get_a_scheme_and_the_default_port() {
+        assert_eq!(static_endpoint("gw-1:4317").unwrap(), "http://gw-1:4317");
+        assert_eq!(static_endpoint("gw-1").unwrap(), "http://gw-1:4317");
+        assert_eq!(
+            static_endpoint("http://10.0.0.1:55680").unwrap(),
+            "http://10.0.0.1:55680"
+        );
+        assert!(static_endpoint("gw-1:4317/path").is_err());
+        assert!(static_endpoint("").is_err());
+    }
+
+    #[tokio::test]
+    async fn dns_yields_every_address_with_the_port() {
+        let r = Resolver::Dns(DnsResolverConfig {
+            hostname: "localhost".into(),
+            port: 4999,
+            ..DnsResolverConfig::default()
+        });
+        let eps = r.resolve().await.unwrap();
+        assert!(!eps.is_empty());
+        assert!(
+            eps.iter()
+                .all(|e| e.starts_with("http://") && e.ends_with(":4999")),
+            "{eps:?}"
+        );
+        let bad = Resolver::Dns(DnsResolverConfig {
+            hostname: "no-such-host.invalid".into(),
+            ..DnsResolverConfig::default()
+        });
+        assert!(bad.resolve().await.is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! The `otlp` exporter: OTLP/gRPC to another collector (a gateway, an ADOT collector, any
+//! OTLP receiver).
+//!
+//! One lazily connected tonic channel per exporter: it reconnects by itself after the peer
+//! restarts, and multiplexes concurrent exports (`sending_queue.num_consumers`) over one
+//! HTTP/2 connection. The channel is made on the first export rather than at build time
+//! because making it spawns its connection task, which needs the runtime the pipelines run
+//! on.
+//!
+//! A batch that would exceed the receiver's message limit is sent as several requests
+//! ([`request_size`]); if one of them fails in a way worth retrying, the requests not yet
+//! delivered come back as the part to retry.
+//!
+//! Outcomes, in the driver's terms ([`retry`] has the table): a transient gRPC error is
+//! retryable; a request the peer refuses is permanent; OTLP partial success (the peer
+//! accepted the request but rejected some items) is a delivery with those items counted
+//! as dropped with reason `rejected_by_destination`, since resending them would be
+//! rejected again.
+
+pub mod config;
+pub mod request_size;
+pub mod retry;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, Endpoint};
+
+use aurastream_proto::otlp::logs_service::ExportLogsServiceRequest;
+use aurastream_proto::otlp::logs_service::logs_service_client::LogsServiceClient;
+use aurastream_proto::otlp::metrics_service::ExportMetricsServiceRequest;
+use aurastream_proto::otlp::metrics_service::metrics_service_client::MetricsServiceClient;
+use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
+use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceClient;
+
+use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri};
+use self::request_size::MAX_REQUEST_BYTES;
+use super::{ExportError, ExportReport, Exporter};
+use crate::pipeline::signal::{Signal, SignalData};
+
+/// Reason for items the peer answered with partial success.
+pub const REJECTED_BY_DESTINATION: &str = "rejected_by_destination";
+
+pub struct OtlpExporter {
+    /// The URI connected to, for messages and `/health`.
+    uri: String,
+    endpoint: Endpoint,
+    channel: OnceLock<Channel>,
+    compression: Option<CompressionEncoding>,
+    timeout: Duration,
+}
+
+impl OtlpExporter {
+    pub fn new(config: &OtlpExporterConfig) -> Result<OtlpExporter, String> {
+        let uri = endpoint_uri(&config.endpoint)?;
+        OtlpExporter::connect(&uri, &config.transport())
+    }
+
+    /// An exporter for `uri` (`http://host:port`), as the load balancer makes one per
+    /// backend. Nothing is connected until the first export.
+    pub fn connect(uri: &str, transport: &Transport) -> Result<OtlpExporter, String> {
+        let endpoint = Endpoint::from_shared(uri.to_string())
+            .map_err(|e| format!("endpoint `{uri}`: {e}"))?
+            .connect_timeout(transport.timeout);
+        Ok(OtlpExporter {
+            uri: uri.to_string(),
+            endpoint,
+            channel: OnceLock::new(),
+            compression: match transport.compression {
+                Compression::Gzip => Some(CompressionEncoding::Gzip),
+                Compression::None => None,
+            },
+            timeout: transport.timeout,
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone()
+    }
+
+    /// Builds the request with the deadline the peer should also stop at.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    /// Runs one call under the exporter's timeout and classifies its failure. `rejected`
+    /// reads the partial-success count out of the response.
+    async fn call<R, F>(
+        &self,
+        call: F,
+        rejected: impl FnOnce(&R) -> i64,
+    ) -> Result<ExportReport, ExportError>
+    where
+        F: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let response = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return Err(retry::classify(&self.uri, &status)),
+            Err(_) => {
+                return Err(ExportError::retryable(
+                    "deadline_exceeded",
+                    format!("{}: no answer within {:?}", self.uri, self.timeout),
+                ));
+            }
+        };
+        let n = rejected(&response);
+        let mut report = ExportReport::delivered();
+        if n > 0 {
+            tracing::warn!(endpoint = %self.uri, rejected = n,
+                "the receiving collector rejected part of a batch (OTLP partial success)");
+            report
+                .dropped
+                .push((REJECTED_BY_DESTINATION.to_string(), n as usize));
+        }
+        Ok(report)
+    }
+}
+
+/// Applies the configured compression both ways (the answer is small, but a peer that
+/// compresses it must not be refused).
+macro_rules! client {
+    ($client:ident, $self:expr) => {{
+        let mut client = $client::new($self.channel());
+        if let Some(c) = $self.compression {
+            client = client.send_compressed(c).accept_compressed(c);
+        }
+        client
+    }};
+}
+
+#[async_trait]
+impl Exporter for OtlpExporter {
+    fn signals(&self) -> &'static [Signal] {
+        &Signal::ALL
+    }
+
+    async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+        let Some(requests) = request_size::split_to_fit(batch, MAX_REQUEST_BYTES) else {
+            return self.send(batch).await;
+        };
+        tracing::debug!(endpoint = %self.uri, requests = requests.len(),
+            "batch over the gRPC message limit sent as several requests");
+        let mut report = ExportReport::delivered();
+        for (i, request) in requests.iter().enumerate() {
+            match self.send(request).await {
+                Ok(r) => report.dropped.extend(r.dropped),
+                Err(ExportError::Permanent { reason, message }) => {
+                    tracing::error!(endpoint = %self.uri, items = request.item_count(),
+                        error = %message, "part of a batch refused permanently");
+                    report.dropped.push((reason, request.item_count()));
+                }
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => {
+                    let mut remaining = SignalData::empty(batch.signal());
+                    for rest in &requests[i..] {
+                        remaining.append(rest.clone());
+                    }
+                    return Err(ExportError::PartiallyRetryable {
+                        reason: e.reason().to_string(),
+                        message: e.to_string(),
+                        remaining,
+                        report,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn health_detail(&self) -> Option<String> {
+        Some(self.uri.clone())
+    }
+}
+
+impl OtlpExporter {
+    /// One export request.
+    async fn send(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+        match batch {
+            SignalData::Traces(r) => {
+                let mut client = client!(TraceServiceClient, self);
+                let request = self.request(ExportTraceServiceRequest {
+                    resource_spans: r.clone(),
+                });
+                self.call(client.export(request), |resp| {
+                    resp.partial_success
+                        .as_ref()
+                        .map_or(0, |p| p.rejected_spans)
+                })
+                .await
+            }
+            SignalData::Metrics(r) => {
+                let mut client = client!(MetricsServiceClient, self);
+                let request = self.request(ExportMetricsServiceRequest {
+                    resource_metrics: r.clone(),
+                });
+                self.call(client.export(request), |resp| {
+                    resp.partial_success
+                        .as_ref()
+                        .map_or(0, |p| p.rejected_data_points)
+                })
+                .await
+            }
+            SignalData::Logs(r) => {
+                let mut client = client!(LogsServiceClient, self);
+                let request = self.request(ExportLogsServiceRequest {
+                    resource_logs: r.clone(),
+                });
+                self.call(client.export(request), |resp| {
+                    resp.partial_success
+                        .as_ref()
+                        .map_or(0, |p| p.rejected_log_records)
+                })
+                .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;

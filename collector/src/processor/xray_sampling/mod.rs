@@ -1,0 +1,403 @@
+//! The `xray_sampling` processor: tail-based sampling with X-Ray's rules.
+//!
+//! Spans wait in a [`tail::TailBuffer`] until their trace is complete enough to judge,
+//! then the trace is matched against the rules ([`rules`], [`trace_view`]) and kept or
+//! dropped as a whole ([`sampler`]). Deciding at the tail, rather than in each SDK at the
+//! head, lets a rule ask for what is only known at the end, such as an error status on any
+//! span of the trace.
+//!
+//! The choices that the rule documents leave open, in one place:
+//!
+//! * Matching ignores case in every field and attribute value, as the X-Ray SDKs do
+//!   ([`glob`]); a field the trace does not have is the empty string, which only `*`
+//!   matches.
+//! * Service name, host, method and path are the root span's (resource `service.name`;
+//!   `http.request.method`/`http.method`; `url.path`/`http.target`/`url.full`/`http.url`;
+//!   `server.address`/`http.host`/`net.host.name`), see [`trace_view`]. Rule `attributes`
+//!   match if some span of the trace carries the attribute (or its old/new convention
+//!   alias, so `http.status_code` also reads `http.response.status_code`).
+//! * Order: centralized rules by priority, local rules in file order, catch-alls last
+//!   ([`rules`]). The first matching rule decides, except that a rule with `attributes`
+//!   gets a second turn when an earlier rule dropped the trace ([`sampler`]): a trace a
+//!   rule asks for (errors) is never lost to a cheaper rule ahead of it.
+//! * `honor_upstream_sampled`: a root span whose OTLP `flags` carry the W3C `sampled` bit
+//!   (`flags & 0x01`; `0x100`/`0x200` are the "is remote" bits, not the decision) is kept
+//!   without consulting the rules or spending a reservoir.
+//! * Evicted traces are decided early, not dropped ([`tail`]); waiting traces are decided
+//!   when the input closes (shutdown), not dropped.
+//! * A rules file that does not parse is refused with an error log and counted in
+//!   `rules_rejected`; the rules in force stay. New rules start with empty reservoirs.
+//!
+//! Counted on `/metrics`: per rule, `component_events{component=ID,event="rule_kept/NAME"}`,
+//! `rule_dropped/NAME` and `rule_borrowed/NAME` (traces); `traces_evicted`,
+//! `upstream_sampled`, `no_matching_rule`, `rules_reloaded` (a rules file or X-Ray's
+//! rules taken), `rules_rejected`, `targets_applied` (X-Ray targets, centralized mode);
+//! dropped spans in `pipeline_dropped_items` with reason `not_sampled` or `evicted`. The rule
+//! counters are labelled by processor id only: one id used in two trace pipelines adds up
+//! both instances, as X-Ray's own per-rule statistics add up hosts.
+//!
+//! Whole traces across services: sidecars route every span of a trace to one gateway
+//! running this processor with the `loadbalancing` exporter
+//! ([`crate::exporter::loadbalancing`]). Without that tier, each collector decides on the
+//! spans it sees, and the trace-id draw makes those decisions agree except for reservoir
+//! keeps.
+//!
+//! Centralized mode ([`centralized`], option `centralized`): X-Ray's `GetSamplingRules`
+//! replace the local rules once they arrive, and per-rule statistics are reported with
+//! `GetSamplingTargets`, whose rates and reservoir quotas the sampler applies. Until X-Ray
+//! answers, or when it cannot be reached, the local rules decide.
+
+pub mod centralized;
+pub mod config;
+pub mod glob;
+pub mod rules;
+pub mod sampler;
+pub mod tail;
+pub mod trace_view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use self::centralized::Update;
+use self::config::XRaySamplingConfig;
+use self::rules::{RuleSet, RulesError};
+use self::sampler::{RuleCounters, Sampler};
+use self::tail::{Released, TailBuffer, TailCounters, TailLimits};
+use super::Processor;
+use crate::pipeline::Batch;
+use crate::pipeline::signal::Signal;
+use crate::telemetry::metrics::SelfMetrics;
+
+/// Why a rules file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadRulesError {
+    #[error("cannot read sampling rules file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sampling rules file {}: {source}", path.display())]
+    Rules { path: PathBuf, source: RulesError },
+}
+
+/// Reads and validates a rules file.
+pub fn load_rules_file(path: &Path) -> Result<RuleSet, LoadRulesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadRulesError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    RuleSet::parse(&text).map_err(|source| LoadRulesError::Rules {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What identifies a version of the rules file without reading it: modification time and
+/// length (the length catches rewrites within the file system's timestamp granularity).
+type FileStamp = Option<(Option<SystemTime>, u64)>;
+
+fn stamp(path: &Path) -> FileStamp {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.modified().ok(), m.len()))
+}
+
+pub struct XRaySamplingProcessor {
+    id: String,
+    config: XRaySamplingConfig,
+    metrics: Arc<SelfMetrics>,
+    buffer: TailBuffer,
+    rules_stamp: FileStamp,
+    reloaded: Counter,
+    rejected: Counter,
+    /// Target documents from X-Ray applied (centralized mode).
+    targets_applied: Counter,
+    /// Whether X-Ray's rules have replaced the local ones.
+    centralized_in_force: bool,
+    /// Counted if the next stage has gone away (only possible while shutting down).
+    lost: Counter,
+}
+
+impl XRaySamplingProcessor {
+    /// Loads the rules (the file, or the guide's rules) and sets up the buffer.
+    pub fn new(
+        id: &str,
+        pipeline: &str,
+        config: XRaySamplingConfig,
+        metrics: Arc<SelfMetrics>,
+    ) -> Result<XRaySamplingProcessor, LoadRulesError> {
+        let (rules, rules_stamp) = match &config.rules_file {
+            Some(path) => {
+                let s = stamp(path);
+                (load_rules_file(path)?, s)
+            }
+            None => (RuleSet::builtin(), None),
+        };
+        Ok(Self::with_rules(
+            id,
+            pipeline,
+            config,
+            rules,
+            rules_stamp,
+            metrics,
+        ))
+    }
+
+    /// Sets up the processor with rules already read (`rules_stamp`: the rules file's
+    /// stamp when they were read from it).
+    fn with_rules(
+        id: &str,
+        pipeline: &str,
+        config: XRaySamplingConfig,
+        rules: RuleSet,
+        rules_stamp: FileStamp,
+        metrics: Arc<SelfMetrics>,
+    ) -> XRaySamplingProcessor {
+        let event = |e: &str| metrics.component_event(id, Signal::Traces, e);
+        let counters = TailCounters {
+            not_sampled: metrics.pipeline_dropped(pipeline, id, "not_sampled"),
+            evicted: metrics.pipeline_dropped(pipeline, id, "evicted"),
+            traces_evicted: event("traces_evicted"),
+            upstream_sampled: event("upstream_sampled"),
+            no_matching_rule: event("no_matching_rule"),
+        };
+        let limits = TailLimits {
+            decision_wait: config.decision_wait,
+            max_wait: config.max_wait,
+            num_traces: config.num_traces,
+            decision_cache_size: config.decision_cache_size,
+            honor_upstream_sampled: config.honor_upstream_sampled,
+        };
+        let sampler = Sampler::new(rules, &|name| rule_counters(&metrics, id, name));
+        XRaySamplingProcessor {
+            buffer: TailBuffer::new(limits, sampler, counters, Instant::now()),
+            reloaded: event("rules_reloaded"),
+            rejected: event("rules_rejected"),
+            targets_applied: event("targets_applied"),
+            centralized_in_force: false,
+            lost: metrics.pipeline_dropped(pipeline, id, "shutdown"),
+            id: id.to_string(),
+            config,
+            metrics,
+            rules_stamp,
+        }
+    }
+
+    /// Re-reads the rules file if it changed since it was last read (or always, on
+    /// SIGHUP). A bad file is logged and the rules in force stay.
+    fn reload(&mut self, forced: bool) {
+        if self.centralized_in_force {
+            if forced {
+                tracing::info!(processor = %self.id,
+                    "SIGHUP: X-Ray's sampling rules are in force; the local rules are not applied");
+            }
+            return;
+        }
+        let Some(path) = self.config.rules_file.clone() else {
+            if forced {
+                tracing::info!(
+                    processor = %self.id,
+                    "SIGHUP: no rules_file is configured; the built-in sampling rules stay"
+                );
+            }
+            return;
+        };
+        let now = stamp(&path);
+        if !forced && now == self.rules_stamp {
+            return;
+        }
+        // Remembered even if the file is bad, so a bad file is reported once, not on
+        // every poll.
+        self.rules_stamp = now;
+        match load_rules_file(&path) {
+            Ok(rules) => {
+                let count = rules.rules.len();
+                let (metrics, id) = (&self.metrics, self.id.as_str());
+                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name));
+                self.buffer.set_sampler(sampler);
+                self.reloaded.inc();
+                tracing::info!(processor = %self.id, path = %path.display(), rules = count,
+                    "sampling rules reloaded");
+            }
+            Err(e) => {
+                self.rejected.inc();
+                tracing::error!(processor = %self.id, error = %e,
+                    "sampling rules file rejected; the previous rules stay in force");
+            }
+        }
+    }
+
+    /// Takes what X-Ray's task sends: its rules replace the rules in force, its targets
+    /// adjust them.
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Rules(rules) => {
+                let (metrics, id) = (&self.metrics, self.id.as_str());
+                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name));
+                self.buffer.set_sampler(sampler);
+                self.centralized_in_force = true;
+                self.reloaded.inc();
+            }
+            Update::Targets(assignments) => {
+                let second = self.buffer.second(Instant::now());
+                let now = SystemTime::now();
+                let targets: Vec<_> = assignments
+                    .iter()
+                    .map(|a| a.to_target(second, now))
+                    .collect();
+                self.buffer.sampler_mut().apply_targets(&targets);
+                self.targets_applied.inc_by(targets.len() as u64);
+            }
+        }
+    }
+
+    /// Hands the rules' statistics to X-Ray's task, unless it is still busy with the last
+    /// ones (then they keep adding up for the next report).
+    fn report(&mut self, statistics: &mpsc::Sender<Vec<sampler::RuleStatistics>>) {
+        if let Ok(permit) = statistics.try_reserve() {
+            let stats = self.buffer.sampler_mut().take_statistics();
+            if !stats.is_empty() {
+                permit.send(stats);
+            }
+        }
+    }
+
+    async fn send(&self, output: &mpsc::Sender<Batch>, released: Released) {
+        if let Some(batch) = released.into_batch() {
+            let n = batch.item_count();
+            if output.send(batch).await.is_err() {
+                self.lost.inc_by(n as u64);
+            }
+        }
+    }
+}
+
+fn rule_counters(metrics: &SelfMetrics, id: &str, rule: &str) -> RuleCounters {
+    let event = |what: &str| metrics.component_event(id, Signal::Traces, &format!("{what}/{rule}"));
+    RuleCounters {
+        kept: event("rule_kept"),
+        dropped: event("rule_dropped"),
+        borrowed: event("rule_borrowed"),
+    }
+}
+
+/// Resolves on SIGHUP; never, where signals cannot be listened to.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new(id: &str) -> Hangup {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|e| {
+                    tracing::warn!(processor = %id, error = %e,
+                        "cannot listen for SIGHUP; sampling rules reload on file change only");
+                })
+                .ok();
+            Hangup { signal }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = id;
+            Hangup {}
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.signal
+            && s.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+#[async_trait]
+impl Processor for XRaySamplingProcessor {
+    async fn run(
+        mut self: Box<Self>,
+        mut input: mpsc::Receiver<Batch>,
+        output: mpsc::Sender<Batch>,
+    ) {
+        let mut poll = tokio::time::interval(self.config.rules_poll_interval);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let watch_file = self.config.rules_file.is_some();
+        let mut hangup = Hangup::new(&self.id);
+        let (statistics, mut updates) = match self.config.centralized.clone() {
+            Some(c) => {
+                let (tx, rx) = centralized::spawn(&self.id, c);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let mut updates_open = updates.is_some();
+        let report_every = self
+            .config
+            .centralized
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |c| c.targets_interval);
+        let mut report = tokio::time::interval_at(Instant::now() + report_every, report_every);
+        report.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let due = self.buffer.next_due();
+            let timer = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = input.recv() => {
+                    let Some(batch) = received else { break };
+                    let mut released = Released::default();
+                    if let Err(other) = self.buffer.ingest(batch, Instant::now(), &mut released) {
+                        tracing::warn!(processor = %self.id, "non-trace batch passed on unsampled");
+                        if let Err(e) = output.send(other).await {
+                            self.lost.inc_by(e.0.item_count() as u64);
+                        }
+                    }
+                    self.send(&output, released).await;
+                }
+                () = timer => {
+                    let mut released = Released::default();
+                    self.buffer.expire(Instant::now(), &mut released);
+                    self.send(&output, released).await;
+                }
+                _ = poll.tick(), if watch_file => self.reload(false),
+                () = hangup.recv() => self.reload(true),
+                _ = report.tick(), if statistics.is_some() => {
+                    if let Some(tx) = &statistics {
+                        self.report(tx);
+                    }
+                }
+                update = async {
+                    match updates.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                }, if updates_open => match update {
+                    Some(u) => self.apply(u),
+                    None => updates_open = false,
+                },
+            }
+        }
+        let mut released = Released::default();
+        self.buffer.flush(Instant::now(), &mut released);
+        self.send(&output, released).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
