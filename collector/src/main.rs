@@ -64,7 +64,11 @@ fn main() -> ExitCode {
                     let what = if files.is_empty() {
                         "built-in default".to_string()
                     } else {
-                        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ")
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
                     };
                     println!(
                         "{what}: valid ({} receivers, {} processors, {} exporters, {} pipelines)",
@@ -85,7 +89,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEncoding>) -> ExitCode {
+fn run(
+    files: Vec<PathBuf>,
+    log_level: Option<String>,
+    log_format: Option<LogEncoding>,
+) -> ExitCode {
     let config = match config::load(&files) {
         Ok(c) => c,
         Err(e) => {
@@ -100,7 +108,9 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
         log_format.unwrap_or(logs.encoding),
     );
     if files.is_empty() {
-        tracing::info!("no --config given: running the built-in default (see `aurastream-collector print-default-config`)");
+        tracing::info!(
+            "no --config given: running the built-in default (see `aurastream-collector print-default-config`)"
+        );
     }
     for (id, e) in &config.exporters.0 {
         if let config::ExporterConfig::File(f) = e {
@@ -108,7 +118,10 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
             tracing::info!(exporter = %id, path = %path.display(), "writing to file");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -132,7 +145,10 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
 
 async fn wait_for_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the collector with SIGKILL");
         return;
     };

@@ -42,8 +42,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         }
         match rc {
             ReceiverConfig::Otlp(c) => receiver_tasks.extend(
-                receiver::otlp::start(id, c, mine, metrics.clone(), &health, receivers_stop.clone())
-                    .await?,
+                receiver::otlp::start(
+                    id,
+                    c,
+                    mine,
+                    metrics.clone(),
+                    &health,
+                    receivers_stop.clone(),
+                )
+                .await?,
             ),
         }
     }
@@ -54,9 +61,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let mut telemetry_task = None;
     for id in &config.service.extensions {
         let ExtensionConfig::HealthCheck(hc) = &config.extensions.0[id];
-        let (addr, task) = server::start(hc, health.clone(), metrics.clone(), telemetry_stop.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("extension `{id}` cannot listen on {}: {e}", hc.endpoint))?;
+        let (addr, task) =
+            server::start(hc, health.clone(), metrics.clone(), telemetry_stop.clone())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("extension `{id}` cannot listen on {}: {e}", hc.endpoint)
+                })?;
         tracing::info!(extension = %id, %addr, "health at http://{addr}{} and metrics at http://{addr}/metrics", hc.path);
         telemetry_task = Some(task);
     }

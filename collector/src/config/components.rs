@@ -35,8 +35,7 @@ pub trait ComponentKind: Sized {
     const KIND: &'static str;
     /// Every type this build knows, for "did you mean" messages.
     const TYPES: &'static [&'static str];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A)
-    -> Result<Self, A::Error>;
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error>;
 }
 
 /// The type part of a component id: `file` for `file/traces`.
@@ -83,7 +82,10 @@ impl<'de, T: ComponentKind> Deserialize<'de> for Components<T> {
                     }
                     let options = T::deserialize_typed(ty, &mut map)?;
                     if out.insert(id.clone(), options).is_some() {
-                        return Err(de::Error::custom(format!("{} `{id}` is defined twice", T::KIND)));
+                        return Err(de::Error::custom(format!(
+                            "{} `{id}` is defined twice",
+                            T::KIND
+                        )));
                     }
                 }
                 Ok(Components(out))
@@ -116,13 +118,12 @@ impl ReceiverConfig {
 impl ComponentKind for ReceiverConfig {
     const KIND: &'static str = "receiver";
     const TYPES: &'static [&'static str] = &["otlp"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "otlp" => Ok(ReceiverConfig::Otlp(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown receiver type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown receiver type `{other}`"
+            ))),
         }
     }
 }
@@ -135,13 +136,12 @@ pub enum ProcessorConfig {
 impl ComponentKind for ProcessorConfig {
     const KIND: &'static str = "processor";
     const TYPES: &'static [&'static str] = &["batch"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "batch" => Ok(ProcessorConfig::Batch(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown processor type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown processor type `{other}`"
+            ))),
         }
     }
 }
@@ -179,14 +179,13 @@ impl ExporterConfig {
 impl ComponentKind for ExporterConfig {
     const KIND: &'static str = "exporter";
     const TYPES: &'static [&'static str] = &["debug", "file"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "debug" => Ok(ExporterConfig::Debug(next_options(map)?)),
             "file" => Ok(ExporterConfig::File(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown exporter type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown exporter type `{other}`"
+            ))),
         }
     }
 }
@@ -199,13 +198,12 @@ pub enum ExtensionConfig {
 impl ComponentKind for ExtensionConfig {
     const KIND: &'static str = "extension";
     const TYPES: &'static [&'static str] = &["health_check"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "health_check" => Ok(ExtensionConfig::HealthCheck(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown extension type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown extension type `{other}`"
+            ))),
         }
     }
 }

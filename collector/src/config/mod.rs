@@ -60,7 +60,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{source_name}: {message}")]
-    Env { source_name: String, message: String },
+    Env {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: at `{path}`: {message}")]
     Parse {
         source_name: String,
@@ -156,11 +159,13 @@ pub fn load_sources(
             message: e.into_inner().to_string(),
         })?
     };
-    config.validate().map_err(|(path, message)| ConfigError::Invalid {
-        source_name: last_name,
-        path,
-        message,
-    })?;
+    config
+        .validate()
+        .map_err(|(path, message)| ConfigError::Invalid {
+            source_name: last_name,
+            path,
+            message,
+        })?;
     Ok(config)
 }
 
@@ -216,8 +221,7 @@ impl Config {
         }
         for (id, p) in &self.processors.0 {
             let ProcessorConfig::Batch(b) = p;
-            b.validate()
-                .map_err(|m| (format!("processors.{id}"), m))?;
+            b.validate().map_err(|m| (format!("processors.{id}"), m))?;
         }
         for (id, e) in &self.exporters.0 {
             e.validate().map_err(|m| (format!("exporters.{id}"), m))?;
@@ -240,10 +244,16 @@ impl Config {
                 ));
             };
             if p.receivers.is_empty() {
-                return Err((format!("{at}.receivers"), "list at least one receiver".into()));
+                return Err((
+                    format!("{at}.receivers"),
+                    "list at least one receiver".into(),
+                ));
             }
             if p.exporters.is_empty() {
-                return Err((format!("{at}.exporters"), "list at least one exporter".into()));
+                return Err((
+                    format!("{at}.exporters"),
+                    "list at least one exporter".into(),
+                ));
             }
             for (i, id) in p.receivers.iter().enumerate() {
                 let Some(r) = self.receivers.0.get(id) else {

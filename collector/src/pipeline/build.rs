@@ -35,13 +35,15 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// An exporter instance and its health state, shared by the pipelines that list it.
+type BuiltExporter = (Arc<dyn Exporter>, Arc<Mutex<ExporterState>>);
+
 pub fn build(
     config: &Config,
     metrics: &Arc<SelfMetrics>,
     health: &HealthRegistry,
 ) -> Result<Pipelines, BuildError> {
-    let mut exporters: BTreeMap<String, (Arc<dyn Exporter>, Arc<Mutex<ExporterState>>)> =
-        BTreeMap::new();
+    let mut exporters: BTreeMap<String, BuiltExporter> = BTreeMap::new();
     for p in config.service.pipelines.values() {
         for id in &p.exporters {
             if exporters.contains_key(id) {
@@ -144,7 +146,9 @@ impl HealthRegistry {
             } else {
                 ComponentStatus::healthy(format!("queue {held}/{capacity} items"))
             };
-            status.with("queue_items", held).with("queue_capacity", capacity)
+            status
+                .with("queue_items", held)
+                .with("queue_capacity", capacity)
         });
     }
 
@@ -157,15 +161,16 @@ impl HealthRegistry {
         self.register(&format!("exporter/{id}"), move || {
             let s = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let detail = exporter.health_detail().unwrap_or_default();
-            let mut status = if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
-                ComponentStatus::unhealthy(format!(
-                    "{} consecutive export failures; last: {}",
-                    s.consecutive_failures,
-                    s.last_error.clone().unwrap_or_default()
-                ))
-            } else {
-                ComponentStatus::healthy(detail)
-            };
+            let mut status =
+                if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
+                    ComponentStatus::unhealthy(format!(
+                        "{} consecutive export failures; last: {}",
+                        s.consecutive_failures,
+                        s.last_error.clone().unwrap_or_default()
+                    ))
+                } else {
+                    ComponentStatus::healthy(detail)
+                };
             status = status.with("consecutive_failures", s.consecutive_failures);
             if let Some(e) = s.last_error {
                 status = status.with("last_error", e);
@@ -174,4 +179,3 @@ impl HealthRegistry {
         });
     }
 }
-

@@ -135,7 +135,8 @@ impl Consumer {
             let data = if i == last {
                 data.take().expect("moved only for the last pipeline")
             } else {
-                data.clone().expect("still present before the last pipeline")
+                data.clone()
+                    .expect("still present before the last pipeline")
             };
             permit.send(Batch { data, ticket });
             input.accepted.inc_by(items as u64);

@@ -122,7 +122,10 @@ mod tests {
 
     fn budget(capacity: usize) -> (ItemBudget, Gauge) {
         let held = Gauge::default();
-        (ItemBudget::new(capacity, held.clone(), Gauge::default()), held)
+        (
+            ItemBudget::new(capacity, held.clone(), Gauge::default()),
+            held,
+        )
     }
 
     #[test]

@@ -68,7 +68,11 @@ async fn timeout_flushes_a_small_batch() {
     tx.send(batch(&b, 2)).await.unwrap();
     let got = rx.recv().await.unwrap();
     assert_eq!(got.item_count(), 5);
-    assert_eq!(b.held(), 5, "items stay counted until the exporter drops the batch");
+    assert_eq!(
+        b.held(),
+        5,
+        "items stay counted until the exporter drops the batch"
+    );
     drop(got);
     assert_eq!(b.held(), 0);
 }
