@@ -133,6 +133,10 @@ fn run(
         tokio::spawn(wait_for_signal(stop.clone()));
         service::run(config, stop).await
     });
+    // `service::run` has already drained what it could within `shutdown_timeout`. A write
+    // still blocked (a stdout nobody reads, a hung disk) must not keep the process alive,
+    // so the runtime is not waited for beyond a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

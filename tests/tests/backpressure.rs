@@ -134,3 +134,43 @@ async fn full_pipeline_answers_503_and_unavailable_and_loses_nothing() {
     assert_eq!(seen.len(), unique.len(), "no span exported twice");
     assert_eq!(unique, accepted, "every acknowledged span was exported");
 }
+
+/// With the exporter stuck, SIGTERM still ends the collector within `shutdown_timeout`,
+/// and what could not be flushed is reported, not silently lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_deadline_reports_what_was_not_flushed() {
+    let mut c = Collector::start_with(
+        |ports, dir| {
+            config(ports, dir).replace("  pipelines:", "  shutdown_timeout: 1s\n  pipelines:")
+        },
+        Stdio::piped(),
+    );
+    // Keep the pipe open but never read it: the debug exporter blocks once it is full.
+    let _stdout = c.child_mut().stdout.take().expect("piped stdout");
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/traces", c.ports.http_url());
+    for i in 0..2000u64 {
+        let (req, _) = request(1 + i * PER_REQUEST as u64);
+        let r = client
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .await
+            .expect("collector answers");
+        if r.status() == 503 {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(c.stop(), 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "bounded by the deadline"
+    );
+    let log = c.stderr();
+    assert!(
+        log.contains("shutdown timeout reached: these items were not flushed"),
+        "{log}"
+    );
+}

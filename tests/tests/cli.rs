@@ -95,3 +95,27 @@ fn run_refuses_a_bad_config_and_a_taken_port_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn every_shipped_deploy_config_validates() {
+    let dir = aurastream_e2e::workspace_root().join("deploy/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/config") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = collector()
+                .arg("validate")
+                .arg(&path)
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no configs found in {}", dir.display());
+}

@@ -9,7 +9,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{
+    LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -37,9 +39,11 @@ fn send_everything(c: &Collector, transport: Transport, service: &str) -> Sent {
         .build();
     let (span_exporter, metric_exporter, log_exporter) = match transport {
         Transport::Grpc => (
+            // Spans go gzipped, to cover the receiver's gRPC decompression.
             SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(c.ports.grpc_url())
+                .with_compression(opentelemetry_otlp::Compression::Gzip)
                 .build(),
             MetricExporter::builder()
                 .with_tonic()
