@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use aurastream_collector::config::{self, LogEncoding};
-use aurastream_collector::{service, telemetry};
+use aurastream_collector::{lambda, service, telemetry};
 
 /// OpenTelemetry collector for services on AWS.
 ///
@@ -31,6 +31,13 @@ struct Cli {
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogEncoding>,
 
+    /// Run as an AWS Lambda extension (automatic when AWS_LAMBDA_RUNTIME_API is set):
+    /// register with the Extensions API, flush after every invocation, exit on SHUTDOWN.
+    /// Without --config, the configuration comes from $AURASTREAM_CONFIG, else the
+    /// built-in Lambda default (see `print-default-config --lambda`).
+    #[arg(long)]
+    lambda_extension: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,14 +54,22 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Print the built-in default configuration.
-    PrintDefaultConfig,
+    PrintDefaultConfig {
+        /// Print the Lambda extension's default instead.
+        #[arg(long)]
+        lambda: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::PrintDefaultConfig) => {
-            print!("{}", config::DEFAULT_CONFIG);
+        Some(Command::PrintDefaultConfig { lambda }) => {
+            if lambda {
+                print!("{}", config::LAMBDA_DEFAULT_CONFIG);
+            } else {
+                print!("{}", config::DEFAULT_CONFIG);
+            }
             ExitCode::SUCCESS
         }
         Some(Command::Validate { files }) => {
@@ -85,7 +100,55 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Run) | None => run(cli.config, cli.log_level, cli.log_format),
+        Some(Command::Run) | None => {
+            let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API")
+                .ok()
+                .filter(|v| !v.is_empty());
+            match (runtime_api, cli.lambda_extension) {
+                (Some(runtime_api), _) => run_lambda(lambda::Options {
+                    runtime_api,
+                    config_files: cli.config,
+                    log_level: cli.log_level,
+                    log_format: cli.log_format,
+                }),
+                (None, true) => {
+                    eprintln!(
+                        "--lambda-extension needs AWS_LAMBDA_RUNTIME_API (host:port of the \
+                         Lambda Runtime API), which Lambda sets for every extension"
+                    );
+                    ExitCode::from(2)
+                }
+                (None, false) => run(cli.config, cli.log_level, cli.log_format),
+            }
+        }
+    }
+}
+
+/// Extension mode: the Lambda lifecycle decides when to flush and when to exit.
+fn run_lambda(options: lambda::Options) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signal(stop.clone()));
+        lambda::run(options, stop).await
+    });
+    // As in `run`: what could be flushed was flushed before the SHUTDOWN deadline.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(50));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -5,4 +5,5 @@
 //! path. The AWS output formats (EMF, X-Ray segment documents, sampling rules, Lambda
 //! Telemetry API events) live in their own modules. No I/O and no async runtime here.
 
+pub mod lambda;
 pub mod otlp;

@@ -16,6 +16,7 @@ use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 use crate::exporter::file::config::FileExporterConfig;
 use crate::pipeline::signal::Signal;
 use crate::processor::batch::config::BatchConfig;
+use crate::receiver::lambda::config::LambdaReceiverConfig;
 use crate::receiver::otlp::config::OtlpReceiverConfig;
 use crate::telemetry::config::HealthCheckConfig;
 
@@ -105,22 +106,25 @@ impl<T> Serialize for Components<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(OtlpReceiverConfig),
+    /// The Lambda Telemetry API; only runs in extension mode.
+    Lambda(LambdaReceiverConfig),
 }
 
 impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            ReceiverConfig::Otlp(_) => &Signal::ALL,
+            ReceiverConfig::Otlp(_) | ReceiverConfig::Lambda(_) => &Signal::ALL,
         }
     }
 }
 
 impl ComponentKind for ReceiverConfig {
     const KIND: &'static str = "receiver";
-    const TYPES: &'static [&'static str] = &["otlp"];
+    const TYPES: &'static [&'static str] = &["otlp", "lambda"];
     fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "otlp" => Ok(ReceiverConfig::Otlp(next_options(map)?)),
+            "lambda" => Ok(ReceiverConfig::Lambda(next_options(map)?)),
             other => Err(de::Error::custom(format!(
                 "unknown receiver type `{other}`"
             ))),

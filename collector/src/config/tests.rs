@@ -37,7 +37,9 @@ fn built_in_default_is_valid() {
 #[test]
 fn empty_sections_mean_defaults() {
     let c = load_one(MINIMAL).unwrap();
-    let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"];
+    let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"] else {
+        panic!("otlp receiver expected")
+    };
     assert_eq!(
         otlp.protocols.grpc.as_ref().unwrap().endpoint,
         "127.0.0.1:4317"
@@ -159,4 +161,50 @@ service:
         err.starts_with("overlay.yaml") && err.contains("line 2"),
         "{err}"
     );
+}
+
+#[test]
+fn built_in_lambda_default_is_valid_and_uses_the_lambda_receiver() {
+    let c = load_sources(&[ConfigSource::lambda_default_config()], |_| None).unwrap();
+    assert!(matches!(
+        c.receivers.0.get("lambda"),
+        Some(ReceiverConfig::Lambda(_))
+    ));
+    for (name, p) in &c.service.pipelines {
+        assert!(p.processors.contains(&"batch".to_string()), "{name}");
+    }
+    // Function logs are opt-in: no default logs pipeline takes them.
+    assert!(
+        !c.service.pipelines["logs"]
+            .receivers
+            .contains(&"lambda".to_string())
+    );
+}
+
+#[test]
+fn lambda_receiver_options_are_checked() {
+    let bad = "
+receivers:
+  lambda:
+    buffering: { timeout: 5ms }
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [lambda], exporters: [debug] }
+";
+    let e = load_one(bad).unwrap_err().to_string();
+    assert!(e.contains("receivers.lambda") && e.contains("25ms"), "{e}");
+    let two = "
+receivers:
+  lambda:
+  lambda/b:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [lambda, lambda/b], exporters: [debug] }
+";
+    let e = load_one(two).unwrap_err().to_string();
+    assert!(e.contains("at most one"), "{e}");
 }

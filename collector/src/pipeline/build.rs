@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::flush::FlushControl;
 use super::queue::ItemBudget;
 use super::signal::Signal;
 use super::{Batch, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
@@ -26,6 +27,8 @@ pub struct Pipelines {
     /// Processor, fan-out and driver tasks; they end once every consumer is dropped and
     /// the data has drained.
     pub tasks: JoinSet<()>,
+    /// Asks every batch processor to send what it holds now (see [`super::flush`]).
+    pub flush: FlushControl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ pub fn build(
         }
     }
 
+    let flush = FlushControl::new();
     let mut tasks = JoinSet::new();
     let mut budgets = Vec::new();
     let mut inputs_by_receiver: BTreeMap<(String, Signal), Vec<PipelineInput>> = BTreeMap::new();
@@ -76,6 +80,7 @@ pub fn build(
                 ProcessorConfig::Batch(c) => Box::new(BatchProcessor::new(
                     c.clone(),
                     metrics.pipeline_dropped(name, id, "shutdown"),
+                    flush.subscribe(),
                 )),
             };
             let (next_tx, next_rx) = mpsc::channel::<Batch>(STAGE_CHANNEL_CAPACITY);
@@ -119,6 +124,7 @@ pub fn build(
         consumers,
         budgets,
         tasks,
+        flush,
     })
 }
 

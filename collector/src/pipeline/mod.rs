@@ -7,6 +7,7 @@
 //! hands each batch (shared, not copied) to one driver task per exporter.
 
 pub mod build;
+pub mod flush;
 pub mod queue;
 pub mod signal;
 

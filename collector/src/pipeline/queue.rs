@@ -10,13 +10,16 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 #[derive(Clone)]
 pub struct ItemBudget {
     semaphore: Arc<Semaphore>,
     capacity: usize,
     held: Gauge,
+    /// Woken whenever a ticket gives items back, so a flush can wait for the pipeline to
+    /// empty without polling.
+    released: Arc<Notify>,
 }
 
 /// Why a request could not be admitted.
@@ -35,6 +38,7 @@ impl ItemBudget {
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
             held,
+            released: Arc::new(Notify::new()),
         }
     }
 
@@ -45,6 +49,22 @@ impl ItemBudget {
     /// Items held right now.
     pub fn held(&self) -> usize {
         self.capacity - self.semaphore.available_permits()
+    }
+
+    /// Resolves once nothing is held: every item admitted so far has been exported (or
+    /// accounted for as failed). Items admitted while waiting are waited for too.
+    pub async fn wait_empty(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the check, so a release between the check and the await
+            // still wakes this waiter.
+            released.as_mut().enable();
+            if self.held() == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 
     pub fn try_admit(&self, items: usize) -> Result<Ticket, AdmitError> {
@@ -64,6 +84,7 @@ impl ItemBudget {
                 Ok(Ticket {
                     permit: Some(permit),
                     held: self.held.clone(),
+                    released: self.released.clone(),
                 })
             }
             Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(AdmitError::Full),
@@ -76,6 +97,7 @@ impl ItemBudget {
 pub struct Ticket {
     permit: Option<OwnedSemaphorePermit>,
     held: Gauge,
+    released: Arc<Notify>,
 }
 
 impl Ticket {
@@ -103,6 +125,7 @@ impl Ticket {
         Ticket {
             permit,
             held: self.held.clone(),
+            released: self.released.clone(),
         }
     }
 }
@@ -112,6 +135,9 @@ impl Drop for Ticket {
         let n = self.items();
         if n > 0 {
             self.held.dec_by(n as i64);
+            // The permits go back before waiters look at `held()`.
+            drop(self.permit.take());
+            self.released.notify_waiters();
         }
     }
 }
@@ -169,5 +195,26 @@ mod tests {
         drop(rest);
         drop(t);
         assert_eq!((held.get(), b.held()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn wait_empty_resolves_when_the_last_ticket_is_dropped() {
+        let (b, _) = budget(10);
+        b.wait_empty().await;
+        let t1 = b.try_admit(3).unwrap();
+        let t2 = b.try_admit(2).unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.wait_empty().await }
+        });
+        tokio::task::yield_now().await;
+        drop(t1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "2 items are still held");
+        drop(t2);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the release")
+            .unwrap();
     }
 }

@@ -1,3 +1,4 @@
 //! Receivers: where telemetry enters the collector.
 
+pub mod lambda;
 pub mod otlp;
