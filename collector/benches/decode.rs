@@ -1,1 +1,60 @@
-fn main() {}
+//! The receive path per request of 100 realistic spans (the load generator's model): body
+//! decompression, protobuf and OTLP/JSON decoding, validation, and the file exporter's
+//! serialization. Run: `cargo bench -p aurastream-collector --bench decode`.
+
+use std::hint::black_box;
+use std::io::Write;
+
+use aurastream_collector::exporter::file::to_otlp_json;
+use aurastream_collector::receiver::otlp::decode;
+use aurastream_collector::receiver::otlp::signal::{OtlpSignal, Traces};
+use aurastream_loadgen::generate::{self, SeedableRng, SmallRng};
+use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+
+const SPANS: usize = 100;
+
+fn bench(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let request = generate::traces(&mut rng, SPANS);
+    let proto = bytes::Bytes::from(request.encode_to_vec());
+    let json = serde_json::to_vec(&request).expect("json");
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&proto).expect("gzip");
+        bytes::Bytes::from(e.finish().expect("gzip"))
+    };
+    let limit = 20 << 20;
+
+    let mut g = c.benchmark_group("receive_100_spans");
+    g.throughput(Throughput::Elements(SPANS as u64));
+    g.bench_function("protobuf_decode", |b| {
+        b.iter(|| decode::protobuf::<ExportTraceServiceRequest>(black_box(&proto), "req"))
+    });
+    g.bench_function("gzip_then_protobuf_decode", |b| {
+        b.iter(|| {
+            let body =
+                decode::decompress(black_box(gz.clone()), Some("gzip"), limit).expect("gzip");
+            decode::protobuf::<ExportTraceServiceRequest>(&body, "req")
+        })
+    });
+    g.bench_function("json_decode", |b| {
+        b.iter(|| decode::json::<ExportTraceServiceRequest>(black_box(&json), "req"))
+    });
+    g.bench_function("validate", |b| {
+        b.iter_batched(
+            || request.clone(),
+            |r| Traces::accept(black_box(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let (data, _) = Traces::accept(request.clone());
+    g.bench_function("file_exporter_serialize", |b| {
+        b.iter(|| to_otlp_json(black_box(&data)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use aurastream_collector::config::{self, LogEncoding};
-use aurastream_collector::{service, telemetry};
+use aurastream_collector::{lambda, service, telemetry};
 
 /// OpenTelemetry collector for services on AWS.
 ///
@@ -31,6 +31,13 @@ struct Cli {
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogEncoding>,
 
+    /// Run as an AWS Lambda extension (automatic when AWS_LAMBDA_RUNTIME_API is set):
+    /// register with the Extensions API, flush after every invocation, exit on SHUTDOWN.
+    /// Without --config, the configuration comes from $AURASTREAM_CONFIG, else the
+    /// built-in Lambda default (see `print-default-config --lambda`).
+    #[arg(long)]
+    lambda_extension: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,14 +54,22 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Print the built-in default configuration.
-    PrintDefaultConfig,
+    PrintDefaultConfig {
+        /// Print the Lambda extension's default instead.
+        #[arg(long)]
+        lambda: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::PrintDefaultConfig) => {
-            print!("{}", config::DEFAULT_CONFIG);
+        Some(Command::PrintDefaultConfig { lambda }) => {
+            if lambda {
+                print!("{}", config::LAMBDA_DEFAULT_CONFIG);
+            } else {
+                print!("{}", config::DEFAULT_CONFIG);
+            }
             ExitCode::SUCCESS
         }
         Some(Command::Validate { files }) => {
@@ -64,7 +79,11 @@ fn main() -> ExitCode {
                     let what = if files.is_empty() {
                         "built-in default".to_string()
                     } else {
-                        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ")
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
                     };
                     println!(
                         "{what}: valid ({} receivers, {} processors, {} exporters, {} pipelines)",
@@ -81,11 +100,63 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Run) | None => run(cli.config, cli.log_level, cli.log_format),
+        Some(Command::Run) | None => {
+            let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API")
+                .ok()
+                .filter(|v| !v.is_empty());
+            match (runtime_api, cli.lambda_extension) {
+                (Some(runtime_api), _) => run_lambda(lambda::Options {
+                    runtime_api,
+                    config_files: cli.config,
+                    log_level: cli.log_level,
+                    log_format: cli.log_format,
+                }),
+                (None, true) => {
+                    eprintln!(
+                        "--lambda-extension needs AWS_LAMBDA_RUNTIME_API (host:port of the \
+                         Lambda Runtime API), which Lambda sets for every extension"
+                    );
+                    ExitCode::from(2)
+                }
+                (None, false) => run(cli.config, cli.log_level, cli.log_format),
+            }
+        }
     }
 }
 
-fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEncoding>) -> ExitCode {
+/// Extension mode: the Lambda lifecycle decides when to flush and when to exit.
+fn run_lambda(options: lambda::Options) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signal(stop.clone()));
+        lambda::run(options, stop).await
+    });
+    // As in `run`: what could be flushed was flushed before the SHUTDOWN deadline.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(50));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    files: Vec<PathBuf>,
+    log_level: Option<String>,
+    log_format: Option<LogEncoding>,
+) -> ExitCode {
     let config = match config::load(&files) {
         Ok(c) => c,
         Err(e) => {
@@ -100,15 +171,20 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
         log_format.unwrap_or(logs.encoding),
     );
     if files.is_empty() {
-        tracing::info!("no --config given: running the built-in default (see `aurastream-collector print-default-config`)");
+        tracing::info!(
+            "no --config given: running the built-in default (see `aurastream-collector print-default-config`)"
+        );
     }
     for (id, e) in &config.exporters.0 {
-        if let config::ExporterConfig::File(f) = e {
-            let path = std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone());
+        if let Some(file) = e.output_file() {
+            let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
             tracing::info!(exporter = %id, path = %path.display(), "writing to file");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -120,6 +196,10 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
         tokio::spawn(wait_for_signal(stop.clone()));
         service::run(config, stop).await
     });
+    // `service::run` has already drained what it could within `shutdown_timeout`. A write
+    // still blocked (a stdout nobody reads, a hung disk) must not keep the process alive,
+    // so the runtime is not waited for beyond a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -132,7 +212,10 @@ fn run(files: Vec<PathBuf>, log_level: Option<String>, log_format: Option<LogEnc
 
 async fn wait_for_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the collector with SIGKILL");
         return;
     };

@@ -240,7 +240,12 @@ fn exporters() -> Exporters {
 
 /// Decodes `body` as the signal, validates it like the receiver, exports what is left
 /// through the matching AWS exporter (to a file) and returns whether it decoded.
-fn ingest<S: OtlpSignal>(body: &[u8], json: bool, exporter: &dyn Exporter, rt: &tokio::runtime::Runtime) -> bool {
+fn ingest<S: OtlpSignal>(
+    body: &[u8],
+    json: bool,
+    exporter: &dyn Exporter,
+    rt: &tokio::runtime::Runtime,
+) -> bool {
     let decoded = if json {
         decode::json::<S::Request>(body, "request")
     } else {
@@ -285,7 +290,10 @@ fn seeds_decode_and_export() {
     let (e, rt) = (exporters(), runtime());
     for (signal, body) in seeds() {
         assert!(run(signal, &body, false, &e, &rt), "{signal} protobuf seed");
-        assert!(run(signal, &to_json(signal, &body), true, &e, &rt), "{signal} JSON seed");
+        assert!(
+            run(signal, &to_json(signal, &body), true, &e, &rt),
+            "{signal} JSON seed"
+        );
     }
 }
 

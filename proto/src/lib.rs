@@ -6,6 +6,7 @@
 //! Telemetry API events) live in their own modules. No I/O and no async runtime here.
 
 pub mod emf;
+pub mod lambda;
 pub mod otlp;
 pub mod sampling;
 pub mod xray;

@@ -195,7 +195,10 @@ impl Collector {
         let url = format!("http://127.0.0.1:{}/health", self.ports.health);
         while Instant::now() < deadline {
             if let Some(status) = self.child_mut().try_wait().expect("poll child") {
-                panic!("collector exited with {status} before becoming healthy:\n{}", self.stderr());
+                panic!(
+                    "collector exited with {status} before becoming healthy:\n{}",
+                    self.stderr()
+                );
             }
             if let Ok(body) = http_get(&url)
                 && body.contains("\"overall_status\":\"healthy\"")
@@ -231,7 +234,10 @@ impl Collector {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("collector did not stop within 30 s of SIGTERM:\n{}", self.stderr());
+                panic!(
+                    "collector did not stop within 30 s of SIGTERM:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -287,7 +293,10 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {l}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {l}", path.display()))
+        })
         .collect()
 }
 
@@ -303,8 +312,8 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     panic!("timed out after {timeout:?} waiting for: {what}");
 }
 
-pub mod otlp_json;
 pub mod aws;
 pub mod durability;
 pub mod fault_proxy;
 pub mod load;
+pub mod otlp_json;

@@ -194,7 +194,11 @@ fn hard_limit_sheds_failed_batches_and_counts_them() {
         let (body, _) = request(0);
         assert_eq!(post(&client, &c, body.clone()).await, 200);
         let (body2, _) = request(RECORDS_PER_REQUEST);
-        assert_eq!(post(&client, &c, body2).await, 200, "still under the soft limit");
+        assert_eq!(
+            post(&client, &c, body2).await,
+            200,
+            "still under the soft limit"
+        );
         tokio::task::block_in_place(|| {
             eventually("a batch is shed", Duration::from_secs(120), || {
                 c.metric(

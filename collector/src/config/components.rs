@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use crate::exporter::debug::config::DebugExporterConfig;
-use crate::exporter::emf::config::EmfExporterConfig;
 use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::exporter::emf::config::EmfExporterConfig;
 use crate::exporter::file::config::FileExporterConfig;
 use crate::exporter::loadbalancing::config::LoadBalancingExporterConfig;
 use crate::exporter::otlp::config::OtlpExporterConfig;
@@ -22,6 +22,7 @@ use crate::exporter::xray::config::XrayExporterConfig;
 use crate::pipeline::signal::Signal;
 use crate::processor::batch::config::BatchConfig;
 use crate::processor::xray_sampling::config::XRaySamplingConfig;
+use crate::receiver::lambda::config::LambdaReceiverConfig;
 use crate::receiver::otlp::config::OtlpReceiverConfig;
 use crate::receiver::xray_udp::config::XrayReceiverConfig;
 use crate::telemetry::config::HealthCheckConfig;
@@ -42,8 +43,7 @@ pub trait ComponentKind: Sized {
     const KIND: &'static str;
     /// Every type this build knows, for "did you mean" messages.
     const TYPES: &'static [&'static str];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A)
-    -> Result<Self, A::Error>;
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error>;
 }
 
 /// The type part of a component id: `file` for `file/traces`.
@@ -90,7 +90,10 @@ impl<'de, T: ComponentKind> Deserialize<'de> for Components<T> {
                     }
                     let options = T::deserialize_typed(ty, &mut map)?;
                     if out.insert(id.clone(), options).is_some() {
-                        return Err(de::Error::custom(format!("{} `{id}` is defined twice", T::KIND)));
+                        return Err(de::Error::custom(format!(
+                            "{} `{id}` is defined twice",
+                            T::KIND
+                        )));
                     }
                 }
                 Ok(Components(out))
@@ -111,12 +114,14 @@ impl<T> Serialize for Components<T> {
 pub enum ReceiverConfig {
     Otlp(OtlpReceiverConfig),
     AwsXray(XrayReceiverConfig),
+    /// The Lambda Telemetry API; only runs in extension mode.
+    Lambda(LambdaReceiverConfig),
 }
 
 impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            ReceiverConfig::Otlp(_) => &Signal::ALL,
+            ReceiverConfig::Otlp(_) | ReceiverConfig::Lambda(_) => &Signal::ALL,
             ReceiverConfig::AwsXray(_) => &[Signal::Traces],
         }
     }
@@ -124,15 +129,15 @@ impl ReceiverConfig {
 
 impl ComponentKind for ReceiverConfig {
     const KIND: &'static str = "receiver";
-    const TYPES: &'static [&'static str] = &["otlp", "awsxray"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    const TYPES: &'static [&'static str] = &["otlp", "awsxray", "lambda"];
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "otlp" => Ok(ReceiverConfig::Otlp(next_options(map)?)),
             "awsxray" => Ok(ReceiverConfig::AwsXray(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown receiver type `{other}`"))),
+            "lambda" => Ok(ReceiverConfig::Lambda(next_options(map)?)),
+            other => Err(de::Error::custom(format!(
+                "unknown receiver type `{other}`"
+            ))),
         }
     }
 }
@@ -146,14 +151,13 @@ pub enum ProcessorConfig {
 impl ComponentKind for ProcessorConfig {
     const KIND: &'static str = "processor";
     const TYPES: &'static [&'static str] = &["batch", "xray_sampling"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "batch" => Ok(ProcessorConfig::Batch(next_options(map)?)),
             "xray_sampling" => Ok(ProcessorConfig::XRaySampling(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown processor type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown processor type `{other}`"
+            ))),
         }
     }
 }
@@ -194,6 +198,21 @@ impl ExporterConfig {
         }
     }
 
+    /// The file this exporter writes to, when it writes to a file (for the start-up banner).
+    pub fn output_file(&self) -> Option<&std::path::Path> {
+        use crate::exporter::cloudwatch_logs::output::OutputDestination as Logs;
+        use crate::exporter::xray::config::OutputDestination as Xray;
+        match self {
+            ExporterConfig::File(c) => Some(&c.path),
+            ExporterConfig::AwsCloudWatchLogs(c) if c.output_destination == Logs::File => {
+                c.path.as_deref()
+            }
+            ExporterConfig::AwsEmf(c) if c.output_destination == Logs::File => c.path.as_deref(),
+            ExporterConfig::AwsXray(c) if c.output_destination == Xray::File => c.path.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Retry and queue settings shared by every exporter type.
     pub fn delivery(&self) -> (&RetryConfig, &SendingQueueConfig) {
         match self {
@@ -210,11 +229,16 @@ impl ExporterConfig {
 
 impl ComponentKind for ExporterConfig {
     const KIND: &'static str = "exporter";
-    const TYPES: &'static [&'static str] = &["debug", "file", "awscloudwatchlogs", "awsemf", "awsxray", "otlp", "loadbalancing"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    const TYPES: &'static [&'static str] = &[
+        "debug",
+        "file",
+        "awscloudwatchlogs",
+        "awsemf",
+        "awsxray",
+        "otlp",
+        "loadbalancing",
+    ];
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "debug" => Ok(ExporterConfig::Debug(next_options(map)?)),
             "file" => Ok(ExporterConfig::File(next_options(map)?)),
@@ -223,7 +247,9 @@ impl ComponentKind for ExporterConfig {
             "awsxray" => Ok(ExporterConfig::AwsXray(next_options(map)?)),
             "otlp" => Ok(ExporterConfig::Otlp(next_options(map)?)),
             "loadbalancing" => Ok(ExporterConfig::LoadBalancing(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown exporter type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown exporter type `{other}`"
+            ))),
         }
     }
 }
@@ -236,13 +262,12 @@ pub enum ExtensionConfig {
 impl ComponentKind for ExtensionConfig {
     const KIND: &'static str = "extension";
     const TYPES: &'static [&'static str] = &["health_check"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(
-        ty: &str,
-        map: &mut A,
-    ) -> Result<Self, A::Error> {
+    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
         match ty {
             "health_check" => Ok(ExtensionConfig::HealthCheck(next_options(map)?)),
-            other => Err(de::Error::custom(format!("unknown extension type `{other}`"))),
+            other => Err(de::Error::custom(format!(
+                "unknown extension type `{other}`"
+            ))),
         }
     }
 }

@@ -22,10 +22,7 @@ impl fmt::Display for EnvError {
 }
 
 /// Expands variables in `text` using `lookup` (the process environment in production).
-pub fn substitute(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, EnvError> {
+pub fn substitute(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, EnvError> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
         substitute_line(line, index + 1, &lookup, &mut out)?;
@@ -84,7 +81,7 @@ fn comment_start(before: &str, out: &str) -> Option<usize> {
     let mut prev_ws = emitted.is_empty() || emitted.ends_with(char::is_whitespace);
     let mut quotes = emitted.matches(['"', '\'']).count();
     for (i, c) in before.char_indices() {
-        if c == '#' && prev_ws && quotes % 2 == 0 {
+        if c == '#' && prev_ws && quotes.is_multiple_of(2) {
             return Some(i);
         }
         if c == '"' || c == '\'' {
@@ -134,7 +131,9 @@ fn expand(
     if value.contains('\n') {
         return Err(EnvError {
             line: line_no,
-            message: format!("environment variable `{name}` contains a newline, which could change the YAML structure"),
+            message: format!(
+                "environment variable `{name}` contains a newline, which could change the YAML structure"
+            ),
         });
     }
     Ok(value)
@@ -155,7 +154,8 @@ mod tests {
 
     #[test]
     fn expands_all_forms() {
-        let text = "a: ${env:REGION}\nb: ${REGION}\nc: ${env:MISSING:-x}\nd: ${env:EMPTY:-y}\ne: $$5 $x\n";
+        let text =
+            "a: ${env:REGION}\nb: ${REGION}\nc: ${env:MISSING:-x}\nd: ${env:EMPTY:-y}\ne: $$5 $x\n";
         assert_eq!(
             substitute(text, env).unwrap(),
             "a: eu-west-1\nb: eu-west-1\nc: x\nd: y\ne: $5 $x\n"

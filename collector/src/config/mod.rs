@@ -35,6 +35,11 @@ use crate::pipeline::signal::Signal;
 /// OTLP/JSON lines under `./aurastream-data/`, health and metrics on 127.0.0.1:13133.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 
+/// The configuration of the Lambda extension when `$AURASTREAM_CONFIG` names no file: the
+/// function sends OTLP to loopback, platform telemetry comes from the Telemetry API, and
+/// everything is written under `/tmp/aurastream-data/` (the only writable place in Lambda).
+pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
+
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +65,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{source_name}: {message}")]
-    Env { source_name: String, message: String },
+    Env {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: at `{path}`: {message}")]
     Parse {
         source_name: String,
@@ -89,6 +97,13 @@ impl ConfigSource {
         }
     }
 
+    pub fn lambda_default_config() -> ConfigSource {
+        ConfigSource {
+            name: "built-in Lambda default".into(),
+            text: LAMBDA_DEFAULT_CONFIG.into(),
+        }
+    }
+
     pub fn read(path: &Path) -> Result<ConfigSource, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -113,6 +128,20 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
             .collect::<Result<Vec<_>, _>>()?
     };
     load_sources(&sources, |name| std::env::var(name).ok())
+}
+
+/// Loads the Lambda extension's configuration: the given files, else the file named by
+/// `$AURASTREAM_CONFIG`, else [`LAMBDA_DEFAULT_CONFIG`].
+pub fn load_lambda(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+    if !paths.is_empty() {
+        return load(paths);
+    }
+    match std::env::var_os("AURASTREAM_CONFIG").filter(|v| !v.is_empty()) {
+        Some(path) => load(&[PathBuf::from(path)]),
+        None => load_sources(&[ConfigSource::lambda_default_config()], |name| {
+            std::env::var(name).ok()
+        }),
+    }
 }
 
 /// Parses, merges and validates configuration documents; later documents win.
@@ -156,11 +185,13 @@ pub fn load_sources(
             message: e.into_inner().to_string(),
         })?
     };
-    config.validate().map_err(|(path, message)| ConfigError::Invalid {
-        source_name: last_name,
-        path,
-        message,
-    })?;
+    config
+        .validate()
+        .map_err(|(path, message)| ConfigError::Invalid {
+            source_name: last_name,
+            path,
+            message,
+        })?;
     Ok(config)
 }
 
@@ -205,6 +236,7 @@ impl Config {
     /// Cross-references and values that a single section cannot check on its own.
     /// Errors are `(path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut lambda_receivers = 0;
         for (id, r) in &self.receivers.0 {
             match r {
                 ReceiverConfig::Otlp(otlp) => {
@@ -217,6 +249,20 @@ impl Config {
                 }
                 ReceiverConfig::AwsXray(x) => {
                     x.validate().map_err(|m| (format!("receivers.{id}"), m))?;
+                }
+                ReceiverConfig::Lambda(lambda) => {
+                    lambda_receivers += 1;
+                    if lambda_receivers > 1 {
+                        return Err((
+                            format!("receivers.{id}"),
+                            "a function has one Telemetry API subscription: define at most \
+                             one `lambda` receiver"
+                                .into(),
+                        ));
+                    }
+                    lambda
+                        .validate()
+                        .map_err(|m| (format!("receivers.{id}"), m))?;
                 }
             }
         }
@@ -248,10 +294,16 @@ impl Config {
                 ));
             };
             if p.receivers.is_empty() {
-                return Err((format!("{at}.receivers"), "list at least one receiver".into()));
+                return Err((
+                    format!("{at}.receivers"),
+                    "list at least one receiver".into(),
+                ));
             }
             if p.exporters.is_empty() {
-                return Err((format!("{at}.exporters"), "list at least one exporter".into()));
+                return Err((
+                    format!("{at}.exporters"),
+                    "list at least one exporter".into(),
+                ));
             }
             for (i, id) in p.receivers.iter().enumerate() {
                 let Some(r) = self.receivers.0.get(id) else {

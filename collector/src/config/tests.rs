@@ -28,7 +28,19 @@ service:
 fn built_in_default_is_valid() {
     let c = load_sources(&[ConfigSource::default_config()], |_| None).unwrap();
     assert_eq!(c.service.pipelines.len(), 3);
-    assert!(matches!(c.exporters.0["file/traces"], ExporterConfig::File(_)));
+    assert!(matches!(
+        c.exporters.0["awsxray"],
+        ExporterConfig::AwsXray(_)
+    ));
+    assert!(matches!(c.exporters.0["awsemf"], ExporterConfig::AwsEmf(_)));
+    assert!(matches!(
+        c.exporters.0["awscloudwatchlogs"],
+        ExporterConfig::AwsCloudWatchLogs(_)
+    ));
+    assert_eq!(
+        c.service.pipelines["traces"].processors,
+        vec!["xray_sampling", "batch"]
+    );
 }
 
 #[test]
@@ -37,13 +49,19 @@ fn empty_sections_mean_defaults() {
     let ReceiverConfig::Otlp(otlp) = &c.receivers.0["otlp"] else {
         panic!("otlp receiver expected");
     };
-    assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint, "127.0.0.1:4317");
+    assert_eq!(
+        otlp.protocols.grpc.as_ref().unwrap().endpoint,
+        "127.0.0.1:4317"
+    );
     assert!(otlp.protocols.http.is_none());
 }
 
 #[test]
 fn unknown_key_names_path_and_line() {
-    let text = MINIMAL.replace("      grpc:\n", "      grpc:\n        endpont: 0.0.0.0:4317\n");
+    let text = MINIMAL.replace(
+        "      grpc:\n",
+        "      grpc:\n        endpont: 0.0.0.0:4317\n",
+    );
     let err = load_one(&text).unwrap_err().to_string();
     assert!(err.contains("receivers.otlp.protocols.grpc"), "{err}");
     assert!(err.contains("unknown field `endpont`"), "{err}");
@@ -69,18 +87,26 @@ fn unknown_component_type_is_refused() {
 fn pipeline_references_are_checked() {
     let text = MINIMAL.replace("exporters: [debug]", "exporters: [debug, file/x]");
     let err = load_one(&text).unwrap_err().to_string();
-    assert!(err.contains("service.pipelines.traces.exporters[1]"), "{err}");
+    assert!(
+        err.contains("service.pipelines.traces.exporters[1]"),
+        "{err}"
+    );
     assert!(err.contains("`file/x` is not defined"), "{err}");
     let text = MINIMAL.replace("    traces:\n", "    spans:\n");
-    assert!(load_one(&text).unwrap_err().to_string().contains("must be named"));
+    assert!(
+        load_one(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("must be named")
+    );
 }
 
 #[test]
 fn env_substitution_applies_before_parsing() {
-    let text = format!(
-        "{MINIMAL}  file:\n    path: ${{env:DATA_DIR}}/t.jsonl\n"
-    )
-    .replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  file:\n    path: ${env:DATA_DIR}/t.jsonl\n");
+    let text = format!("{MINIMAL}  file:\n    path: ${{env:DATA_DIR}}/t.jsonl\n").replace(
+        "exporters:\n  debug:\n",
+        "exporters:\n  debug:\n  file:\n    path: ${env:DATA_DIR}/t.jsonl\n",
+    );
     let text = text.trim_end_matches("  file:\n    path: ${env:DATA_DIR}/t.jsonl\n");
     let c = load_one(text).unwrap();
     let ExporterConfig::File(f) = &c.exporters.0["file"] else {
@@ -90,7 +116,10 @@ fn env_substitution_applies_before_parsing() {
     let err = load_one(&MINIMAL.replace("grpc:\n", "grpc:\n        endpoint: ${env:NOPE}\n"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("`NOPE` is not set") && err.contains("line 6"), "{err}");
+    assert!(
+        err.contains("`NOPE` is not set") && err.contains("line 6"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,5 +166,54 @@ service:
     )
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("overlay.yaml") && err.contains("line 2"), "{err}");
+    assert!(
+        err.starts_with("overlay.yaml") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn built_in_lambda_default_is_valid_and_uses_the_lambda_receiver() {
+    let c = load_sources(&[ConfigSource::lambda_default_config()], |_| None).unwrap();
+    assert!(matches!(
+        c.receivers.0.get("lambda"),
+        Some(ReceiverConfig::Lambda(_))
+    ));
+    for (name, p) in &c.service.pipelines {
+        assert!(p.processors.contains(&"batch".to_string()), "{name}");
+    }
+    // Function logs are opt-in: no default logs pipeline takes them.
+    assert!(
+        !c.service.pipelines["logs"]
+            .receivers
+            .contains(&"lambda".to_string())
+    );
+}
+
+#[test]
+fn lambda_receiver_options_are_checked() {
+    let bad = "
+receivers:
+  lambda:
+    buffering: { timeout: 5ms }
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [lambda], exporters: [debug] }
+";
+    let e = load_one(bad).unwrap_err().to_string();
+    assert!(e.contains("receivers.lambda") && e.contains("25ms"), "{e}");
+    let two = "
+receivers:
+  lambda:
+  lambda/b:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [lambda, lambda/b], exporters: [debug] }
+";
+    let e = load_one(two).unwrap_err().to_string();
+    assert!(e.contains("at most one"), "{e}");
 }

@@ -9,8 +9,8 @@
 pub mod aws_retry;
 pub mod cloudwatch_logs;
 pub mod debug;
-pub mod emf;
 pub mod driver;
+pub mod emf;
 pub mod file;
 pub mod loadbalancing;
 pub mod otlp;
@@ -124,9 +124,9 @@ pub fn build(
     Ok(match config {
         ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(c)),
         ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)),
-        ExporterConfig::AwsCloudWatchLogs(c) => std::sync::Arc::new(
-            cloudwatch_logs::CloudWatchLogsExporter::new(id, c, metrics),
-        ),
+        ExporterConfig::AwsCloudWatchLogs(c) => {
+            std::sync::Arc::new(cloudwatch_logs::CloudWatchLogsExporter::new(id, c, metrics))
+        }
         ExporterConfig::AwsEmf(c) => std::sync::Arc::new(emf::EmfExporter::new(id, c, metrics)?),
         ExporterConfig::AwsXray(c) => std::sync::Arc::new(xray::XrayExporter::new(id, c, metrics)),
         ExporterConfig::Otlp(c) => std::sync::Arc::new(otlp::OtlpExporter::new(c)?),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::flush::FlushControl;
 use super::memory::MemoryLimiter;
 use super::queue::ItemBudget;
 use super::signal::Signal;
@@ -29,6 +30,8 @@ pub struct Pipelines {
     /// Processor, fan-out and driver tasks; they end once every consumer is dropped and
     /// the data has drained.
     pub tasks: JoinSet<()>,
+    /// Asks every batch processor to send what it holds now (see [`super::flush`]).
+    pub flush: FlushControl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +41,15 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// An exporter instance and its health state, shared by the pipelines that list it.
+type BuiltExporter = (Arc<dyn Exporter>, Arc<Mutex<ExporterState>>);
+
 pub fn build(
     config: &Config,
     metrics: &Arc<SelfMetrics>,
     health: &HealthRegistry,
 ) -> Result<Pipelines, BuildError> {
-    let mut exporters: BTreeMap<String, (Arc<dyn Exporter>, Arc<Mutex<ExporterState>>)> =
-        BTreeMap::new();
+    let mut exporters: BTreeMap<String, BuiltExporter> = BTreeMap::new();
     for p in config.service.pipelines.values() {
         for id in &p.exporters {
             if exporters.contains_key(id) {
@@ -61,6 +66,7 @@ pub fn build(
         }
     }
 
+    let flush = FlushControl::new();
     let mut tasks = JoinSet::new();
     let mut budgets = Vec::new();
     let mut inputs_by_receiver: BTreeMap<(String, Signal), Vec<PipelineInput>> = BTreeMap::new();
@@ -81,6 +87,7 @@ pub fn build(
                 ProcessorConfig::Batch(c) => Box::new(BatchProcessor::new(
                     c.clone(),
                     metrics.pipeline_dropped(name, id, "shutdown"),
+                    flush.subscribe(),
                 )),
                 ProcessorConfig::XRaySampling(c) => Box::new(
                     XRaySamplingProcessor::new(id, name, c.clone(), metrics.clone()).map_err(
@@ -133,10 +140,9 @@ pub fn build(
             .exporters
             .iter()
             .any(|id| config.exporters.0[id].delivery().1.storage.is_some());
-        let input =
-            PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name))
-                .durable(durable)
-                .memory_limiter(memory);
+        let input = PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name))
+            .durable(durable)
+            .memory_limiter(memory);
         for r in &p.receivers {
             inputs_by_receiver
                 .entry((r.clone(), signal))
@@ -152,6 +158,7 @@ pub fn build(
         consumers,
         budgets,
         tasks,
+        flush,
     })
 }
 
@@ -211,7 +218,9 @@ impl HealthRegistry {
             } else {
                 ComponentStatus::healthy(format!("queue {held}/{capacity} items"))
             };
-            status.with("queue_items", held).with("queue_capacity", capacity)
+            status
+                .with("queue_items", held)
+                .with("queue_capacity", capacity)
         });
     }
 
@@ -224,15 +233,16 @@ impl HealthRegistry {
         self.register(&format!("exporter/{id}"), move || {
             let s = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let detail = exporter.health_detail().unwrap_or_default();
-            let mut status = if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
-                ComponentStatus::unhealthy(format!(
-                    "{} consecutive export failures; last: {}",
-                    s.consecutive_failures,
-                    s.last_error.clone().unwrap_or_default()
-                ))
-            } else {
-                ComponentStatus::healthy(detail)
-            };
+            let mut status =
+                if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
+                    ComponentStatus::unhealthy(format!(
+                        "{} consecutive export failures; last: {}",
+                        s.consecutive_failures,
+                        s.last_error.clone().unwrap_or_default()
+                    ))
+                } else {
+                    ComponentStatus::healthy(detail)
+                };
             status = status.with("consecutive_failures", s.consecutive_failures);
             if let Some(e) = s.last_error {
                 status = status.with("last_error", e);
@@ -241,4 +251,3 @@ impl HealthRegistry {
         });
     }
 }
-

@@ -7,6 +7,7 @@
 //! hands each batch (shared, not copied) to one driver task per exporter.
 
 pub mod build;
+pub mod flush;
 pub mod memory;
 pub mod queue;
 pub mod signal;
@@ -196,7 +197,8 @@ impl Consumer {
             let data = if i == last {
                 data.take().expect("moved only for the last pipeline")
             } else {
-                data.clone().expect("still present before the last pipeline")
+                data.clone()
+                    .expect("still present before the last pipeline")
             };
             if let Some(limiter) = &input.memory {
                 ticket.claim_bytes(ByteClaim::new(limiter.clone(), bytes));

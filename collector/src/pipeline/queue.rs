@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::memory::ByteClaim;
 
@@ -19,6 +19,9 @@ pub struct ItemBudget {
     semaphore: Arc<Semaphore>,
     capacity: usize,
     held: Gauge,
+    /// Woken whenever a ticket gives items back, so a flush can wait for the pipeline to
+    /// empty without polling.
+    released: Arc<Notify>,
 }
 
 /// Why a request could not be admitted.
@@ -37,6 +40,7 @@ impl ItemBudget {
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
             held,
+            released: Arc::new(Notify::new()),
         }
     }
 
@@ -47,6 +51,22 @@ impl ItemBudget {
     /// Items held right now.
     pub fn held(&self) -> usize {
         self.capacity - self.semaphore.available_permits()
+    }
+
+    /// Resolves once nothing is held: every item admitted so far has been exported (or
+    /// accounted for as failed). Items admitted while waiting are waited for too.
+    pub async fn wait_empty(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the check, so a release between the check and the await
+            // still wakes this waiter.
+            released.as_mut().enable();
+            if self.held() == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 
     pub fn try_admit(&self, items: usize) -> Result<Ticket, AdmitError> {
@@ -68,6 +88,7 @@ impl ItemBudget {
                     held: self.held.clone(),
                     settle: Vec::new(),
                     bytes: None,
+                    released: self.released.clone(),
                 })
             }
             Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(AdmitError::Full),
@@ -87,6 +108,7 @@ pub struct Ticket {
     settle: Vec<Arc<tokio::sync::oneshot::Sender<()>>>,
     /// The items' bytes, when the pipeline has a memory limit.
     bytes: Option<ByteClaim>,
+    released: Arc<Notify>,
 }
 
 impl Ticket {
@@ -141,6 +163,7 @@ impl Ticket {
             // Both parts hold the waiters: a request is settled when all of it is.
             settle: self.settle.clone(),
             bytes,
+            released: self.released.clone(),
         }
     }
 }
@@ -150,6 +173,9 @@ impl Drop for Ticket {
         let n = self.items();
         if n > 0 {
             self.held.dec_by(n as i64);
+            // The permits go back before waiters look at `held()`.
+            drop(self.permit.take());
+            self.released.notify_waiters();
         }
     }
 }
@@ -160,7 +186,10 @@ mod tests {
 
     fn budget(capacity: usize) -> (ItemBudget, Gauge) {
         let held = Gauge::default();
-        (ItemBudget::new(capacity, held.clone(), Gauge::default()), held)
+        (
+            ItemBudget::new(capacity, held.clone(), Gauge::default()),
+            held,
+        )
     }
 
     #[test]
@@ -225,5 +254,26 @@ mod tests {
         drop(rest);
         drop(t);
         assert_eq!((held.get(), b.held()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn wait_empty_resolves_when_the_last_ticket_is_dropped() {
+        let (b, _) = budget(10);
+        b.wait_empty().await;
+        let t1 = b.try_admit(3).unwrap();
+        let t2 = b.try_admit(2).unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.wait_empty().await }
+        });
+        tokio::task::yield_now().await;
+        drop(t1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "2 items are still held");
+        drop(t2);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the release")
+            .unwrap();
     }
 }

@@ -259,7 +259,8 @@ fn split_metrics(resources: &mut Vec<ResourceMetrics>, mut n: usize) -> Vec<Reso
                     n -= points;
                     part.metrics.push(scope.metrics.remove(0));
                 } else {
-                    part.metrics.push(split_metric_points(&mut scope.metrics[0], n));
+                    part.metrics
+                        .push(split_metric_points(&mut scope.metrics[0], n));
                     n = 0;
                 }
             }
@@ -272,9 +273,7 @@ fn split_metrics(resources: &mut Vec<ResourceMetrics>, mut n: usize) -> Vec<Reso
 
 /// Moves the first `n` data points of `m` into a copy of `m` (same name, unit, type).
 fn split_metric_points(m: &mut Metric, n: usize) -> Metric {
-    use aurastream_proto::otlp::metrics::{
-        ExponentialHistogram, Gauge, Histogram, Sum, Summary,
-    };
+    use aurastream_proto::otlp::metrics::{ExponentialHistogram, Gauge, Histogram, Sum, Summary};
     let data = match &mut m.data {
         Some(Data::Gauge(g)) => Some(Data::Gauge(Gauge {
             data_points: g.data_points.drain(..n).collect(),

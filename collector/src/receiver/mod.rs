@@ -1,4 +1,5 @@
 //! Receivers: where telemetry enters the collector.
 
+pub mod lambda;
 pub mod otlp;
 pub mod xray_udp;

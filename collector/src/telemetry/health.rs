@@ -65,7 +65,11 @@ pub struct HealthReport {
 }
 
 impl HealthRegistry {
-    pub fn register(&self, name: &str, check: impl Fn() -> ComponentStatus + Send + Sync + 'static) {
+    pub fn register(
+        &self,
+        name: &str,
+        check: impl Fn() -> ComponentStatus + Send + Sync + 'static,
+    ) {
         self.checks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -99,7 +103,9 @@ mod tests {
         h.register("a", || ComponentStatus::healthy("ok"));
         h.register("b", || ComponentStatus::degraded("queue full"));
         assert_eq!(h.report().overall_status, "healthy");
-        h.register("c", || ComponentStatus::unhealthy("down").with("consecutive_failures", 7));
+        h.register("c", || {
+            ComponentStatus::unhealthy("down").with("consecutive_failures", 7)
+        });
         let r = h.report();
         assert_eq!(r.overall_status, "unhealthy");
         let json = serde_json::to_value(&r).unwrap();

@@ -1,5 +1,7 @@
 //! The collector's own logs, through `tracing`: text for people, JSON for log pipelines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogEncoding;
@@ -14,6 +16,7 @@ pub fn init(flag_level: Option<&str>, config_level: &str, encoding: LogEncoding)
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match encoding {
         LogEncoding::Text => builder.try_init(),

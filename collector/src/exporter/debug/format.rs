@@ -33,7 +33,11 @@ pub fn lines(batch: &SignalData) -> String {
                 let service = service_name(r.resource.as_ref().map(|r| &r.attributes[..]));
                 for s in r.scope_spans.iter().flat_map(|s| &s.spans) {
                     let kind = SpanKind::try_from(s.kind)
-                        .map(|k| k.as_str_name().trim_start_matches("SPAN_KIND_").to_lowercase())
+                        .map(|k| {
+                            k.as_str_name()
+                                .trim_start_matches("SPAN_KIND_")
+                                .to_lowercase()
+                        })
                         .unwrap_or_else(|_| s.kind.to_string());
                     let millis =
                         s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as f64 / 1e6;
@@ -96,27 +100,60 @@ fn metric_lines(out: &mut String, service: &str, m: &aurastream_proto::otlp::met
     match &m.data {
         Some(Data::Gauge(g)) => {
             for p in &g.data_points {
-                let _ = writeln!(out, "metric {:?} gauge service={service} unit={unit} value={}{}", m.name, number(&p.value), attrs(&p.attributes));
+                let _ = writeln!(
+                    out,
+                    "metric {:?} gauge service={service} unit={unit} value={}{}",
+                    m.name,
+                    number(&p.value),
+                    attrs(&p.attributes)
+                );
             }
         }
         Some(Data::Sum(s)) => {
             for p in &s.data_points {
-                let _ = writeln!(out, "metric {:?} sum service={service} unit={unit} value={}{}", m.name, number(&p.value), attrs(&p.attributes));
+                let _ = writeln!(
+                    out,
+                    "metric {:?} sum service={service} unit={unit} value={}{}",
+                    m.name,
+                    number(&p.value),
+                    attrs(&p.attributes)
+                );
             }
         }
         Some(Data::Histogram(h)) => {
             for p in &h.data_points {
-                let _ = writeln!(out, "metric {:?} histogram service={service} unit={unit} count={} sum={}{}", m.name, p.count, p.sum.unwrap_or(0.0), attrs(&p.attributes));
+                let _ = writeln!(
+                    out,
+                    "metric {:?} histogram service={service} unit={unit} count={} sum={}{}",
+                    m.name,
+                    p.count,
+                    p.sum.unwrap_or(0.0),
+                    attrs(&p.attributes)
+                );
             }
         }
         Some(Data::ExponentialHistogram(h)) => {
             for p in &h.data_points {
-                let _ = writeln!(out, "metric {:?} exponential_histogram service={service} unit={unit} count={} sum={}{}", m.name, p.count, p.sum.unwrap_or(0.0), attrs(&p.attributes));
+                let _ = writeln!(
+                    out,
+                    "metric {:?} exponential_histogram service={service} unit={unit} count={} sum={}{}",
+                    m.name,
+                    p.count,
+                    p.sum.unwrap_or(0.0),
+                    attrs(&p.attributes)
+                );
             }
         }
         Some(Data::Summary(s)) => {
             for p in &s.data_points {
-                let _ = writeln!(out, "metric {:?} summary service={service} unit={unit} count={} sum={}{}", m.name, p.count, p.sum, attrs(&p.attributes));
+                let _ = writeln!(
+                    out,
+                    "metric {:?} summary service={service} unit={unit} count={} sum={}{}",
+                    m.name,
+                    p.count,
+                    p.sum,
+                    attrs(&p.attributes)
+                );
             }
         }
         None => {}
@@ -140,16 +177,23 @@ fn service_name(attrs: Option<&[KeyValue]>) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn attrs(kvs: &[KeyValue]) -> String {
     let mut out = String::new();
     for kv in kvs {
-        let _ = write!(out, " {}={}", kv.key, kv.value.as_ref().map(value).unwrap_or_default());
+        let _ = write!(
+            out,
+            " {}={}",
+            kv.key,
+            kv.value.as_ref().map(value).unwrap_or_default()
+        );
     }
     out
 }
@@ -168,7 +212,13 @@ fn value(v: &AnyValue) -> String {
             let items: Vec<String> = l
                 .values
                 .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value.as_ref().map(value).unwrap_or_default()))
+                .map(|kv| {
+                    format!(
+                        "{}={}",
+                        kv.key,
+                        kv.value.as_ref().map(value).unwrap_or_default()
+                    )
+                })
                 .collect();
             format!("{{{}}}", items.join(","))
         }

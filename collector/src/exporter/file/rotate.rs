@@ -120,9 +120,9 @@ fn prune(path: &Path, keep: usize) -> io::Result<()> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .map(|n| n.to_string_lossy())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(&ext) && n.len() > prefix.len() + ext.len())
+            p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| {
+                n.starts_with(&prefix) && n.ends_with(&ext) && n.len() > prefix.len() + ext.len()
+            })
         })
         .collect();
     backups.sort();

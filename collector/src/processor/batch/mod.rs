@@ -3,6 +3,9 @@
 //! Buffers items until `send_batch_size` are held or `timeout` has passed since the first
 //! of them arrived, then sends them on, cut into pieces of at most `send_batch_max_size`.
 //! Exporters pay per call (PutLogEvents, PutTraceSegments), so this is where cost is saved.
+//!
+//! A [`FlushSignal`] overrides both: on a flush request (the Lambda extension sends one
+//! when an invocation ends) everything already handed to the processor is sent at once.
 
 pub mod config;
 
@@ -14,16 +17,22 @@ use tokio::time::Instant;
 use self::config::BatchConfig;
 use super::Processor;
 use crate::pipeline::Batch;
+use crate::pipeline::flush::FlushSignal;
 
 pub struct BatchProcessor {
     config: BatchConfig,
     /// Counted if the next stage has gone away (only possible while shutting down).
     lost: Counter,
+    flush: FlushSignal,
 }
 
 impl BatchProcessor {
-    pub fn new(config: BatchConfig, lost: Counter) -> BatchProcessor {
-        BatchProcessor { config, lost }
+    pub fn new(config: BatchConfig, lost: Counter, flush: FlushSignal) -> BatchProcessor {
+        BatchProcessor {
+            config,
+            lost,
+            flush,
+        }
     }
 
     fn next_piece(&self, pending: &mut Option<Batch>, force: bool) -> Option<Batch> {
@@ -49,7 +58,11 @@ impl BatchProcessor {
 
 #[async_trait]
 impl Processor for BatchProcessor {
-    async fn run(self: Box<Self>, mut input: mpsc::Receiver<Batch>, output: mpsc::Sender<Batch>) {
+    async fn run(
+        mut self: Box<Self>,
+        mut input: mpsc::Receiver<Batch>,
+        output: mpsc::Sender<Batch>,
+    ) {
         let mut pending: Option<Batch> = None;
         let mut deadline: Option<Instant> = None;
         loop {
@@ -78,6 +91,21 @@ impl Processor for BatchProcessor {
                     }
                 }
                 () = timer => {
+                    while let Some(piece) = self.next_piece(&mut pending, true) {
+                        self.send(&output, piece).await;
+                    }
+                    pending = None;
+                    deadline = None;
+                }
+                () = self.flush.requested() => {
+                    // What a receiver handed over before the request is still in the
+                    // channel: it belongs to this flush too.
+                    while let Ok(batch) = input.try_recv() {
+                        match &mut pending {
+                            Some(p) => p.append(batch),
+                            None => pending = Some(batch),
+                        }
+                    }
                     while let Some(piece) = self.next_piece(&mut pending, true) {
                         self.send(&output, piece).await;
                     }

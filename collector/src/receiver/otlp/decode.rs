@@ -27,7 +27,10 @@ pub fn decompress(
     content_encoding: Option<&str>,
     limit: usize,
 ) -> Result<bytes::Bytes, DecodeError> {
-    match content_encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+    match content_encoding
+        .map(|e| e.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("") | Some("identity") => {
             if body.len() > limit {
                 return Err(DecodeError::TooLarge { limit });

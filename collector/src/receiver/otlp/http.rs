@@ -83,6 +83,48 @@ fn cors_layer(cors: &CorsConfig) -> tower_http::cors::CorsLayer {
     layer
 }
 
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// How much of an oversize body we read and discard so the sender gets to read our 413
+/// (closing mid-upload makes clients report a connection reset instead). Beyond this the
+/// connection is simply closed.
+const DRAIN_LIMIT: usize = 32 << 20;
+
+/// Reads at most `limit` bytes of body; past that, drains (up to [`DRAIN_LIMIT`]) and
+/// reports `TooLarge`.
+async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut too_large = false;
+    let mut drained = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if too_large {
+            drained += data.len();
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+        } else if buf.len() + data.len() > limit {
+            too_large = true;
+            buf.clear();
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if too_large {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buf.freeze())
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Protobuf,
@@ -110,11 +152,40 @@ struct RpcStatus {
 fn encode<T: prost::Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Vec<u8> {
     match encoding {
         Encoding::Protobuf => msg.encode_to_vec(),
-        Encoding::Json => serde_json::to_vec(msg).unwrap_or_default(),
+        Encoding::Json => {
+            let mut value = serde_json::to_value(msg).unwrap_or_default();
+            tidy_json_response(&mut value);
+            serde_json::to_vec(&value).unwrap_or_default()
+        }
     }
 }
 
-fn error(status: StatusCode, grpc_code: tonic::Code, encoding: Encoding, message: String) -> Response {
+/// Fixes up the generated serde output of export responses for OTLP/JSON: an absent
+/// `partialSuccess` is left out (not `null`), and its int64 counts are written as strings.
+fn tidy_json_response(value: &mut serde_json::Value) {
+    if let Some(obj) = value.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    if let Some(ps) = value
+        .get_mut("partialSuccess")
+        .and_then(|p| p.as_object_mut())
+    {
+        for key in ["rejectedSpans", "rejectedDataPoints", "rejectedLogRecords"] {
+            if let Some(v) = ps.get_mut(key)
+                && let Some(n) = v.as_i64()
+            {
+                *v = serde_json::Value::String(n.to_string());
+            }
+        }
+    }
+}
+
+fn error(
+    status: StatusCode,
+    grpc_code: tonic::Code,
+    encoding: Encoding,
+    message: String,
+) -> Response {
     let body = encode(
         encoding,
         &RpcStatus {
@@ -122,7 +193,12 @@ fn error(status: StatusCode, grpc_code: tonic::Code, encoding: Encoding, message
             message,
         },
     );
-    let mut response = (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         // OTLP clients honour Retry-After on 503 (and on 429).
         response
@@ -137,7 +213,12 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let encoding = match media.as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
@@ -154,27 +235,23 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             );
         }
     };
-    let raw = match axum::body::to_bytes(body, ctx.limit).await {
+    let raw = match read_limited(body, ctx.limit).await {
         Ok(b) => b,
         Err(e) => {
-            // `to_bytes` fails either on the length limit or on a broken connection.
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             ctx.ingest.malformed("http", S::SIGNAL);
-            return if too_large {
-                error(
+            return match e {
+                BodyError::TooLarge => error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     tonic::Code::ResourceExhausted,
                     encoding,
                     DecodeError::TooLarge { limit: ctx.limit }.to_string(),
-                )
-            } else {
-                error(
+                ),
+                BodyError::Read(e) => error(
                     StatusCode::BAD_REQUEST,
                     tonic::Code::InvalidArgument,
                     encoding,
                     format!("could not read the request body: {e}"),
-                )
+                ),
             };
         }
     };
@@ -202,12 +279,14 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
         Err(e) => {
             ctx.ingest.malformed("http", S::SIGNAL);
             let (status, code) = match e {
-                DecodeError::TooLarge { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::ResourceExhausted)
-                }
-                DecodeError::UnsupportedEncoding(_) => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument)
-                }
+                DecodeError::TooLarge { .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    tonic::Code::ResourceExhausted,
+                ),
+                DecodeError::UnsupportedEncoding(_) => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    tonic::Code::InvalidArgument,
+                ),
                 _ => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
             };
             return error(status, code, encoding, e.to_string());
@@ -223,9 +302,10 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
         Err(e) => {
             let (status, code) = match &e {
                 IngestError::NoPipeline(_) => (StatusCode::NOT_FOUND, tonic::Code::Unimplemented),
-                IngestError::Refused(ConsumeError::TooLarge { .. }) => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::ResourceExhausted)
-                }
+                IngestError::Refused(ConsumeError::TooLarge { .. }) => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    tonic::Code::ResourceExhausted,
+                ),
                 IngestError::Refused(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
                 }

@@ -99,7 +99,11 @@ impl Ingest {
     /// Counts a request that could not even be decoded.
     pub fn malformed(&self, transport: &str, signal: Signal) {
         self.metrics
-            .component_event(&format!("receiver/{}/{transport}", self.receiver), signal, "malformed_request")
+            .component_event(
+                &format!("receiver/{}/{transport}", self.receiver),
+                signal,
+                "malformed_request",
+            )
             .inc();
     }
 }
@@ -133,7 +137,9 @@ pub async fn start(
         tasks.push(http::serve(listener, ingest.clone(), http, stop.clone()));
     }
     let detail = endpoints.join(", ");
-    health.register(&format!("receiver/{id}"), move || ComponentStatus::healthy(detail.clone()));
+    health.register(&format!("receiver/{id}"), move || {
+        ComponentStatus::healthy(detail.clone())
+    });
     Ok(tasks)
 }
 

@@ -11,6 +11,8 @@ use aurastream_proto::otlp::trace_service::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
+use aurastream_proto::otlp::metrics::metric::Data;
+
 use crate::pipeline::signal::{Signal, SignalData, metric_point_count};
 
 /// Items refused from an otherwise accepted request.
@@ -116,6 +118,22 @@ impl OtlpSignal for Metrics {
                     keep
                 });
                 rejected.note(nameless, "metrics need a non-empty name");
+                let mut valueless = 0;
+                for m in &mut sm.metrics {
+                    let points = match &mut m.data {
+                        Some(Data::Gauge(g)) => &mut g.data_points,
+                        Some(Data::Sum(s)) => &mut s.data_points,
+                        _ => continue,
+                    };
+                    let before = points.len();
+                    points.retain(|p| p.value.is_some());
+                    valueless += before - points.len();
+                }
+                rejected.note(
+                    valueless,
+                    "number data points need a value (asDouble or asInt); in OTLP/JSON, \
+                     NaN and infinities are not accepted as strings: send them over protobuf",
+                );
             }
         }
         (SignalData::Metrics(request.resource_metrics), rejected)
@@ -202,6 +220,10 @@ mod tests {
         let ps = resp.partial_success.unwrap();
         assert_eq!(ps.rejected_spans, 2);
         assert!(ps.error_message.contains("16-byte"));
-        assert!(Traces::response(&Rejected::default()).partial_success.is_none());
+        assert!(
+            Traces::response(&Rejected::default())
+                .partial_success
+                .is_none()
+        );
     }
 }

@@ -1,0 +1,96 @@
+//! Options of the `lambda` receiver: the extension's Telemetry API subscription.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// ```yaml
+/// receivers:
+///   lambda:
+///     endpoint: 0.0.0.0:4325                 # where the Telemetry API listener binds
+///     destination_host: sandbox.localdomain  # the host Lambda is told to send to
+///     namespace: AuraStream/Lambda           # aws.emf.namespace of the platform metrics
+///     flush_timeout: 1s                      # per-invocation flush budget
+///     buffering: { max_items: 1000, max_bytes: 262144, timeout: 25ms }
+/// ```
+///
+/// Only runs in extension mode (inside Lambda, or with `--lambda-extension`). List it in a
+/// `traces` pipeline to get one span per invocation, in a `metrics` pipeline for the
+/// `platform.report` metrics, and in a `logs` pipeline to collect the function's own
+/// log lines (which also subscribes to them: off unless a logs pipeline lists it).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambdaReceiverConfig {
+    /// Address the listener binds. In Lambda it must be reachable as
+    /// `sandbox.localdomain`, which loopback is not: hence `0.0.0.0` (the sandbox has no
+    /// inbound network, so this exposes nothing). Port 0 picks a free port.
+    pub endpoint: String,
+    /// Host name put in the subscription's destination URI, with the listener's port.
+    pub destination_host: String,
+    /// `aws.emf.namespace` attribute of the `Duration`, `BilledDuration`, ... metrics.
+    pub namespace: String,
+    /// After an invocation's `platform.runtimeDone`, how long the extension may spend
+    /// exporting before it asks Lambda for the next event (which lets the sandbox freeze).
+    /// What is not exported by then stays queued for the next invocation or SHUTDOWN.
+    #[serde(with = "humantime_serde")]
+    pub flush_timeout: Duration,
+    pub buffering: BufferingConfig,
+}
+
+impl Default for LambdaReceiverConfig {
+    fn default() -> Self {
+        LambdaReceiverConfig {
+            endpoint: "0.0.0.0:4325".into(),
+            destination_host: "sandbox.localdomain".into(),
+            namespace: "AuraStream/Lambda".into(),
+            flush_timeout: Duration::from_secs(1),
+            buffering: BufferingConfig::default(),
+        }
+    }
+}
+
+/// How Lambda batches telemetry before delivering it. A short `timeout` matters: the
+/// extension learns that an invocation ended from `platform.runtimeDone`, which arrives at
+/// most `timeout` after it happened, and only then flushes and lets the sandbox freeze.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferingConfig {
+    pub max_items: u32,
+    pub max_bytes: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for BufferingConfig {
+    fn default() -> Self {
+        BufferingConfig {
+            max_items: 1000,
+            max_bytes: 262_144,
+            timeout: Duration::from_millis(25),
+        }
+    }
+}
+
+impl LambdaReceiverConfig {
+    /// The ranges the Telemetry API accepts, checked here so a bad value fails at start-up
+    /// with its option name rather than as a 400 from Lambda during init.
+    pub fn validate(&self) -> Result<(), String> {
+        let b = &self.buffering;
+        if !(1000..=10_000).contains(&b.max_items) {
+            return Err("buffering.max_items must be between 1000 and 10000".into());
+        }
+        if !(262_144..=1_048_576).contains(&b.max_bytes) {
+            return Err("buffering.max_bytes must be between 262144 and 1048576".into());
+        }
+        if !(25..=30_000).contains(&b.timeout.as_millis()) {
+            return Err("buffering.timeout must be between 25ms and 30s".into());
+        }
+        if self.flush_timeout.is_zero() {
+            return Err("flush_timeout must be greater than 0".into());
+        }
+        if self.destination_host.is_empty() {
+            return Err("destination_host must not be empty".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+//! The traffic model of `aurastream-loadgen`, also used by the collector's benchmarks so
+//! that both measure the same realistic requests.
+
+pub mod generate;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the real peers the end-to-end tests
+# talk to (a Python venv in .venv/ with moto[server], the OpenTelemetry Python SDK and
+# exporters, aws-xray-sdk, cfn-lint), builds the workspace once, then runs every test.
+#
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+requirements=tests/python/requirements.txt
+stamp=.venv/.requirements.sha256
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> setting up .venv (Python test peers)"
+    "$python" -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+fi
+
+echo "==> building the workspace (binaries are shared by every end-to-end test)"
+cargo build --workspace --bins
+
+echo "==> running the tests"
+cargo test --workspace "$@"
