@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use prost::Message;
 
 use aurastream_collector::config::{ConfigSource, load_sources};
@@ -24,7 +25,7 @@ use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExpor
 use aurastream_collector::exporter::cloudwatch_logs::output::OutputDestination as LinesOut;
 use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
-use aurastream_collector::exporter::persistent_queue::wal::{Fsync, Wal, WalOptions};
+use aurastream_collector::exporter::persistent_queue::wal::{Fsync, Next, Wal, WalOptions};
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::{OutputDestination, XrayExporterConfig};
 use aurastream_collector::receiver::otlp::decode;
@@ -298,7 +299,11 @@ fn seeds_decode_and_export() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig {
+        // Integration tests have no lib.rs for proptest's default lookup: name the file.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::with_cases(cases())
+    })]
 
     #[test]
     fn random_bytes_never_panic_the_decoders(body in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -349,10 +354,9 @@ proptest! {
         std::fs::write(dir.path().join("ack"), &ack).expect("cursor");
         let options = WalOptions { fsync: Fsync::Never, segment_bytes: 1 << 16 };
         let (mut wal, _) = Wal::open(dir.path(), options).expect("opens whatever it finds");
-        while let Some(next) = wal.next().expect("reads") {
+        while let Some(next) = wal.next_record().expect("reads") {
             let seq = match next {
-                aurastream_collector::exporter::persistent_queue::wal::Next::Record { seq, .. }
-                | aurastream_collector::exporter::persistent_queue::wal::Next::Damaged { seq, .. } => seq,
+                Next::Record { seq, .. } | Next::Damaged { seq, .. } => seq,
             };
             wal.ack(seq).expect("acks");
         }

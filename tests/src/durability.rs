@@ -88,7 +88,7 @@ pub struct Acknowledged {
 
 /// Sends every signal concurrently until all of it is acknowledged.
 pub async fn send_load(base_url: &str, sizes: Sizes, stats: Arc<SendStats>) -> Acknowledged {
-    let run = u32::try_from(std::process::id()).unwrap_or_default();
+    let run = std::process::id();
     let spans = tokio::spawn(send_all(
         base_url.to_owned(),
         Kind::Spans,

@@ -147,7 +147,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_item() {
         .await;
         let storage = tempfile::tempdir().expect("queue dir");
         let endpoint = proxy.url();
-        let run = u32::try_from(std::process::id()).unwrap_or_default();
+        let run = std::process::id();
         let (mut acked_logs, mut acked_spans) = (Vec::new(), Vec::new());
         let mut uncertain = BTreeSet::new();
         let (mut next_log, mut next_span) = (0, 0);

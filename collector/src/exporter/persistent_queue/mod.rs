@@ -197,7 +197,7 @@ impl PersistentQueue {
             let readable = self.readable.notified();
             tokio::pin!(readable);
             readable.as_mut().enable();
-            match self.with_wal(|wal| wal.next()).await? {
+            match self.with_wal(|wal| wal.next_record()).await? {
                 Some(Next::Record { seq, payload, .. }) => match decode(self.signal, &payload) {
                     Some(data) => return Ok(Some(Queued { seq, data })),
                     None => {

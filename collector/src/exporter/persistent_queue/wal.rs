@@ -7,11 +7,12 @@
 //! the newest segment (`<first sequence number>.wal`) and a new segment starts when it
 //! reaches its size; a segment is deleted once every record in it is acknowledged.
 //!
-//! Acknowledgement is a cursor: the lowest sequence number not yet confirmed by the
-//! destination, kept in the file `ack` (written to a temporary file and renamed, so it is
-//! either the old or the new value). Records acknowledged out of order above the cursor are
-//! replayed after a crash; that, and acknowledgements not yet synced, bound the duplicates
-//! a crash can cause.
+//! Acknowledgement is a cursor, the lowest sequence number not yet confirmed by the
+//! destination, plus the records confirmed out of order above it (several exports run at
+//! once, and one slow batch must not make every later one count as unconfirmed). Both are
+//! kept in the file `ack`, written to a temporary file and renamed, so it is either the old
+//! or the new state. What a crash can replay twice is therefore only what was exported but
+//! not yet acknowledged: at most one batch per concurrent export.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -111,9 +112,11 @@ pub struct Wal {
     writer: Option<File>,
     /// Records not yet acknowledged, by sequence number.
     unacked: BTreeMap<u64, Entry>,
-    /// Unacknowledged records not yet handed out by [`Wal::next`], in order.
+    /// Unacknowledged records not yet handed out by [`Wal::next_record`], in order.
     unread: BTreeSet<u64>,
     cursor: u64,
+    /// Acknowledged records above the cursor.
+    acked_ahead: BTreeSet<u64>,
     next_seq: u64,
     bytes: u64,
     last_sync: Instant,
@@ -124,7 +127,7 @@ impl Wal {
     /// Opens (creating) the log in `dir` and indexes every record not yet acknowledged.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Recovery), WalError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let cursor = read_cursor(&dir.join(ACK_FILE));
+        let (cursor, acked_ahead) = read_cursor(&dir.join(ACK_FILE));
         let mut files: Vec<(u64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(dir).map_err(io(dir))? {
             let path = entry.map_err(io(dir))?.path();
@@ -146,6 +149,7 @@ impl Wal {
             unacked: BTreeMap::new(),
             unread: BTreeSet::new(),
             cursor,
+            acked_ahead,
             next_seq: cursor,
             bytes: 0,
             last_sync: Instant::now(),
@@ -164,7 +168,10 @@ impl Wal {
                         items,
                     } => {
                         wal.next_seq = wal.next_seq.max(seq + 1);
-                        if seq < cursor || wal.unacked.contains_key(&seq) {
+                        if seq < cursor
+                            || wal.acked_ahead.contains(&seq)
+                            || wal.unacked.contains_key(&seq)
+                        {
                             continue;
                         }
                         let entry = Entry {
@@ -324,7 +331,7 @@ impl Wal {
 
     /// The oldest record not handed out yet, read back from disk and checked again. A
     /// record damaged since it was written is skipped and reported as `Err(Damaged)`.
-    pub fn next(&mut self) -> Result<Option<Next>, WalError> {
+    pub fn next_record(&mut self) -> Result<Option<Next>, WalError> {
         let Some(seq) = self.unread.pop_first() else {
             return Ok(None);
         };
@@ -393,19 +400,22 @@ impl Wal {
             }
         }
         let cursor = self.unacked.keys().next().copied().unwrap_or(self.next_seq);
-        if cursor != self.cursor {
-            self.cursor = cursor;
-            self.write_cursor()?;
-        }
-        Ok(())
+        self.acked_ahead.insert(seq);
+        self.acked_ahead = self.acked_ahead.split_off(&cursor);
+        self.cursor = cursor;
+        self.write_cursor()
     }
 
     fn write_cursor(&self) -> Result<(), WalError> {
         let path = self.dir.join(ACK_FILE);
         let tmp = self.dir.join("ack.tmp");
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(format!("{}\n", self.cursor).as_bytes())
-            .map_err(io(&tmp))?;
+        let mut text = format!("{}\n", self.cursor);
+        for seq in &self.acked_ahead {
+            text.push_str(&seq.to_string());
+            text.push(' ');
+        }
+        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
         if self.options.fsync == Fsync::Always {
             f.sync_data().map_err(io(&tmp))?;
         }
@@ -413,7 +423,7 @@ impl Wal {
     }
 }
 
-/// What [`Wal::next`] hands out.
+/// What [`Wal::next_record`] hands out.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     Record {
@@ -425,13 +435,22 @@ pub enum Next {
     Damaged { seq: u64, items: u32 },
 }
 
-fn read_cursor(path: &Path) -> u64 {
-    // A missing or unreadable cursor replays everything still on disk: duplicates, never
-    // loss.
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// The cursor and the records acknowledged above it. A missing or unreadable file replays
+/// everything still on disk: duplicates, never loss.
+fn read_cursor(path: &Path) -> (u64, BTreeSet<u64>) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(cursor) = lines.next().and_then(|l| l.trim().parse().ok()) else {
+        return (0, BTreeSet::new());
+    };
+    let ahead = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .filter(|s| *s >= cursor)
+        .collect();
+    (cursor, ahead)
 }
 
 fn checksum(seq: u64, items: u32, payload: &[u8]) -> u32 {
@@ -522,7 +541,7 @@ mod tests {
 
     fn drain(wal: &mut Wal) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        while let Some(next) = wal.next().unwrap() {
+        while let Some(next) = wal.next_record().unwrap() {
             match next {
                 Next::Record { seq, payload, .. } => {
                     out.push(payload);
@@ -545,7 +564,7 @@ mod tests {
         assert!(wal.segments.len() > 1, "rotated");
         // Deliver the first five, then "crash" (drop without acking the rest).
         for _ in 0..5 {
-            let Some(Next::Record { seq, .. }) = wal.next().unwrap() else {
+            let Some(Next::Record { seq, .. }) = wal.next_record().unwrap() else {
                 panic!("a record")
             };
             wal.ack(seq).unwrap();
@@ -565,23 +584,23 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_acks_replay_only_what_is_unconfirmed_above_the_cursor() {
+    fn out_of_order_acks_are_not_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), options()).unwrap();
         for i in 0..4u8 {
             wal.append(&[i], 1).unwrap();
         }
         let mut seqs = Vec::new();
-        while let Some(Next::Record { seq, .. }) = wal.next().unwrap() {
+        while let Some(Next::Record { seq, .. }) = wal.next_record().unwrap() {
             seqs.push(seq);
         }
         wal.ack(seqs[1]).unwrap();
         wal.ack(seqs[3]).unwrap();
         drop(wal);
         let (mut wal, rec) = Wal::open(dir.path(), options()).unwrap();
-        // The cursor is still at record 0; records 1 and 3 come back as duplicates.
-        assert_eq!(rec.records, 4);
-        assert_eq!(drain(&mut wal).len(), 4);
+        // The cursor is still at record 0, but 1 and 3 are known to be done.
+        assert_eq!(rec.records, 2);
+        assert_eq!(drain(&mut wal), vec![vec![0u8], vec![2u8]]);
     }
 
     #[test]
@@ -633,7 +652,7 @@ mod tests {
         fs::write(dir.path().join("README"), b"ignored").unwrap();
         let (mut wal, rec) = Wal::open(dir.path(), options()).unwrap();
         assert_eq!((rec.records, rec.corrupt_records), (0, 1));
-        assert!(wal.next().unwrap().is_none());
+        assert!(wal.next_record().unwrap().is_none());
         assert_eq!(wal.append(b"ok", 1).unwrap(), 0);
     }
 

@@ -111,8 +111,11 @@ impl SamplingProxy {
                     .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com"))
                     .trim_end_matches('/')
                     .to_owned();
+                // The provider is named, not left to rustls's process-wide default: a
+                // build that also links `ring` (any dependency may enable it) would make
+                // the default ambiguous and the first TLS connection panic.
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_native_roots()?
+                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
                     .https_or_http()
                     .enable_http1()
                     .build();
