@@ -130,6 +130,24 @@ fn main() -> ExitCode {
 
 /// Extension mode: the Lambda lifecycle decides when to flush and when to exit.
 fn run_lambda(options: lambda::Options) -> ExitCode {
+    // What could be flushed was flushed before the SHUTDOWN deadline.
+    block_on_until_signal(std::time::Duration::from_millis(50), |stop| {
+        lambda::run(options, stop)
+    })
+}
+
+/// Runs `main` on a multi-threaded runtime, cancelling its token on SIGTERM/SIGINT.
+///
+/// `main` has drained what it could before returning; a write still blocked (a stdout
+/// nobody reads, a hung disk) must not keep the process alive, so the runtime is given
+/// only `grace` to wind down.
+fn block_on_until_signal<F>(
+    grace: std::time::Duration,
+    main: impl FnOnce(CancellationToken) -> F,
+) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,13 +161,13 @@ fn run_lambda(options: lambda::Options) -> ExitCode {
     let result = runtime.block_on(async {
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone()));
-        lambda::run(options, stop).await
+        main(stop).await
     });
-    // As in `run`: what could be flushed was flushed before the SHUTDOWN deadline.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(50));
+    runtime.shutdown_timeout(grace);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -185,33 +203,9 @@ fn run(
             tracing::info!(exporter = %id, path = %path.display(), "writing to file");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let stop = CancellationToken::new();
-        tokio::spawn(wait_for_signal(stop.clone()));
-        service::run(config, stop).await
-    });
-    // `service::run` has already drained what it could within `shutdown_timeout`. A write
-    // still blocked (a stdout nobody reads, a hung disk) must not keep the process alive,
-    // so the runtime is not waited for beyond a moment.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on_until_signal(std::time::Duration::from_millis(200), |stop| {
+        service::run(config, stop)
+    })
 }
 
 async fn wait_for_signal(stop: CancellationToken) {
