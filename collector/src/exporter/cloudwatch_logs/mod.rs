@@ -32,7 +32,7 @@ use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use aurastream_proto::otlp::resource::Resource;
 
 use self::config::CloudWatchLogsExporterConfig;
-use self::output::{LineWriter, OutputDestination};
+use self::output::{LineWriter, Output, OutputDestination};
 use self::request_builder::{Fitted, LogEvent, fit_event};
 use self::service::LogsService;
 use self::target::{LogTarget, fill_placeholders};
@@ -50,11 +50,6 @@ pub struct CloudWatchLogsExporter {
     /// Events resent after a call CloudWatch may have applied anyway.
     possibly_duplicated: Counter,
     last_error: Mutex<Option<String>>,
-}
-
-enum Output {
-    Cloudwatch(LogsService),
-    Lines(LineWriter),
 }
 
 impl CloudWatchLogsExporter {
@@ -280,13 +275,7 @@ impl Exporter for CloudWatchLogsExporter {
     }
 
     async fn flush(&self) -> Result<(), ExportError> {
-        if let Output::Lines(writer) = &self.output {
-            writer
-                .sync()
-                .await
-                .map_err(|e| ExportError::retryable("io", e.to_string()))?;
-        }
-        Ok(())
+        self.output.flush().await
     }
 
     fn health_detail(&self) -> Option<String> {

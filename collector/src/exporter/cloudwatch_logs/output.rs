@@ -25,6 +25,26 @@ pub enum OutputDestination {
     File,
 }
 
+/// Where a CloudWatch exporter (`awscloudwatchlogs`, `awsemf`) sends its events: the API, or
+/// JSON lines holding exactly what would have been sent.
+pub enum Output {
+    Cloudwatch(super::service::LogsService),
+    Lines(LineWriter),
+}
+
+impl Output {
+    /// Makes written lines durable; the API destination holds nothing to flush.
+    pub async fn flush(&self) -> Result<(), crate::exporter::ExportError> {
+        if let Output::Lines(writer) = self {
+            writer
+                .sync()
+                .await
+                .map_err(|e| crate::exporter::ExportError::retryable("io", e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes whole lines to stdout or a file; a line is never interleaved with another.
 pub enum LineWriter {
     Stdout,

@@ -36,7 +36,7 @@ use prometheus_client::metrics::counter::Counter;
 use self::config::{EmfExporterConfig, OutputDestination};
 use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
 use self::translate::Translator;
-use super::cloudwatch_logs::output::LineWriter;
+use super::cloudwatch_logs::output::{LineWriter, Output};
 use super::cloudwatch_logs::request_builder::LogEvent;
 use super::cloudwatch_logs::service::LogsService;
 use super::cloudwatch_logs::target::{LogTarget, fill_placeholders};
@@ -44,11 +44,6 @@ use super::cloudwatch_logs::{now_ms, sink};
 use super::{ExportError, ExportReport, Exporter};
 use crate::pipeline::signal::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
-
-enum Output {
-    Cloudwatch(LogsService),
-    Lines(LineWriter),
-}
 
 pub struct EmfExporter {
     config: EmfExporterConfig,
@@ -230,13 +225,7 @@ impl Exporter for EmfExporter {
     }
 
     async fn flush(&self) -> Result<(), ExportError> {
-        if let Output::Lines(writer) = &self.output {
-            writer
-                .sync()
-                .await
-                .map_err(|e| ExportError::retryable("io", e.to_string()))?;
-        }
-        Ok(())
+        self.output.flush().await
     }
 
     fn health_detail(&self) -> Option<String> {
