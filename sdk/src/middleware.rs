@@ -326,6 +326,8 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
         let _default = tracing::subscriber::set_default(subscriber);
+        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
+        tracing::callsite::rebuild_interest_cache();
 
         let app = Router::new()
             .route(
@@ -468,6 +470,8 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
         let _default = tracing::subscriber::set_default(subscriber);
+        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
+        tracing::callsite::rebuild_interest_cache();
 
         let svc =
             TelemetryLayer::new(telemetry).layer(tower::service_fn(|_req: Request<Body>| async {

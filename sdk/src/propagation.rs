@@ -246,6 +246,8 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let _default = tracing::subscriber::set_default(subscriber);
+        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
+        tracing::callsite::rebuild_interest_cache();
 
         let span = tracing::info_span!("call_downstream");
         let mut headers = HeaderMap::new();
