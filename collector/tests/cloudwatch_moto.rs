@@ -529,6 +529,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
     .expect("exporter");
     let start = now_nanos();
     let mut dropped = Vec::new();
+    let mut withheld = Vec::new();
     for (i, value) in [10.0, 15.0, 3.0].into_iter().enumerate() {
         let time = start + (i as u64 + 1) * 1_000_000_000;
         let mut p = number(&[("Endpoint", "/api/v1/sentiment")], time, value);
@@ -550,9 +551,13 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
             }],
             ..Default::default()
         }]);
-        dropped.extend(cumulative.export(&batch).await.expect("exported").dropped);
+        let report = cumulative.export(&batch).await.expect("exported");
+        dropped.extend(report.dropped);
+        withheld.extend(report.withheld);
     }
-    assert_eq!(dropped, vec![("initial_cumulative_point".to_string(), 1)]);
+    // The first point is the delta baseline: withheld, not a failure.
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(withheld, vec![("initial_cumulative_point".to_string(), 1)]);
     let values: Vec<Value> = read_group(&client, "/aws/aurastream/metrics-cumulative")
         .await
         .iter()
@@ -560,4 +565,136 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         .collect();
     assert_eq!(values, vec![json!(5.0), json!(3.0)]);
     drop(moto);
+}
+
+/// Delivery markers (`delivery_markers`, on by default with a queue on disk): every
+/// PutLogEvents request carries one marker event, and a batch replayed after a restart is
+/// skipped when its marker shows CloudWatch already holds it, so a crash between delivery
+/// and removal from the queue does not store the events twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_batches_already_stored_are_not_sent_again() {
+    use aurastream_collector::exporter::Provenance;
+    use aurastream_collector::exporter::cloudwatch_logs::marker::MARKER_FIELD;
+
+    let Some(moto) = Moto::start() else { return };
+    let client = moto.client();
+    let metrics = Arc::new(SelfMetrics::new());
+    let config: CloudWatchLogsExporterConfig = serde_yaml_ng::from_str(
+        "log_group_name: /test/markers\nlog_stream_name: replay\ncategories: {}\n\
+         raw_log: true\ndelivery_markers: true\n",
+    )
+    .expect("config");
+    let exporter = CloudWatchLogsExporter::with_service(
+        "awscloudwatchlogs",
+        &config,
+        &metrics,
+        LogsService::with_client(client.clone(), HashMap::new()),
+    );
+    let base = now_nanos();
+    let batch = |tag: &str| {
+        SignalData::Logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..3)
+                    .map(|i| LogRecord {
+                        time_unix_nano: base + i * 1_000_000,
+                        body: Some(AnyValue {
+                            value: Some(AnyValueKind::StringValue(format!("{tag}-{i}"))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    };
+    let stored = || async {
+        let mut records = Vec::new();
+        let mut markers = Vec::new();
+        for m in read_group(&client, "/test/markers").await {
+            match serde_json::from_str::<Value>(&m) {
+                Ok(doc) if doc.get(MARKER_FIELD).is_some() => markers.push(doc),
+                _ => records.push(m),
+            }
+        }
+        records.sort();
+        (records, markers)
+    };
+    let first = Provenance {
+        key: 41,
+        replayed: false,
+    };
+
+    // First delivery: the three records and one marker counting them.
+    exporter
+        .export_queued(&batch("a"), first)
+        .await
+        .expect("delivered");
+    let (records, markers) = stored().await;
+    assert_eq!(records, ["a-0", "a-1", "a-2"]);
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert_eq!(markers[0]["events"], 3);
+
+    // The same queue record replayed after a restart: found, not sent again, counted.
+    let replay = Provenance {
+        replayed: true,
+        ..first
+    };
+    exporter
+        .export_queued(&batch("a"), replay)
+        .await
+        .expect("settled");
+    let (records, markers) = stored().await;
+    assert_eq!(records, ["a-0", "a-1", "a-2"], "no copies after the replay");
+    assert_eq!(markers.len(), 1);
+    let text = metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("event=\"already_delivered\"")
+                && l.contains("awscloudwatchlogs")
+                && l.ends_with(" 3")),
+        "already_delivered counts the 3 events:\n{text}"
+    );
+
+    // A replayed record that never reached CloudWatch is sent.
+    exporter
+        .export_queued(
+            &batch("b"),
+            Provenance {
+                key: 42,
+                replayed: true,
+            },
+        )
+        .await
+        .expect("delivered");
+    // Equal content from another queue record is another batch: delivered again.
+    exporter
+        .export_queued(
+            &batch("a"),
+            Provenance {
+                key: 43,
+                replayed: true,
+            },
+        )
+        .await
+        .expect("delivered");
+    let (records, markers) = stored().await;
+    assert_eq!(
+        records,
+        [
+            "a-0", "a-0", "a-1", "a-1", "a-2", "a-2", "b-0", "b-1", "b-2"
+        ]
+    );
+    assert_eq!(markers.len(), 3);
+    let ids: std::collections::BTreeSet<&str> = markers
+        .iter()
+        .filter_map(|m| m[MARKER_FIELD].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "one distinct marker per request");
+
+    // Without a queue record (no provenance) nothing is marked.
+    exporter.export(&batch("c")).await.expect("delivered");
+    let (records, markers) = stored().await;
+    assert_eq!(records.len(), 12);
+    assert_eq!(markers.len(), 3);
 }

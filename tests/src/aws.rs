@@ -70,8 +70,29 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Every message in one log stream, oldest first (`GetLogEvents`, all pages).
+    /// Every message in one log stream, oldest first, without the collector's delivery
+    /// markers (one per PutLogEvents request when `delivery_markers` is on; see
+    /// [`Moto::delivery_markers`]).
     pub async fn log_messages(&self, group: &str, stream: &str) -> Vec<String> {
+        self.stream_messages(group, stream)
+            .await
+            .into_iter()
+            .filter(|m| marker_doc(m).is_none())
+            .collect()
+    }
+
+    /// The delivery markers in one log stream, as JSON documents
+    /// (`{"aurastream.delivery_marker": id, "events": n}`).
+    pub async fn delivery_markers(&self, group: &str, stream: &str) -> Vec<serde_json::Value> {
+        self.stream_messages(group, stream)
+            .await
+            .iter()
+            .filter_map(|m| marker_doc(m))
+            .collect()
+    }
+
+    /// Every message in one log stream, oldest first (`GetLogEvents`, all pages).
+    async fn stream_messages(&self, group: &str, stream: &str) -> Vec<String> {
         let client = reqwest::Client::new();
         let mut messages = Vec::new();
         let mut token: Option<String> = None;
@@ -106,15 +127,79 @@ impl Moto {
         }
     }
 
-    /// Every segment document X-Ray holds for traces started in the last day, as
-    /// `(segment id, document)`; a segment stored twice appears twice.
-    pub async fn xray_segments(&self) -> Vec<(String, Value)> {
+    /// Every log group with its retention in days (`None`: never expire), from
+    /// `DescribeLogGroups` (all pages).
+    pub async fn log_groups(&self) -> BTreeMap<String, Option<i64>> {
         let client = reqwest::Client::new();
+        let mut groups = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({});
+            if let Some(t) = &token {
+                body["nextToken"] = json!(t);
+            }
+            let Some(page) = logs_call(&client, &self.url(), "DescribeLogGroups", body).await
+            else {
+                return groups;
+            };
+            for g in page["logGroups"].as_array().into_iter().flatten() {
+                if let Some(name) = g["logGroupName"].as_str() {
+                    groups.insert(name.to_owned(), g["retentionInDays"].as_i64());
+                }
+            }
+            token = page["nextToken"].as_str().map(str::to_owned);
+            if token.is_none() {
+                return groups;
+            }
+        }
+    }
+
+    /// The names of the streams of one log group (`DescribeLogStreams`, all pages); empty
+    /// when the group does not exist.
+    pub async fn log_streams(&self, group: &str) -> Vec<String> {
+        let client = reqwest::Client::new();
+        let mut streams = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({"logGroupName": group});
+            if let Some(t) = &token {
+                body["nextToken"] = json!(t);
+            }
+            let Some(page) = logs_call(&client, &self.url(), "DescribeLogStreams", body).await
+            else {
+                return streams;
+            };
+            streams.extend(
+                page["logStreams"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["logStreamName"].as_str().map(str::to_owned)),
+            );
+            token = page["nextToken"].as_str().map(str::to_owned);
+            if token.is_none() {
+                return streams;
+            }
+        }
+    }
+
+    /// Every message in every stream of one log group.
+    pub async fn group_messages(&self, group: &str) -> Vec<String> {
+        let mut messages = Vec::new();
+        for stream in self.log_streams(group).await {
+            messages.extend(self.log_messages(group, &stream).await);
+        }
+        messages
+    }
+
+    /// `GetTraceSummaries` for traces of the last day: one summary per trace (`Id`,
+    /// `HasError`, `HasFault`, `HasThrottle`, ...).
+    pub async fn xray_trace_summaries(&self) -> Vec<Value> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let summaries: Value = client
+        let summaries: Value = reqwest::Client::new()
             .post(format!("{}/TraceSummaries", self.url()))
             .header("authorization", authorization("xray"))
             .json(&json!({"StartTime": now - 86_400, "EndTime": now + 3_600}))
@@ -124,14 +209,22 @@ impl Moto {
             .json()
             .await
             .expect("GetTraceSummaries answer is JSON");
-        let ids: Vec<String> = summaries["TraceSummaries"]
+        summaries["TraceSummaries"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s["Id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every segment document X-Ray holds for traces started in the last day, as
+    /// `(segment id, document)`; a segment stored twice appears twice.
+    pub async fn xray_segments(&self) -> Vec<(String, Value)> {
+        let client = reqwest::Client::new();
+        let ids: Vec<String> = self
+            .xray_trace_summaries()
+            .await
+            .iter()
+            .filter_map(|s| s["Id"].as_str().map(str::to_owned))
+            .collect();
         let mut segments = Vec::new();
         // BatchGetTraces takes at most 5 ids per call.
         for chunk in ids.chunks(5) {
@@ -201,4 +294,18 @@ pub fn occurrences<I: IntoIterator<Item = String>>(keys: I) -> BTreeMap<String, 
         *out.entry(k).or_default() += 1;
     }
     out
+}
+
+/// The member naming a delivery marker (`MARKER_FIELD` in the collector's
+/// `cloudwatch_logs/marker.rs`; the harness drives the binary and does not link the library).
+const MARKER_FIELD: &str = "aurastream.delivery_marker";
+
+/// The document of a delivery marker event, or `None` for any other message.
+fn marker_doc(message: &str) -> Option<serde_json::Value> {
+    if !message.contains(MARKER_FIELD) {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(message)
+        .ok()
+        .filter(|doc| doc.get(MARKER_FIELD).is_some())
 }

@@ -541,7 +541,8 @@ impl Deployed {
         http_get(&format!("http://127.0.0.1:{}/metrics", self.ports.health)).unwrap_or_default()
     }
 
-    /// Waits until every item that entered the `signal` pipeline was sent or given up on.
+    /// Waits until every item that entered the `signal` pipeline was sent, withheld (a
+    /// cumulative series' first point, the EMF delta baseline) or given up on.
     fn wait_accounted(&self, signal: &str, exporter: &str, at_least: f64) {
         let pipeline = format!("pipeline=\"{signal}\"");
         let exporter = format!("exporter=\"{exporter}\"");
@@ -550,13 +551,14 @@ impl Deployed {
             let m = self.metrics();
             let accepted = metric_sum(&m, "aurastream_pipeline_accepted_items_total", &[&pipeline]);
             let done = metric_sum(&m, "aurastream_exporter_sent_items_total", &[&exporter])
+                + metric_sum(&m, "aurastream_exporter_withheld_items_total", &[&exporter])
                 + metric_sum(&m, "aurastream_exporter_failed_items_total", &[&exporter]);
             if accepted >= at_least && done >= accepted {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{signal}: accepted {accepted}, exported or failed {done}\n{m}\n{}",
+                "{signal}: accepted {accepted}, exported, withheld or failed {done}\n{m}\n{}",
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -885,15 +887,21 @@ fn run_deployed(config: &str, moto: &Moto, emf_in_moto: bool) -> Written {
     let start = now_nanos();
     let points = seed_points().len() as f64;
     // Two rounds: the first point of a cumulative series only sets the EMF exporter's
-    // baseline (initial_value: drop); the second becomes a delta.
+    // baseline (initial_value: drop, counted as withheld); the second becomes a delta.
     d.post("/v1/metrics", &seed_metrics_request(&resource, start, 1));
     d.wait_accounted("metrics", "awsemf", points);
-    d.post("/v1/metrics", &seed_metrics_request(&resource, start, 2));
+    let second = seed_metrics_request(&resource, start, 2);
+    d.post("/v1/metrics", &second);
+    d.wait_accounted("metrics", "awsemf", 2.0 * points);
+    // The second round again, as a client retrying after a timeout would send it: its points
+    // are stale, counted as failed with a reason the scrape config drops (no page), which
+    // also gives the export-failure alarm's metric a series on /metrics.
+    d.post("/v1/metrics", &second);
     d.post("/v1/logs", &seed_logs_request(&resource));
     // One good span and one with an all-zero (invalid) trace id, which the receiver refuses
     // through OTLP partial success: every self-metric the alarms read now has a series.
     d.post("/v1/traces", &traces_request(&resource));
-    d.wait_accounted("metrics", "awsemf", 2.0 * points);
+    d.wait_accounted("metrics", "awsemf", 3.0 * points);
     d.wait_accounted("logs", "awscloudwatchlogs", 6.0);
     let self_metrics = d.metrics();
     let stdout = d.stdout();
@@ -992,8 +1000,9 @@ fn every_alarm_and_dashboard_metric_is_one_the_collector_writes() {
             }
         }
     }
-    // Benign exporter "failures" (a cumulative series' first point only sets the delta
-    // baseline) must not trip the export-failure alarm: the scrape config drops them.
+    // A cumulative series' first point only sets the EMF delta baseline: it is withheld,
+    // never a failure. Any benign failure reason the seed traffic produces must be dropped
+    // by the scrape config, or it would trip the export-failure alarm.
     for written in [&sidecar, &lambda] {
         for line in written
             .self_metrics
@@ -1010,6 +1019,16 @@ fn every_alarm_and_dashboard_metric_is_one_the_collector_writes() {
                     "the seed traffic made the collector report `{line}`, which the CollectorExportFailuresAlarm would page on"
                 ));
             }
+        }
+        let baselines = metric_sum(
+            &written.self_metrics,
+            "aurastream_exporter_withheld_items_total",
+            &["reason=\"initial_cumulative_point\""],
+        );
+        if baselines == 0.0 {
+            problems.push(
+                "the seed's cumulative series set no baseline counted as withheld".to_string(),
+            );
         }
     }
 

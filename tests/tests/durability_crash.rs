@@ -230,6 +230,22 @@ fn sigkill_at_random_points_loses_no_acknowledged_item() {
                 at.duplicated
             );
         }
+        // Log events carry delivery markers (on by default with a queue on disk): a replayed
+        // request CloudWatch already holds is recognised and not sent again. X-Ray needs no
+        // marker: it keys segments by id, so a replayed segment replaces itself there.
+        assert_eq!(
+            logs_at.duplicated,
+            0,
+            "logs: copies despite delivery markers\n{}",
+            c.stderr()
+        );
+        let markers = moto.delivery_markers(LOG_GROUP, STREAM).await;
+        let marked: u64 = markers.iter().filter_map(|m| m["events"].as_u64()).sum();
+        assert_eq!(
+            marked as usize,
+            logs_at.delivered + lu,
+            "every stored event came with its request's marker"
+        );
     });
 }
 

@@ -85,9 +85,9 @@ fn check(protocol: &str) {
     );
 
     let points = otlp_json::points(&read_jsonl(&c.path("metrics.jsonl")));
-    // The Python SDK lower-cases instrument names before export (the collector keeps names
-    // exactly as received); the seed's CloudWatch names need `metric_descriptors` renames
-    // or the Rust SDK for Python-instrumented services.
+    // The Python SDK lower-cases instrument names before export (the file exporter keeps
+    // names exactly as received); for the seed's CloudWatch names, rename with a Python View
+    // or list the names in `awsemf`'s `metric_descriptors` (see python_cloudwatch.rs).
     assert!(points.iter().all(|p| p.metric == p.metric.to_lowercase()));
     let count = |sentiment: &str| {
         points

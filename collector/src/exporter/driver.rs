@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::persistent_queue::{Fsync, PersistentQueue, WhenFull};
-use super::{ExportError, ExportReport, Exporter};
+use super::{ExportError, ExportReport, Exporter, Provenance};
 use crate::pipeline::Batch;
 use crate::pipeline::memory::{self, MemoryLimiter};
 use crate::pipeline::signal::SignalData;
@@ -160,7 +160,7 @@ impl Driver {
             None => {
                 ReceiverStream::new(input)
                     .for_each_concurrent(self.num_consumers, |batch| async move {
-                        this.export_batch(&batch.data).await;
+                        this.export_batch(&batch.data, None).await;
                     })
                     .await;
             }
@@ -194,7 +194,7 @@ impl Driver {
                 // The disk failed us: deliver this batch from memory rather than lose it.
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     error = %e, "cannot write to the queue storage; exporting directly");
-                self.export_batch(&batch.data).await;
+                self.export_batch(&batch.data, None).await;
             }
         }
         if let Err(e) = queue.sync().await {
@@ -217,7 +217,11 @@ impl Driver {
             }
         })
         .for_each_concurrent(self.num_consumers, |item| async move {
-            self.export_batch(&item.data).await;
+            let provenance = Provenance {
+                key: item.seq,
+                replayed: item.replayed,
+            };
+            self.export_batch(&item.data, Some(provenance)).await;
             if let Err(e) = queue.ack(item.seq).await {
                 tracing::error!(exporter = %self.exporter_id, error = %e,
                     "cannot remove a delivered batch from the queue storage; it may be sent again after a restart");
@@ -234,9 +238,18 @@ impl Driver {
         }
     }
 
+    /// Accounts for `delivered_of` items the exporter settled: each is sent, withheld (not
+    /// a failure) or failed with a reason.
     fn record(&self, data: &SignalData, delivered_of: usize, report: &ExportReport) {
-        let dropped = report.dropped_items().min(delivered_of);
-        self.sent.inc_by((delivered_of - dropped) as u64);
+        let not_sent = (report.dropped_items() + report.withheld_items()).min(delivered_of);
+        self.sent.inc_by((delivered_of - not_sent) as u64);
+        for (reason, n) in &report.withheld {
+            if *n > 0 {
+                self.metrics
+                    .exporter_withheld(&self.exporter_id, &self.pipeline, data.signal(), reason)
+                    .inc_by(*n as u64);
+            }
+        }
         for (reason, n) in &report.dropped {
             self.fail(data, reason, *n);
         }
@@ -256,14 +269,23 @@ impl Driver {
         }
     }
 
-    async fn export_batch(&self, batch: &SignalData) {
+    /// Exports `batch` until it is settled. `provenance` is set for batches from the queue on
+    /// disk; retries keep it (same batch), with `replayed` set once an attempt may have
+    /// reached the destination.
+    async fn export_batch(&self, batch: &SignalData, provenance: Option<Provenance>) {
         let started = Instant::now();
         let mut owned: Option<SignalData> = None;
         let mut delay = self.retry.initial_interval;
         loop {
             let data = owned.as_ref().unwrap_or(batch);
             let items = data.item_count();
-            let attempt = memory::exporting_for(self.memory.clone(), self.exporter.export(data));
+            let export = async {
+                match provenance {
+                    Some(p) => self.exporter.export_queued(data, p).await,
+                    None => self.exporter.export(data).await,
+                }
+            };
+            let attempt = memory::exporting_for(self.memory.clone(), export);
             let (err, retry_after) = match attempt.await {
                 Ok(report) => {
                     self.record(data, items, &report);

@@ -27,8 +27,15 @@ use crate::pipeline::signal::{Signal, SignalData};
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ExportReport {
     /// Items that were deliberately not delivered, with the reason (e.g. `nan_value`,
-    /// `invalid_trace_id`). Everything else in the batch was delivered.
+    /// `invalid_trace_id`), counted as failed. Everything else in the batch was delivered
+    /// or withheld.
     pub dropped: Vec<(String, usize)>,
+    /// Items not sent on purpose, with nothing lost by it, by reason (the EMF exporter's
+    /// `initial_cumulative_point`: the first point of a cumulative series only sets the
+    /// baseline of its deltas). Counted as `exporter_withheld_items`, not as failed.
+    /// (A boxed slice rather than a `Vec`: it keeps [`ExportError`], which can carry a
+    /// report, small.)
+    pub withheld: Box<[(String, usize)]>,
 }
 
 impl ExportReport {
@@ -39,6 +46,21 @@ impl ExportReport {
     pub fn dropped_items(&self) -> usize {
         self.dropped.iter().map(|(_, n)| n).sum()
     }
+
+    pub fn withheld_items(&self) -> usize {
+        self.withheld.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Where a batch taken from the queue on disk (`sending_queue.storage`) comes from, so an
+/// exporter whose destination has no idempotency key can still avoid storing it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provenance {
+    /// Identifies the batch, stably across restarts (its queue record's sequence number).
+    pub key: u64,
+    /// Read back from disk after a restart, from among the batches the previous run may
+    /// have been sending: some of it may already be at the destination.
+    pub replayed: bool,
 }
 
 /// Why an export did not (fully) succeed.
@@ -101,6 +123,19 @@ pub trait Exporter: Send + Sync + 'static {
 
     /// Sends one batch. Called with batches of the signals in [`Exporter::signals`] only.
     async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError>;
+
+    /// Sends one batch from the queue on disk. Exporters that can recognise what their
+    /// destination already holds (CloudWatch Logs: delivery markers) use `provenance` to
+    /// skip it on replay; the rest just export it (X-Ray keys segments by id, so a replayed
+    /// segment replaces itself).
+    async fn export_queued(
+        &self,
+        batch: &SignalData,
+        provenance: Provenance,
+    ) -> Result<ExportReport, ExportError> {
+        let _ = provenance;
+        self.export(batch).await
+    }
 
     /// Flushes anything buffered inside the exporter (open files, partial documents).
     async fn flush(&self) -> Result<(), ExportError> {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -132,9 +133,13 @@ pub fn build(
             }
             let (dtx, drx) = mpsc::channel::<Arc<Batch>>(STAGE_CHANNEL_CAPACITY);
             tasks.spawn(driver.run(drx));
-            driver_inputs.push(dtx);
+            driver_inputs.push(DriverInput {
+                exporter: id.clone(),
+                tx: dtx,
+                lost: metrics.exporter_failed(id, name, signal, "exporter_stopped"),
+            });
         }
-        tasks.spawn(fan_out(rx, driver_inputs));
+        tasks.spawn(fan_out(name.clone(), rx, driver_inputs));
 
         let durable = p
             .exporters
@@ -162,6 +167,10 @@ pub fn build(
     })
 }
 
+/// At least this many records found in a queue at start-up are treated as possibly
+/// delivered already (see `StorageConfig::in_flight`).
+const MIN_REPLAY_IN_FLIGHT: usize = 16;
+
 /// Opens the on-disk queue of one exporter in one pipeline; what it still holds from an
 /// earlier run is exported before new batches.
 fn open_persistent_queue(
@@ -177,6 +186,9 @@ fn open_persistent_queue(
         fsync: queue.fsync,
         max_bytes: queue.max_bytes,
         when_full: queue.when_full,
+        // The previous run's `num_consumers` is not known; a changed configuration rarely
+        // lowers it below this floor.
+        in_flight: queue.num_consumers.max(MIN_REPLAY_IN_FLIGHT),
     };
     let counters = QueueCounters {
         dropped_full: metrics.exporter_failed(exporter, pipeline, signal, "queue_full"),
@@ -194,14 +206,28 @@ fn open_persistent_queue(
     Ok(queue)
 }
 
+/// One exporter's driver, as the fan-out sees it.
+struct DriverInput {
+    exporter: String,
+    tx: mpsc::Sender<Arc<Batch>>,
+    /// Items this exporter never got because its driver had stopped.
+    lost: Counter,
+}
+
 /// Hands every batch to every exporter of the pipeline. The batch is shared: its items go
 /// back to the pipeline's budget when the slowest exporter is done with it.
-async fn fan_out(mut input: mpsc::Receiver<Batch>, outputs: Vec<mpsc::Sender<Arc<Batch>>>) {
+async fn fan_out(pipeline: String, mut input: mpsc::Receiver<Batch>, outputs: Vec<DriverInput>) {
     while let Some(batch) = input.recv().await {
         let batch = Arc::new(batch);
         for out in &outputs {
-            // A driver only stops when its input closes, which is after this task ends.
-            let _ = out.send(batch.clone()).await;
+            // A driver only stops when its input closes, which is after this task ends,
+            // unless it panicked: then the items are counted, never silently let go.
+            if out.tx.send(batch.clone()).await.is_err() {
+                let items = batch.item_count();
+                tracing::error!(exporter = %out.exporter, pipeline = %pipeline, items,
+                    "exporter task has stopped; items dropped");
+                out.lost.inc_by(items as u64);
+            }
         }
     }
 }
@@ -249,5 +275,52 @@ impl HealthRegistry {
             }
             status
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::signal::SignalData;
+    use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+    use prometheus_client::metrics::gauge::Gauge;
+
+    #[tokio::test]
+    async fn a_batch_for_a_stopped_exporter_is_counted_not_lost_silently() {
+        let budget = ItemBudget::new(100, Gauge::default(), Gauge::default());
+        let (tx, rx) = mpsc::channel(4);
+        let (alive_tx, mut alive_rx) = mpsc::channel(4);
+        let (stopped_tx, stopped_rx) = mpsc::channel(4);
+        drop(stopped_rx);
+        let lost = Counter::default();
+        let task = tokio::spawn(fan_out(
+            "logs".into(),
+            rx,
+            vec![
+                DriverInput {
+                    exporter: "alive".into(),
+                    tx: alive_tx,
+                    lost: Counter::default(),
+                },
+                DriverInput {
+                    exporter: "stopped".into(),
+                    tx: stopped_tx,
+                    lost: lost.clone(),
+                },
+            ],
+        ));
+        let data = SignalData::Logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]);
+        let ticket = budget.try_admit(3).unwrap();
+        tx.send(Batch { data, ticket }).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(alive_rx.recv().await.unwrap().data.item_count(), 3);
+        assert_eq!(lost.get(), 3, "the stopped exporter's share is counted");
     }
 }

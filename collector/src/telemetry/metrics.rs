@@ -3,10 +3,14 @@
 //! The invariant the counters are built around, per pipeline and exporter:
 //!
 //! ```text
-//! pipeline accepted = exporter sent + exporter failed + pipeline dropped + in flight
+//! pipeline accepted = exporter sent + exporter withheld + exporter failed
+//!                   + pipeline dropped + in flight
 //! ```
 //!
-//! so a test (or an operator) can always tell where each item went. Receivers count what
+//! so a test (or an operator) can always tell where each item went. "Withheld" items were
+//! not sent on purpose and nothing is lost by it (the first point of a cumulative series
+//! only sets the EMF exporter's delta baseline); they are not failures, so alarms on
+//! `exporter_failed_items` need no exceptions for them. Receivers count what
 //! they accepted and refused (refused items were never acknowledged to the sender, so they
 //! are the sender's to retry, not ours to lose). Components get counter handles once at
 //! build time; incrementing one on the hot path is a single atomic add.
@@ -80,6 +84,7 @@ pub struct SelfMetrics {
     memory_bytes: Family<PipelineLabels, Gauge>,
     exporter_sent: Family<ExporterLabels, Counter>,
     exporter_failed: Family<ExporterReasonLabels, Counter>,
+    exporter_withheld: Family<ExporterReasonLabels, Counter>,
     exporter_retries: Family<ExporterLabels, Counter>,
     component_events: Family<ComponentEventLabels, Counter>,
     rss: Gauge,
@@ -104,6 +109,7 @@ impl SelfMetrics {
             memory_bytes: Family::default(),
             exporter_sent: Family::default(),
             exporter_failed: Family::default(),
+            exporter_withheld: Family::default(),
             exporter_retries: Family::default(),
             component_events: Family::default(),
             rss: Gauge::default(),
@@ -153,6 +159,13 @@ impl SelfMetrics {
             "exporter_failed_items",
             "Items an exporter could not deliver and gave up on, by reason",
             m.exporter_failed.clone(),
+        );
+        registry.register(
+            "exporter_withheld_items",
+            "Items an exporter deliberately did not send although nothing is lost by it (the \
+             first point of a cumulative series is the baseline of its deltas), by reason; \
+             not failures",
+            m.exporter_withheld.clone(),
         );
         registry.register(
             "exporter_retries",
@@ -264,6 +277,24 @@ impl SelfMetrics {
         reason: &str,
     ) -> Counter {
         self.exporter_failed
+            .get_or_create(&ExporterReasonLabels {
+                exporter: exporter.into(),
+                pipeline: pipeline.into(),
+                signal: signal.as_str().into(),
+                reason: reason.into(),
+            })
+            .clone()
+    }
+
+    /// Items not sent on purpose with nothing lost (see the module docs): not failures.
+    pub fn exporter_withheld(
+        &self,
+        exporter: &str,
+        pipeline: &str,
+        signal: Signal,
+        reason: &str,
+    ) -> Counter {
+        self.exporter_withheld
             .get_or_create(&ExporterReasonLabels {
                 exporter: exporter.into(),
                 pipeline: pipeline.into(),

@@ -33,6 +33,7 @@ use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 ///       business:    {log_group_name: /aws/aurastream/business,    retention_in_days: 365}
 ///     max_event_size: 262144             # bytes incl. CloudWatch's 26-byte overhead (max 1 MiB)
 ///     timeout: 30s                       # per API call
+///     delivery_markers: true             # default: on with sending_queue.storage (see marker.rs)
 ///     output_destination: cloudwatch     # cloudwatch | stdout | file (JSON lines:
 ///     path: ./aurastream-data/logs.jsonl #   {logGroupName, logStreamName, timestamp, message})
 /// ```
@@ -58,6 +59,9 @@ pub struct CloudWatchLogsExporterConfig {
     pub max_event_size: usize,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A marker event in every PutLogEvents request, so a batch replayed from the queue on
+    /// disk is not stored twice. `None` = on when `sending_queue.storage` is set.
+    pub delivery_markers: Option<bool>,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: SendingQueueConfig,
 }
@@ -110,6 +114,7 @@ impl Default for CloudWatchLogsExporterConfig {
             categories: seed_categories(),
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             timeout: Duration::from_secs(30),
+            delivery_markers: None,
             retry_on_failure: RetryConfig::default(),
             sending_queue: SendingQueueConfig::default(),
         }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod format;
+pub mod marker;
 pub mod output;
 pub mod request_builder;
 pub mod retry;
@@ -32,23 +33,27 @@ use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use aurastream_proto::otlp::resource::Resource;
 
 use self::config::CloudWatchLogsExporterConfig;
+use self::marker::Markers;
 use self::output::{LineWriter, Output, OutputDestination};
 use self::request_builder::{Fitted, LogEvent, fit_event};
 use self::service::LogsService;
 use self::target::{LogTarget, fill_placeholders};
-use super::{ExportError, ExportReport, Exporter};
+use super::{ExportError, ExportReport, Exporter, Provenance};
 use crate::pipeline::signal::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
 
 /// The `awscloudwatchlogs` exporter: log records into CloudWatch log events, routed to a log
 /// group by their category.
 pub struct CloudWatchLogsExporter {
+    id: String,
     config: CloudWatchLogsExporterConfig,
     output: Output,
     trimmed: Counter,
     split: Counter,
     /// Events resent after a call CloudWatch may have applied anyway.
     possibly_duplicated: Counter,
+    /// Events not resent because their delivery marker showed they were stored already.
+    already_delivered: Counter,
     last_error: Mutex<Option<String>>,
 }
 
@@ -88,12 +93,85 @@ impl CloudWatchLogsExporter {
         output: Output,
     ) -> CloudWatchLogsExporter {
         CloudWatchLogsExporter {
+            id: id.to_string(),
             config: config.clone(),
             output,
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),
             possibly_duplicated: metrics.component_event(id, Signal::Logs, "possibly_duplicated"),
+            already_delivered: metrics.component_event(id, Signal::Logs, "already_delivered"),
             last_error: Mutex::new(None),
+        }
+    }
+
+    /// Sends log records; with `markers`, every PutLogEvents request carries a delivery
+    /// marker and (on replay) is skipped if CloudWatch already holds it.
+    async fn send(
+        &self,
+        batch: &SignalData,
+        markers: Option<Markers>,
+    ) -> Result<ExportReport, ExportError> {
+        let SignalData::Logs(resources) = batch else {
+            return Err(ExportError::permanent(
+                "unsupported_signal",
+                format!("awscloudwatchlogs takes logs, not {}", batch.signal()),
+            ));
+        };
+        let (by_target, empty) = self.events(resources);
+        let service = match &self.output {
+            Output::Cloudwatch(service) => service,
+            Output::Lines(writer) => {
+                // No state depends on this batch, so a failed write can simply be retried.
+                let dropped = if empty > 0 {
+                    vec![("empty_message".to_string(), empty)]
+                } else {
+                    Vec::new()
+                };
+                return writer
+                    .write(as_lines(by_target))
+                    .await
+                    .map(|()| ExportReport {
+                        dropped,
+                        ..ExportReport::default()
+                    })
+                    .map_err(|e| ExportError::retryable("io", e.to_string()));
+            }
+        };
+        let delivery = sink::deliver(
+            service,
+            &self.config.retry_on_failure,
+            by_target,
+            markers.as_ref(),
+        )
+        .await;
+        self.possibly_duplicated
+            .inc_by(delivery.possibly_duplicated as u64);
+        self.already_delivered
+            .inc_by(delivery.already_delivered as u64);
+        if let Some(e) = &delivery.last_error {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
+        let mut report = ExportReport {
+            dropped: delivery.dropped_by_reason(),
+            ..ExportReport::default()
+        };
+        if empty > 0 {
+            report.dropped.push(("empty_message".into(), empty));
+        }
+        match delivery.undelivered.values().next() {
+            None => Ok(report),
+            Some(reason) => {
+                let keep: BTreeSet<usize> = delivery.undelivered.keys().copied().collect();
+                Err(ExportError::PartiallyRetryable {
+                    reason: reason.clone(),
+                    message: delivery
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "PutLogEvents kept failing".into()),
+                    remaining: SignalData::Logs(select_records(resources, &keep)),
+                    report,
+                })
+            }
         }
     }
 
@@ -222,56 +300,17 @@ impl Exporter for CloudWatchLogsExporter {
     }
 
     async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
-        let SignalData::Logs(resources) = batch else {
-            return Err(ExportError::permanent(
-                "unsupported_signal",
-                format!("awscloudwatchlogs takes logs, not {}", batch.signal()),
-            ));
-        };
-        let (by_target, empty) = self.events(resources);
-        let service = match &self.output {
-            Output::Cloudwatch(service) => service,
-            Output::Lines(writer) => {
-                // No state depends on this batch, so a failed write can simply be retried.
-                let dropped = if empty > 0 {
-                    vec![("empty_message".to_string(), empty)]
-                } else {
-                    Vec::new()
-                };
-                return writer
-                    .write(as_lines(by_target))
-                    .await
-                    .map(|()| ExportReport { dropped })
-                    .map_err(|e| ExportError::retryable("io", e.to_string()));
-            }
-        };
-        let delivery = sink::deliver(service, &self.config.retry_on_failure, by_target).await;
-        self.possibly_duplicated
-            .inc_by(delivery.possibly_duplicated as u64);
-        if let Some(e) = &delivery.last_error {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-        }
-        let mut report = ExportReport {
-            dropped: delivery.dropped_by_reason(),
-        };
-        if empty > 0 {
-            report.dropped.push(("empty_message".into(), empty));
-        }
-        match delivery.undelivered.values().next() {
-            None => Ok(report),
-            Some(reason) => {
-                let keep: BTreeSet<usize> = delivery.undelivered.keys().copied().collect();
-                Err(ExportError::PartiallyRetryable {
-                    reason: reason.clone(),
-                    message: delivery
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "PutLogEvents kept failing".into()),
-                    remaining: SignalData::Logs(select_records(resources, &keep)),
-                    report,
-                })
-            }
-        }
+        self.send(batch, None).await
+    }
+
+    async fn export_queued(
+        &self,
+        batch: &SignalData,
+        provenance: Provenance,
+    ) -> Result<ExportReport, ExportError> {
+        let markers = marker::enabled(self.config.delivery_markers, &self.config.sending_queue)
+            .then(|| Markers::new(&self.id, provenance.key, provenance.replayed));
+        self.send(batch, markers).await
     }
 
     async fn flush(&self) -> Result<(), ExportError> {

@@ -49,7 +49,21 @@ impl LogEvent {
 
 /// Cuts `events` into requests that CloudWatch accepts. Each event must already fit the
 /// per-event limit (see [`fit_event`]).
-pub fn build_batches(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
+pub fn build_batches(events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
+    build_batches_with_room(events, 0)
+}
+
+/// As [`build_batches`], leaving room in every request for one more event of up to
+/// `extra_bytes` billed bytes (a delivery marker; `0` = none).
+pub fn build_batches_with_room(
+    mut events: Vec<LogEvent>,
+    extra_bytes: usize,
+) -> Vec<Vec<LogEvent>> {
+    let (max_events, max_bytes) = if extra_bytes > 0 {
+        (MAX_EVENTS_PER_BATCH - 1, MAX_BATCH_BYTES - extra_bytes)
+    } else {
+        (MAX_EVENTS_PER_BATCH, MAX_BATCH_BYTES)
+    };
     events.sort_by_key(|e| e.timestamp_ms);
     let mut batches = Vec::new();
     let mut current: Vec<LogEvent> = Vec::new();
@@ -59,8 +73,8 @@ pub fn build_batches(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
         let starts_new = match current.first() {
             None => false,
             Some(first) => {
-                current.len() >= MAX_EVENTS_PER_BATCH
-                    || bytes + size > MAX_BATCH_BYTES
+                current.len() >= max_events
+                    || bytes + size > max_bytes
                     || event.timestamp_ms - first.timestamp_ms >= MAX_BATCH_SPAN_MS
             }
         };

@@ -67,6 +67,10 @@ impl Rejected {
     }
 }
 
+/// Pages of events at one millisecond read when looking for a delivery marker; a stream
+/// with more at that instant is treated as not holding it (the request is sent again).
+const MAX_MARKER_PAGES: usize = 20;
+
 /// The CloudWatch Logs client of one exporter.
 pub struct LogsService {
     settings: ClientSettings,
@@ -124,14 +128,16 @@ impl LogsService {
             .await
     }
 
-    /// One PutLogEvents call. `events` must be one batch from `build_batches`.
+    /// One PutLogEvents call. `events` must be one batch from `build_batches`; `marker`, if
+    /// any, goes last (it has the latest timestamp), so the rejected ranges index `events`.
     pub async fn put(
         &self,
         target: &LogTarget,
+        marker: Option<&LogEvent>,
         events: &[LogEvent],
     ) -> Result<Rejected, CallError> {
-        let mut input = Vec::with_capacity(events.len());
-        for e in events {
+        let mut input = Vec::with_capacity(events.len() + 1);
+        for e in events.iter().chain(marker) {
             let event = InputLogEvent::builder()
                 .timestamp(e.timestamp_ms)
                 .message(e.message.clone())
@@ -162,6 +168,45 @@ impl LogsService {
             },
             None => Rejected::default(),
         })
+    }
+
+    /// Whether the stream holds `marker` (a delivery marker, see `marker.rs`): looks at the
+    /// events stored at the marker's timestamp.
+    pub async fn holds(&self, target: &LogTarget, marker: &LogEvent) -> Result<bool, CallError> {
+        let client = self.client().await;
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_MARKER_PAGES {
+            let out = client
+                .get_log_events()
+                .log_group_name(&target.group)
+                .log_stream_name(&target.stream)
+                .start_time(marker.timestamp_ms)
+                .end_time(marker.timestamp_ms + 1)
+                .start_from_head(true)
+                .set_next_token(token.clone())
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                // No stream yet: nothing was delivered to it.
+                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(false),
+                Err(e) => return Err(call_error(e)),
+            };
+            let events = out.events();
+            if events
+                .iter()
+                .any(|e| e.message() == Some(marker.message.as_str()))
+            {
+                return Ok(true);
+            }
+            let next = out.next_forward_token().map(str::to_string);
+            // The API repeats the token it was given once there is nothing more.
+            if events.is_empty() || next.is_none() || next == token {
+                return Ok(false);
+            }
+            token = next;
+        }
+        Ok(false)
     }
 
     /// Creates the group (with tags and retention) and the stream; "already exists" is

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 
-use super::request_builder::{LogEvent, build_batches};
+use super::marker::{MARKER_BILLED_BYTES, Markers};
+use super::request_builder::{LogEvent, MAX_BATCH_BYTES, build_batches_with_room};
 use super::retry::{Backoff, ErrorClass};
 use super::service::{CallError, LogsService};
 use super::target::LogTarget;
@@ -29,6 +30,9 @@ pub struct Delivery {
     /// connection). PutLogEvents has no idempotency key, so each may be stored twice: the
     /// upper bound on duplicates, exported as the `possibly_duplicated` event.
     pub possibly_duplicated: usize,
+    /// Events not sent again because their request's delivery marker showed CloudWatch
+    /// already held them (they count as delivered).
+    pub already_delivered: usize,
 }
 
 impl Delivery {
@@ -43,6 +47,7 @@ impl Delivery {
             self.last_error = other.last_error;
         }
         self.possibly_duplicated += other.possibly_duplicated;
+        self.already_delivered += other.already_delivered;
     }
 
     /// Dropped items counted per reason, for `ExportReport::dropped`.
@@ -58,16 +63,18 @@ impl Delivery {
     }
 }
 
-/// Sends every target's events; targets are served concurrently.
+/// Sends every target's events; targets are served concurrently. With `markers`, every
+/// request carries a delivery marker (see `marker.rs`).
 pub async fn deliver(
     service: &LogsService,
     retry: &RetryConfig,
     by_target: BTreeMap<LogTarget, Vec<LogEvent>>,
+    markers: Option<&Markers>,
 ) -> Delivery {
     let results = join_all(
         by_target
             .into_iter()
-            .map(|(target, events)| deliver_target(service, retry, target, events)),
+            .map(|(target, events)| deliver_target(service, retry, target, events, markers)),
     )
     .await;
     let mut out = Delivery::default();
@@ -82,26 +89,81 @@ async fn deliver_target(
     retry: &RetryConfig,
     target: LogTarget,
     events: Vec<LogEvent>,
+    markers: Option<&Markers>,
 ) -> Delivery {
+    let room = if markers.is_some() {
+        MARKER_BILLED_BYTES
+    } else {
+        0
+    };
     let mut out = Delivery::default();
-    for batch in build_batches(events) {
-        out.merge(send_batch(service, retry, &target, &batch).await);
+    for batch in build_batches_with_room(events, room) {
+        // An event as large as a whole request leaves no room: that one goes unmarked.
+        let billed: usize = batch.iter().map(LogEvent::billed_size).sum();
+        let marker = markers
+            .filter(|_| billed + MARKER_BILLED_BYTES <= MAX_BATCH_BYTES)
+            .map(|m| (m.event(&target, &batch), m.check_first));
+        out.merge(send_batch(service, retry, &target, &batch, marker).await);
     }
     out
 }
 
 /// One batch, retried until it is accepted, fails permanently or the budget runs out.
+/// `marker` is the request's delivery marker and whether to look for it before sending.
 async fn send_batch(
     service: &LogsService,
     retry: &RetryConfig,
     target: &LogTarget,
     batch: &[LogEvent],
+    marker: Option<(LogEvent, bool)>,
 ) -> Delivery {
     let mut out = Delivery::default();
     let mut backoff = Backoff::new(retry);
     let mut created = false;
+    let (marker, mut look_first) = match marker {
+        Some((event, check)) => (Some(event), check),
+        None => (None, false),
+    };
     loop {
-        let err: CallError = match service.put(target, batch).await {
+        if let Some(m) = marker.as_ref().filter(|_| look_first) {
+            match service.holds(target, m).await {
+                Ok(true) => {
+                    tracing::info!(group = %target.group, stream = %target.stream,
+                        events = batch.len(), "request already delivered (marker found); not sent again");
+                    out.already_delivered += batch.len();
+                    return out;
+                }
+                Ok(false) => look_first = false,
+                Err(e) if matches!(e.class, ErrorClass::Retryable(_)) => {
+                    // Throttled like any call: wait and look again rather than risk a copy.
+                    match backoff.next_wait() {
+                        Some(wait) => {
+                            tracing::warn!(group = %target.group, error = %e.message, retry_in = ?wait,
+                                "looking for the delivery marker failed; will retry");
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        None => {
+                            for ev in batch {
+                                out.undelivered
+                                    .insert(ev.origin, "marker_lookup_failed".into());
+                            }
+                            out.last_error = Some(e.message);
+                            return out;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Not allowed or not possible (e.g. no logs:GetLogEvents permission):
+                    // sending again is the only way not to lose the events.
+                    tracing::warn!(group = %target.group, error = %e.message,
+                        "cannot look for the delivery marker; sending the request again");
+                    look_first = false;
+                    out.possibly_duplicated += batch.len();
+                }
+            }
+        }
+        let err: CallError = match service.put(target, marker.as_ref(), batch).await {
             Ok(rejected) => {
                 for (i, e) in batch.iter().enumerate() {
                     if let Some(reason) = rejected.reason(i) {
@@ -144,7 +206,12 @@ async fn send_batch(
         // A group deleted behind our back, or a create that raced: try creating again.
         created = false;
         if err.maybe_delivered {
-            out.possibly_duplicated += batch.len();
+            if marker.is_some() {
+                // Look before resending: the marker tells whether the call went through.
+                look_first = true;
+            } else {
+                out.possibly_duplicated += batch.len();
+            }
         }
         match backoff.next_wait() {
             Some(wait) => {

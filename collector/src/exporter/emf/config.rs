@@ -34,9 +34,10 @@ use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 ///       - dimensions: [[Endpoint, CustomerId], [Endpoint]]
 ///         metric_name_selectors: ["^API"]
 ///         label_matchers: [{label_names: [Endpoint], regex: "^/api/", separator: ";"}]
-///     metric_descriptors:                 # unit overrides
+///     metric_descriptors:                 # CloudWatch name spelling and unit overrides
 ///       - {metric_name: SentimentConfidence, unit: None}
 ///       - {metric_name: ProcessingTime, unit: Milliseconds, storage_resolution: 1}
+///       - {metric_name: SentimentAnalysisCount}   # also takes `sentimentanalysiscount`
 ///     resource_to_telemetry_conversion: {enabled: false}  # resource attributes as dimensions
 ///     resource_attributes_as_properties: true   # else resource attributes are left out
 ///     initial_value: drop                 # first point of a cumulative series: drop | keep
@@ -68,6 +69,9 @@ pub struct EmfExporterConfig {
     pub max_event_size: usize,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A marker event in every PutLogEvents request, so a batch replayed from the queue on
+    /// disk is not stored twice. `None` = on when `sending_queue.storage` is set.
+    pub delivery_markers: Option<bool>,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: SendingQueueConfig,
 }
@@ -94,6 +98,7 @@ impl Default for EmfExporterConfig {
             cardinality_interval: Duration::from_secs(3600),
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             timeout: Duration::from_secs(30),
+            delivery_markers: None,
             retry_on_failure: RetryConfig::default(),
             sending_queue: SendingQueueConfig::default(),
         }
@@ -150,11 +155,17 @@ fn default_separator() -> String {
     ";".into()
 }
 
+/// Per-metric overrides. `metric_name` matches a received metric name ignoring case, and
+/// its spelling is the name written to CloudWatch: OTLP clients that lower-case instrument
+/// names (the Python SDK exports `SentimentAnalysisCount` as `sentimentanalysiscount`) still
+/// feed the metrics that dashboards and alarms name in CamelCase.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDescriptor {
     pub metric_name: String,
-    pub unit: String,
+    /// A CloudWatch unit (`None` = explicitly no unit); absent = mapped from the OTLP unit.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// 1 (high resolution) or 60.
     #[serde(default)]
     pub storage_resolution: Option<u32>,
@@ -178,11 +189,25 @@ impl EmfExporterConfig {
         if self.cardinality_interval.is_zero() {
             return Err("cardinality_interval must be positive".into());
         }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, d) in self.metric_descriptors.iter().enumerate() {
-            if !CLOUDWATCH_UNITS.contains(&d.unit.as_str()) {
+            if d.metric_name.is_empty() {
                 return Err(format!(
-                    "metric_descriptors[{i}].unit `{}` is not a CloudWatch unit; use one of: {}",
-                    d.unit,
+                    "metric_descriptors[{i}].metric_name must not be empty"
+                ));
+            }
+            if let Some(first) = names.insert(d.metric_name.to_lowercase(), i) {
+                return Err(format!(
+                    "metric_descriptors[{i}].metric_name `{}` is the same name as \
+                     metric_descriptors[{first}] (names match ignoring case); keep one",
+                    d.metric_name
+                ));
+            }
+            if let Some(unit) = &d.unit
+                && !CLOUDWATCH_UNITS.contains(&unit.as_str())
+            {
+                return Err(format!(
+                    "metric_descriptors[{i}].unit `{unit}` is not a CloudWatch unit; use one of: {}",
                     CLOUDWATCH_UNITS.join(", ")
                 ));
             }
@@ -327,6 +352,17 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptor_may_only_spell_the_name() {
+        let c =
+            parse("metric_descriptors: [{metric_name: SentimentAnalysisCount}]").expect("valid");
+        assert_eq!(
+            c.metric_descriptors[0].metric_name,
+            "SentimentAnalysisCount"
+        );
+        assert_eq!(c.metric_descriptors[0].unit, None);
+    }
+
+    #[test]
     fn declarations_compile_and_match() {
         let c = parse(
             r#"
@@ -365,6 +401,13 @@ metric_declarations:
         assert!(parse("output_destination: file").is_err());
         assert!(parse("log_retention: 2555").unwrap_err().contains("2557"));
         assert!(parse("metric_descriptors: [{metric_name: x, unit: Millis}]").is_err());
+        let duplicate = parse(
+            "metric_descriptors: [{metric_name: CacheHitRate}, {metric_name: cachehitrate, unit: None}]",
+        )
+        .unwrap_err();
+        assert!(duplicate.contains("metric_descriptors[1]"), "{duplicate}");
+        assert!(duplicate.contains("metric_descriptors[0]"), "{duplicate}");
+        assert!(parse("metric_descriptors: [{metric_name: ''}]").is_err());
         assert!(parse("metric_declarations: [{metric_name_selectors: ['(']}]").is_err());
         assert!(parse("dimension_rollup_option: Everything").is_err());
         assert!(parse("namespaces: x").is_err());

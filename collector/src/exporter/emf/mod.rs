@@ -36,16 +36,28 @@ use prometheus_client::metrics::counter::Counter;
 use self::config::{EmfExporterConfig, OutputDestination};
 use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
 use self::translate::Translator;
+use super::cloudwatch_logs::marker::{self, Markers};
 use super::cloudwatch_logs::output::{LineWriter, Output};
 use super::cloudwatch_logs::request_builder::LogEvent;
 use super::cloudwatch_logs::service::LogsService;
 use super::cloudwatch_logs::target::{LogTarget, fill_placeholders};
 use super::cloudwatch_logs::{now_ms, sink};
-use super::{ExportError, ExportReport, Exporter};
+use super::{ExportError, ExportReport, Exporter, Provenance};
 use crate::pipeline::signal::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
 
+/// A batch as EMF documents, and the points that did not become part of one.
+#[derive(Debug)]
+pub struct Documents {
+    pub documents: Vec<BuiltDocument>,
+    /// Points lost, by reason: counted as failed.
+    pub dropped: BTreeMap<&'static str, usize>,
+    /// Points withheld with nothing lost (cumulative baselines), by reason: not failures.
+    pub withheld: BTreeMap<&'static str, usize>,
+}
+
 pub struct EmfExporter {
+    id: String,
     config: EmfExporterConfig,
     translator: Translator,
     policy: DimensionPolicy,
@@ -54,6 +66,8 @@ pub struct EmfExporter {
     split: Counter,
     /// Documents resent after a call CloudWatch may have applied anyway.
     possibly_duplicated: Counter,
+    /// Documents not resent because their delivery marker showed they were stored already.
+    already_delivered: Counter,
     last_error: Mutex<Option<String>>,
 }
 
@@ -97,6 +111,7 @@ impl EmfExporter {
         output: Output,
     ) -> Result<EmfExporter, String> {
         Ok(EmfExporter {
+            id: id.to_string(),
             translator: Translator::new(config),
             policy: DimensionPolicy {
                 rollup: config.dimension_rollup_option,
@@ -111,6 +126,7 @@ impl EmfExporter {
                 Signal::Metrics,
                 "possibly_duplicated",
             ),
+            already_delivered: metrics.component_event(id, Signal::Metrics, "already_delivered"),
             last_error: Mutex::new(None),
         })
     }
@@ -119,7 +135,7 @@ impl EmfExporter {
     pub fn documents(
         &self,
         batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
-    ) -> (Vec<BuiltDocument>, BTreeMap<&'static str, usize>) {
+    ) -> Documents {
         let t = self.translator.translate(batch, Instant::now(), now_ms());
         self.folded.inc_by(t.folded as u64);
         let built = build_documents(
@@ -133,7 +149,49 @@ impl EmfExporter {
         for (reason, n) in built.dropped {
             *dropped.entry(reason).or_default() += n;
         }
-        (built.documents, dropped)
+        Documents {
+            documents: built.documents,
+            dropped,
+            withheld: t.withheld,
+        }
+    }
+
+    /// Translates and sends a batch; with `markers`, every PutLogEvents request carries a
+    /// delivery marker and (on replay) is skipped if CloudWatch already holds it.
+    async fn send(
+        &self,
+        batch: &SignalData,
+        markers: Option<Markers>,
+    ) -> Result<ExportReport, ExportError> {
+        let SignalData::Metrics(resources) = batch else {
+            return Err(ExportError::permanent(
+                "unsupported_signal",
+                format!("awsemf takes metrics, not {}", batch.signal()),
+            ));
+        };
+        let Documents {
+            documents: docs,
+            dropped: translation_dropped,
+            withheld,
+        } = self.documents(resources);
+        let mut dropped: BTreeMap<String, usize> = translation_dropped
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
+        match &self.output {
+            Output::Cloudwatch(service) => {
+                self.send_to_cloudwatch(service, resources, docs, &mut dropped, markers.as_ref())
+                    .await
+            }
+            Output::Lines(writer) => self.write_lines(writer, docs, &mut dropped).await,
+        }
+        Ok(ExportReport {
+            dropped: dropped.into_iter().collect(),
+            withheld: withheld
+                .into_iter()
+                .map(|(r, n)| (r.to_string(), n))
+                .collect(),
+        })
     }
 
     async fn send_to_cloudwatch(
@@ -142,6 +200,7 @@ impl EmfExporter {
         batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
         docs: Vec<BuiltDocument>,
         dropped: &mut BTreeMap<String, usize>,
+        markers: Option<&Markers>,
     ) {
         let points: Vec<usize> = docs.iter().map(|d| d.points).collect();
         let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
@@ -158,7 +217,10 @@ impl EmfExporter {
                 origin: i,
             });
         }
-        let delivery = sink::deliver(service, &self.config.retry_on_failure, by_target).await;
+        let delivery =
+            sink::deliver(service, &self.config.retry_on_failure, by_target, markers).await;
+        self.already_delivered
+            .inc_by(delivery.already_delivered as u64);
         self.possibly_duplicated
             .inc_by(delivery.possibly_duplicated as u64);
         if let Some(e) = delivery.last_error {
@@ -201,27 +263,17 @@ impl Exporter for EmfExporter {
     }
 
     async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
-        let SignalData::Metrics(resources) = batch else {
-            return Err(ExportError::permanent(
-                "unsupported_signal",
-                format!("awsemf takes metrics, not {}", batch.signal()),
-            ));
-        };
-        let (docs, translation_dropped) = self.documents(resources);
-        let mut dropped: BTreeMap<String, usize> = translation_dropped
-            .into_iter()
-            .map(|(r, n)| (r.to_string(), n))
-            .collect();
-        match &self.output {
-            Output::Cloudwatch(service) => {
-                self.send_to_cloudwatch(service, resources, docs, &mut dropped)
-                    .await
-            }
-            Output::Lines(writer) => self.write_lines(writer, docs, &mut dropped).await,
-        }
-        Ok(ExportReport {
-            dropped: dropped.into_iter().collect(),
-        })
+        self.send(batch, None).await
+    }
+
+    async fn export_queued(
+        &self,
+        batch: &SignalData,
+        provenance: Provenance,
+    ) -> Result<ExportReport, ExportError> {
+        let markers = marker::enabled(self.config.delivery_markers, &self.config.sending_queue)
+            .then(|| Markers::new(&self.id, provenance.key, provenance.replayed));
+        self.send(batch, markers).await
     }
 
     async fn flush(&self) -> Result<(), ExportError> {

@@ -106,15 +106,33 @@ fn docs(
     e: &EmfExporter,
     b: &[ResourceMetrics],
 ) -> (Vec<EmfDocument>, BTreeMap<&'static str, usize>) {
-    let (built, dropped) = e.documents(b);
+    let (parsed, dropped, withheld) = docs_withheld(e, b);
+    assert!(
+        withheld.is_empty(),
+        "unexpected withheld points: {withheld:?}"
+    );
+    (parsed, dropped)
+}
+
+/// The documents, the points dropped and the points withheld (cumulative baselines).
+fn docs_withheld(
+    e: &EmfExporter,
+    b: &[ResourceMetrics],
+) -> (
+    Vec<EmfDocument>,
+    BTreeMap<&'static str, usize>,
+    BTreeMap<&'static str, usize>,
+) {
+    let built = e.documents(b);
     let parsed = built
+        .documents
         .iter()
         .map(|d| {
             assert!(d.json.len() + 26 <= DEFAULT_MAX_EVENT_SIZE);
             serde_json::from_str::<EmfDocument>(&d.json).expect("valid EMF document")
         })
         .collect();
-    (parsed, dropped)
+    (parsed, built.dropped, built.withheld)
 }
 
 fn value(doc: &EmfDocument, name: &str) -> Value {
@@ -198,31 +216,35 @@ fn seed_application_metrics_share_one_document_per_label_set() {
 }
 
 #[test]
-fn cumulative_sum_becomes_deltas_across_resets_and_first_point_is_dropped() {
+fn cumulative_sum_becomes_deltas_across_resets_and_first_point_is_withheld() {
     let e = exporter(app_config());
     let l = [("Endpoint", "/api/sentiment")];
     let send = |time: u64, start: u64, v: f64| {
         let mut p = point(&l, time, v);
         p.start_time_unix_nano = start;
-        docs(&e, &batch(&[], vec![sum("APIRequestCount", true, vec![p])]))
+        docs_withheld(&e, &batch(&[], vec![sum("APIRequestCount", true, vec![p])]))
     };
-    let (d, dropped) = send(T0 + SEC, T0, 10.0);
+    // The first point is the baseline: withheld, not dropped.
+    let (d, dropped, withheld) = send(T0 + SEC, T0, 10.0);
     assert!(d.is_empty());
-    assert_eq!(dropped.get("initial_cumulative_point"), Some(&1));
-    let (d, _) = send(T0 + 2 * SEC, T0, 15.0);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(withheld, BTreeMap::from([("initial_cumulative_point", 1)]));
+    let (d, dropped, withheld) = send(T0 + 2 * SEC, T0, 15.0);
     assert_eq!(value(&d[0], "APIRequestCount"), 5.0);
+    assert!(dropped.is_empty() && withheld.is_empty());
     // Counter went down: a reset, the new value is the delta.
-    let (d, _) = send(T0 + 3 * SEC, T0, 4.0);
+    let (d, _, _) = send(T0 + 3 * SEC, T0, 4.0);
     assert_eq!(value(&d[0], "APIRequestCount"), 4.0);
     // Start time changed: a reset.
-    let (d, _) = send(T0 + 4 * SEC, T0 + 3 * SEC, 7.0);
+    let (d, _, _) = send(T0 + 4 * SEC, T0 + 3 * SEC, 7.0);
     assert_eq!(value(&d[0], "APIRequestCount"), 7.0);
-    let (d, _) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
+    let (d, _, _) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
     assert_eq!(value(&d[0], "APIRequestCount"), 2.0);
-    // Same timestamp again: stale.
-    let (d, dropped) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
+    // Same timestamp again: stale, dropped with its reason (not a baseline).
+    let (d, dropped, withheld) = send(T0 + 5 * SEC, T0 + 3 * SEC, 9.0);
     assert!(d.is_empty());
-    assert_eq!(dropped.get("stale_cumulative_point"), Some(&1));
+    assert_eq!(dropped, BTreeMap::from([("stale_cumulative_point", 1)]));
+    assert!(withheld.is_empty());
 }
 
 #[test]
@@ -335,9 +357,11 @@ fn histogram_is_a_distribution_with_midpoints_and_min_max_edges() {
 fn cumulative_histogram_is_differenced_per_bucket() {
     let e = exporter(app_config());
     let h = |t, counts, s| histogram(true, vec![histogram_point(t, counts, s, 10.0, 2000.0)]);
-    let (d, dropped) = docs(&e, &batch(&[], vec![h(T0 + SEC, vec![1, 1, 0, 0], 300.0)]));
+    let (d, dropped, withheld) =
+        docs_withheld(&e, &batch(&[], vec![h(T0 + SEC, vec![1, 1, 0, 0], 300.0)]));
     assert!(d.is_empty());
-    assert_eq!(dropped.get("initial_cumulative_point"), Some(&1));
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(withheld.get("initial_cumulative_point"), Some(&1));
     let (d, _) = docs(
         &e,
         &batch(&[], vec![h(T0 + 2 * SEC, vec![1, 4, 0, 2], 4000.0)]),
@@ -561,12 +585,12 @@ fn metric_descriptors_override_units() {
         metric_descriptors: vec![
             MetricDescriptor {
                 metric_name: "ProcessingTime".into(),
-                unit: "Seconds".into(),
+                unit: Some("Seconds".into()),
                 storage_resolution: Some(1),
             },
             MetricDescriptor {
                 metric_name: "Usage".into(),
-                unit: "None".into(),
+                unit: Some("None".into()),
                 storage_resolution: None,
             },
         ],
@@ -584,6 +608,236 @@ fn metric_descriptors_override_units() {
     assert_eq!(m[0].unit.as_deref(), Some("Seconds"));
     assert_eq!(m[0].storage_resolution, Some(1));
     assert_eq!(m[1].unit, None);
+}
+
+#[test]
+fn metric_descriptors_match_names_ignoring_case_and_give_their_spelling() {
+    // What the Python SDK sends for the seed's instruments: names lower-cased.
+    let e = exporter(EmfExporterConfig {
+        metric_descriptors: serde_yaml_ng::from_str(
+            "[{metric_name: SentimentAnalysisCount}, {metric_name: CacheHitRate, unit: None},\
+              {metric_name: APIResponseTime, unit: Milliseconds}]",
+        )
+        .expect("yaml"),
+        metric_declarations: serde_yaml_ng::from_str(
+            "- {dimensions: [[Sentiment]], metric_name_selectors: ['^SentimentAnalysisCount$']}",
+        )
+        .expect("yaml"),
+        ..app_config()
+    });
+    let l = [("Sentiment", "POSITIVE")];
+    let b = batch(
+        &[],
+        vec![
+            sum(
+                "sentimentanalysiscount",
+                false,
+                vec![point(&l, T0 + SEC, 4.0)],
+            ),
+            gauge("cachehitrate", "1", vec![point(&l, T0 + SEC, 0.75)]),
+            gauge("APIRESPONSETIME", "", vec![point(&l, T0 + SEC, 120.0)]),
+            gauge("processingtime", "ms", vec![point(&l, T0 + SEC, 80.0)]),
+        ],
+    );
+    let (d, dropped) = docs(&e, &b);
+    assert!(dropped.is_empty());
+    assert_eq!(d.len(), 1);
+    // Values are filed under the descriptor's spelling; others keep the received name.
+    assert_eq!(value(&d[0], "SentimentAnalysisCount"), 4.0);
+    assert_eq!(value(&d[0], "CacheHitRate"), 0.75);
+    assert_eq!(value(&d[0], "APIResponseTime"), 120.0);
+    assert_eq!(value(&d[0], "processingtime"), 80.0);
+    assert_eq!(value(&d[0], "sentimentanalysiscount"), Value::Null);
+    // The declaration written in CamelCase selects the renamed metric (and only it).
+    let directives = &d[0].aws.cloudwatch_metrics;
+    assert_eq!(directives.len(), 1);
+    let defined: Vec<(&str, Option<&str>)> = directives[0]
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.unit.as_deref()))
+        .collect();
+    // No unit in the descriptor: the OTLP unit's mapping (`{count}` -> Count).
+    assert_eq!(defined, vec![("SentimentAnalysisCount", Some("Count"))]);
+    assert_eq!(
+        directives[0].dimensions,
+        vec![vec!["Sentiment".to_string()]]
+    );
+
+    // Units of the other descriptors, with no declarations to filter them.
+    let e = exporter(EmfExporterConfig {
+        metric_descriptors: serde_yaml_ng::from_str(
+            "[{metric_name: CacheHitRate, unit: None}, {metric_name: APIResponseTime, unit: Milliseconds}]",
+        )
+        .expect("yaml"),
+        ..app_config()
+    });
+    let (d, _) = docs(&e, &b);
+    let mut units: Vec<(String, Option<String>)> = d
+        .iter()
+        .flat_map(|d| &d.aws.cloudwatch_metrics)
+        .flat_map(|c| &c.metrics)
+        .map(|m| (m.name.clone(), m.unit.clone()))
+        .collect();
+    units.sort();
+    assert_eq!(
+        units,
+        vec![
+            (
+                "APIResponseTime".to_string(),
+                Some("Milliseconds".to_string())
+            ),
+            ("CacheHitRate".to_string(), None),
+            (
+                "processingtime".to_string(),
+                Some("Milliseconds".to_string())
+            ),
+            (
+                "sentimentanalysiscount".to_string(),
+                Some("Count".to_string())
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn export_reports_baselines_as_withheld_not_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = exporter(EmfExporterConfig {
+        output_destination: OutputDestination::File,
+        path: Some(dir.path().join("emf.jsonl")),
+        ..app_config()
+    });
+    let b = |t: u64, v: f64| {
+        SignalData::Metrics(batch(
+            &[],
+            vec![
+                sum(
+                    "APIRequestCount",
+                    true,
+                    vec![
+                        point(&[("StatusCode", "200")], t, v),
+                        point(&[("StatusCode", "500")], t, f64::NAN),
+                    ],
+                ),
+                gauge("CacheHitRate", "1", vec![point(&[], t, 0.5)]),
+            ],
+        ))
+    };
+    let first = e.export(&b(T0 + SEC, 10.0)).await.expect("exported");
+    assert_eq!(
+        first.withheld.to_vec(),
+        vec![("initial_cumulative_point".to_string(), 1)]
+    );
+    assert_eq!(first.dropped, vec![("nan_value".to_string(), 1)]);
+    let second = e.export(&b(T0 + 2 * SEC, 12.0)).await.expect("exported");
+    assert!(second.withheld.is_empty());
+    assert_eq!(second.dropped, vec![("nan_value".to_string(), 1)]);
+    e.flush().await.expect("flushed");
+    let docs: Vec<EmfDocument> = std::fs::read_to_string(dir.path().join("emf.jsonl"))
+        .expect("file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("EMF"))
+        .collect();
+    let counts: Vec<Value> = docs
+        .iter()
+        .map(|d| value(d, "APIRequestCount"))
+        .filter(|v| !v.is_null())
+        .collect();
+    assert_eq!(counts, vec![Value::from(2.0)]);
+    let rates = docs
+        .iter()
+        .filter(|d| value(d, "CacheHitRate") == 0.5)
+        .count();
+    assert_eq!(rates, 2);
+}
+
+/// Through the pipeline's driver: baselines are `exporter_withheld_items`, not failures,
+/// and every point is sent, withheld or failed with a reason.
+#[tokio::test]
+async fn the_driver_counts_withheld_points_apart_from_sent_and_failed() {
+    use crate::exporter::driver::{Driver, ExporterState, RetryConfig, SendingQueueConfig};
+    use crate::pipeline::Batch;
+    use crate::pipeline::queue::ItemBudget;
+    use prometheus_client::metrics::gauge::Gauge;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Arc::new(SelfMetrics::new());
+    let e = EmfExporter::new(
+        "awsemf",
+        &EmfExporterConfig {
+            output_destination: OutputDestination::File,
+            path: Some(dir.path().join("emf.jsonl")),
+            ..app_config()
+        },
+        &metrics,
+    )
+    .expect("valid config");
+    let driver = Driver::new(
+        "awsemf",
+        "metrics",
+        Arc::new(e),
+        RetryConfig::default(),
+        &SendingQueueConfig::default(),
+        Arc::new(std::sync::Mutex::new(ExporterState::default())),
+        metrics.clone(),
+        Signal::Metrics,
+    );
+    let budget = ItemBudget::new(1000, Gauge::default(), Gauge::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    // Two rounds of 3 cumulative series + 1 gauge, one NaN gauge point per round.
+    for round in 1..=2u64 {
+        let t = T0 + round * SEC;
+        let series = ["200", "404", "500"]
+            .iter()
+            .map(|code| point(&[("StatusCode", code)], t, 10.0 * round as f64))
+            .collect();
+        let data = SignalData::Metrics(batch(
+            &[],
+            vec![
+                sum("APIRequestCount", true, series),
+                gauge(
+                    "CacheHitRate",
+                    "1",
+                    vec![point(&[], t, 0.5), point(&[("a", "b")], t, f64::NAN)],
+                ),
+            ],
+        ));
+        let ticket = budget.try_admit(data.item_count()).expect("budget");
+        tx.send(Arc::new(Batch { data, ticket }))
+            .await
+            .expect("driver takes the batch");
+    }
+    drop(tx);
+    driver.run(rx).await;
+
+    let text = metrics.encode();
+    let sample = |name: &str, reason: Option<&str>| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains("exporter=\"awsemf\""))
+            .filter(|l| reason.is_none_or(|r| l.contains(&format!("reason=\"{r}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let withheld = sample("aurastream_exporter_withheld_items_total", None);
+    let sent = sample("aurastream_exporter_sent_items_total", None);
+    let failed = sample("aurastream_exporter_failed_items_total", None);
+    assert_eq!(
+        sample(
+            "aurastream_exporter_withheld_items_total",
+            Some("initial_cumulative_point")
+        ),
+        3,
+        "{text}"
+    );
+    assert_eq!(withheld, 3, "{text}");
+    assert_eq!(
+        sample("aurastream_exporter_failed_items_total", Some("nan_value")),
+        2
+    );
+    assert_eq!(failed, 2, "only the NaN points failed: {text}");
+    // Round 1: one gauge; round 2: three deltas and one gauge.
+    assert_eq!(sent, 5, "{text}");
+    assert_eq!(sent + withheld + failed, 2 * 5, "every point accounted for");
 }
 
 #[test]

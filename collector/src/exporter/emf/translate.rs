@@ -12,8 +12,16 @@
 //!   quantiles).
 //!
 //! Points that cannot be represented are dropped and counted by reason: NaN (`nan_value`),
-//! ±Inf (`non_finite_value`), points flagged as having no recorded value, the first point
-//! of a cumulative series when `initial_value: drop`, and repeated/out-of-order points.
+//! ±Inf (`non_finite_value`), points flagged as having no recorded value, and
+//! repeated/out-of-order cumulative points (`stale_cumulative_point`). The first point of a
+//! cumulative series (with `initial_value: drop`) is not dropped but *withheld*
+//! ([`INITIAL_CUMULATIVE_POINT`]): it becomes the baseline its successors are differenced
+//! against, so nothing it counted is lost, and it is reported apart from failures.
+//!
+//! Metric names are written as received, except where a `metric_descriptors` entry matches
+//! the name ignoring case: then the descriptor's spelling is the CloudWatch name. OTLP
+//! clients that lower-case instrument names (the Python SDK does) keep the CamelCase names
+//! that dashboards and alarms are written against.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -40,6 +48,10 @@ pub const NAMESPACE_ATTRIBUTE: &str = "aws.emf.namespace";
 /// OTLP data point flag: the point carries no value (a staleness marker).
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
 
+/// The reason a cumulative series' first point is withheld: it is the baseline of the
+/// deltas that follow, not a failure.
+pub const INITIAL_CUMULATIVE_POINT: &str = "initial_cumulative_point";
+
 /// One metric value ready to be placed in a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -60,8 +72,10 @@ pub struct Translation {
     pub samples: Vec<Sample>,
     /// Per resource: its attributes as top-level document properties (may be empty).
     pub properties: Vec<Map<String, Value>>,
-    /// Points not sent, by reason.
+    /// Points not sent and lost, by reason.
     pub dropped: BTreeMap<&'static str, usize>,
+    /// Points not sent with nothing lost (cumulative baselines), by reason.
+    pub withheld: BTreeMap<&'static str, usize>,
     /// Points whose labels were folded into `_other`.
     pub folded: usize,
 }
@@ -72,7 +86,8 @@ pub struct Translator {
     initial_value: InitialValue,
     resource_to_telemetry: bool,
     resource_properties: bool,
-    descriptors: HashMap<String, (String, Option<u32>)>,
+    /// `metric_descriptors` by lower-cased name.
+    descriptors: HashMap<String, Descriptor>,
     delta: Mutex<DeltaState>,
     guard: Mutex<CardinalityGuard>,
 }
@@ -89,8 +104,12 @@ impl Translator {
                 .iter()
                 .map(|d| {
                     (
-                        d.metric_name.clone(),
-                        (d.unit.clone(), d.storage_resolution),
+                        d.metric_name.to_lowercase(),
+                        Descriptor {
+                            name: d.metric_name.clone(),
+                            unit: d.unit.clone(),
+                            storage_resolution: d.storage_resolution,
+                        },
                     )
                 })
                 .collect(),
@@ -176,14 +195,27 @@ impl Translator {
         delta: &mut DeltaState,
         out: &mut Translation,
     ) {
-        let (unit, storage_resolution) = match self.descriptors.get(&metric.name) {
+        let descriptor = self.descriptor(&metric.name);
+        let name = descriptor.map_or(&metric.name, |d| &d.name);
+        let ucum_unit = || cloudwatch_unit(&metric.unit).map(str::to_string);
+        let (unit, storage_resolution) = match descriptor {
             // `None` is CloudWatch's explicit "no unit".
-            Some((u, r)) => ((u != "None").then(|| u.clone()), *r),
-            None => (cloudwatch_unit(&metric.unit).map(str::to_string), None),
+            Some(d) => (
+                match &d.unit {
+                    Some(u) => (u != "None").then(|| u.clone()),
+                    None => ucum_unit(),
+                },
+                d.storage_resolution,
+            ),
+            None => (ucum_unit(), None),
         };
         let mut emit = |attrs: &[KeyValue], time: u64, value: Result<EmfValue, &'static str>| {
             let value = match value {
                 Ok(v) => v,
+                Err(INITIAL_CUMULATIVE_POINT) => {
+                    *out.withheld.entry(INITIAL_CUMULATIVE_POINT).or_default() += 1;
+                    return;
+                }
                 Err(reason) => {
                     *out.dropped.entry(reason).or_default() += 1;
                     return;
@@ -199,7 +231,7 @@ impl Translator {
                     i64::try_from(time / 1_000_000).unwrap_or(ctx.now_ms)
                 },
                 labels,
-                name: metric.name.clone(),
+                name: name.clone(),
                 unit: unit.clone(),
                 storage_resolution,
                 value,
@@ -268,13 +300,21 @@ impl Translator {
         }
     }
 
+    /// The `metric_descriptors` entry for a metric name, matched ignoring case.
+    fn descriptor(&self, name: &str) -> Option<&Descriptor> {
+        if self.descriptors.is_empty() {
+            return None;
+        }
+        self.descriptors.get(&name.to_lowercase())
+    }
+
     /// What a cumulative point contributes, per `initial_value`.
     fn accept(&self, d: Delta) -> Result<Cumulative, &'static str> {
         match d {
             Delta::Delta(c) | Delta::Reset(c) => Ok(c),
             Delta::First(c) => match self.initial_value {
                 InitialValue::Keep => Ok(c),
-                InitialValue::Drop => Err("initial_cumulative_point"),
+                InitialValue::Drop => Err(INITIAL_CUMULATIVE_POINT),
             },
             Delta::Stale => Err("stale_cumulative_point"),
         }
@@ -480,6 +520,13 @@ impl Translator {
             series_part(&labels_of(attrs))
         )
     }
+}
+
+/// A `metric_descriptors` entry: the CloudWatch spelling of the name, and overrides.
+struct Descriptor {
+    name: String,
+    unit: Option<String>,
+    storage_resolution: Option<u32>,
 }
 
 struct MetricContext<'a> {

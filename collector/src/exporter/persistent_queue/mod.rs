@@ -49,6 +49,10 @@ pub struct StorageConfig {
     pub fsync: Fsync,
     pub max_bytes: u64,
     pub when_full: WhenFull,
+    /// How many batches the previous run may have been exporting at once (its
+    /// `num_consumers`): the first this many records found on disk may already be (partly)
+    /// at the destination, and are handed out with [`Queued::replayed`] set.
+    pub in_flight: usize,
 }
 
 /// Counters a queue reports into.
@@ -63,8 +67,12 @@ pub struct QueueCounters {
 
 /// One record handed out for export.
 pub struct Queued {
+    /// The record's sequence number: stable across restarts, so it identifies the batch.
     pub seq: u64,
     pub data: SignalData,
+    /// Found on disk at start-up among the records the previous run may have been exporting
+    /// when it stopped: some of it may already be at the destination.
+    pub replayed: bool,
 }
 
 pub struct PersistentQueue {
@@ -75,6 +83,10 @@ pub struct PersistentQueue {
     readable: Notify,
     writable: Notify,
     closed: std::sync::atomic::AtomicBool,
+    /// Records that may have been in flight when the previous run stopped. Records are
+    /// handed out in order and at most `in_flight` are out unacknowledged at once, so those
+    /// are among the first `in_flight` records left on disk.
+    possibly_sent: std::collections::BTreeSet<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +131,7 @@ impl PersistentQueue {
             .corrupt_records
             .inc_by(recovery.corrupt_records as u64);
         counters.replayed_items.inc_by(recovery.items);
+        let possibly_sent = wal.unread().take(config.in_flight.max(1)).collect();
         let queue = PersistentQueue {
             wal: Arc::new(Mutex::new(wal)),
             signal,
@@ -127,6 +140,7 @@ impl PersistentQueue {
             readable: Notify::new(),
             writable: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            possibly_sent,
         };
         Ok((queue, recovery))
     }
@@ -199,7 +213,14 @@ impl PersistentQueue {
             readable.as_mut().enable();
             match self.with_wal(|wal| wal.next_record()).await? {
                 Some(Next::Record { seq, payload, .. }) => match decode(self.signal, &payload) {
-                    Some(data) => return Ok(Some(Queued { seq, data })),
+                    Some(data) => {
+                        let replayed = self.possibly_sent.contains(&seq);
+                        return Ok(Some(Queued {
+                            seq,
+                            data,
+                            replayed,
+                        }));
+                    }
                     None => {
                         self.counters.corrupt_records.inc();
                         self.ack(seq).await?;
@@ -309,6 +330,7 @@ mod tests {
             fsync: Fsync::Batch,
             max_bytes,
             when_full,
+            in_flight: 1,
         }
     }
 
@@ -333,6 +355,42 @@ mod tests {
         assert_eq!(next.data, logs(2, "b"));
         q.ack(next.seq).await.unwrap();
         assert!(q.pop().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn records_the_last_run_may_have_been_sending_are_marked_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            in_flight: 2,
+            ..config(dir.path(), 1 << 20, WhenFull::Block)
+        };
+        let (q, _) = PersistentQueue::open(Signal::Logs, cfg.clone(), counters()).unwrap();
+        for tag in ["a", "b", "c", "d"] {
+            q.push(&logs(1, tag)).await.unwrap();
+        }
+        // "a" delivered and removed; "b" handed out and in flight when the process stops.
+        let a = q.pop().await.unwrap().unwrap();
+        assert!(!a.replayed, "nothing is replayed in the run that wrote it");
+        q.ack(a.seq).await.unwrap();
+        let b = q.pop().await.unwrap().unwrap();
+        assert!(!b.replayed);
+        drop(q);
+        let (q, _) = PersistentQueue::open(Signal::Logs, cfg, counters()).unwrap();
+        q.close();
+        let mut got = Vec::new();
+        while let Some(r) = q.pop().await.unwrap() {
+            got.push((r.data, r.replayed));
+            q.ack(r.seq).await.unwrap();
+        }
+        // The first `in_flight` records left on disk may be at the destination already.
+        assert_eq!(
+            got,
+            vec![
+                (logs(1, "b"), true),
+                (logs(1, "c"), true),
+                (logs(1, "d"), false)
+            ]
+        );
     }
 
     #[tokio::test]

@@ -221,6 +221,11 @@ impl Wal {
         self.unacked.is_empty()
     }
 
+    /// Sequence numbers of the records not yet handed out, oldest first.
+    pub fn unread(&self) -> impl Iterator<Item = u64> + '_ {
+        self.unread.iter().copied()
+    }
+
     /// Appends a record; returns its sequence number.
     pub fn append(&mut self, payload: &[u8], items: u32) -> Result<u64, WalError> {
         let len = u32::try_from(payload.len())

@@ -395,6 +395,7 @@ impl Exporter for XrayExporter {
         let (documents, dropped) = self.translate_batch(spans);
         let report = ExportReport {
             dropped: dropped.into_iter().collect(),
+            ..ExportReport::default()
         };
         match &self.output {
             Output::Xray(service) => {
