@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # End-to-end throughput and memory of the release collector, driven by aurastream-loadgen.
 #
-#   scripts/bench.sh [seconds]
+#   scripts/bench.sh [seconds] [suite...]
 #
-# The collector runs pinned to core 0 (taskset -c 0) with the file exporter writing OTLP/JSON
-# lines to a temp dir; the load generator runs on core 1. Prints one line per scenario.
+# Suites (default: otlp xray):
+#   otlp  the file exporter writing OTLP/JSON lines (the receive path);
+#   xray  the awsxray exporter: to a file (translation + write), to aurastream-xray-sink (a
+#         PutTraceSegments stand-in that accepts everything: translation, batching, SigV4,
+#         HTTP) and to moto (.venv, made by scripts/test.sh; moto's Python is the limit).
+#
+# The collector runs pinned to core 0 (taskset -c 0); the load generator (and the sink or
+# moto) run on core 1. Prints one line per scenario, with the 1-minute load average before
+# and after the load (the benchmark itself accounts for about 2 on this 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
+shift || true
+suites=${*:-otlp xray}
 cargo build --release -p aurastream-collector -p aurastream-loadgen >/dev/null 2>&1
 bin=target/release/aurastream-collector
 gen=target/release/aurastream-loadgen
+sink=target/release/aurastream-xray-sink
 work=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=; peer=
+trap 'kill $pid $peer 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cat > "$work/bench.yaml" <<YAML
 receivers:
@@ -34,20 +45,48 @@ service:
     logs: { receivers: [otlp], processors: [batch], exporters: [file/logs] }
 YAML
 
+# xray_config NAME EXPORTER-OPTIONS: the same receivers and batch, traces to awsxray.
+xray_config() {
+    cat > "$work/$1.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:14317 }
+      http: { endpoint: 127.0.0.1:14318 }
+processors:
+  batch: { send_batch_size: 8192, timeout: 200ms }
+exporters:
+  awsxray: $2
+extensions:
+  health_check: { endpoint: 127.0.0.1:14133 }
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: { receivers: [otlp], processors: [batch], exporters: [awsxray] }
+YAML
+}
+
 metric() { curl -s http://127.0.0.1:14133/metrics | awk -v m="$1" -v l="$2" '$1 ~ "^"m && index($1, l) {s+=$2} END {printf "%d", s}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status; }
 cpu_ticks() { awk '{print $14+$15}' /proc/$pid/stat; }
 
-start_collector() {
-    taskset -c 0 "$bin" --config "$work/bench.yaml" --log-level warn >/dev/null 2>"$work/err" &
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+start_collector() { # [config]
+    # Test credentials for the X-Ray endpoints (the sink and moto check no signature).
+    AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
+        AWS_EC2_METADATA_DISABLED=true \
+        taskset -c 0 "$bin" --config "${1:-$work/bench.yaml}" --log-level warn \
+        >/dev/null 2>"$work/err" &
     pid=$!
     for _ in $(seq 100); do curl -sf http://127.0.0.1:14133/health >/dev/null && return; sleep 0.1; done
     echo "collector did not start"; cat "$work/err"; exit 1
 }
 
-scenario() { # name protocol endpoint signal rate connections batch
-    local name=$1 proto=$2 ep=$3 signal=$4 rate=$5 conns=$6 batch=$7
-    start_collector
+scenario() { # name protocol endpoint signal rate connections batch [config]
+    local name=$1 proto=$2 ep=$3 signal=$4 rate=$5 conns=$6 batch=$7 config=${8:-}
+    local load0; load0=$(load)
+    start_collector $config
     local sent0 t0 c0
     sent0=$(metric aurastream_exporter_sent_items_total "signal=\"$signal\"")
     t0=$(date +%s.%N); c0=$(cpu_ticks)
@@ -55,22 +94,73 @@ scenario() { # name protocol endpoint signal rate connections batch
     summary=$(taskset -c 1 "$gen" --protocol "$proto" --endpoint "$ep" --signal "$signal" \
         --rate "$rate" --connections "$conns" --batch "$batch" --duration "${secs}s")
     local rss; rss=$(rss_mb)
+    local load1; load1=$(load)
     sleep 1
     local t1 c1 sent1
     t1=$(date +%s.%N); c1=$(cpu_ticks)
     sent1=$(metric aurastream_exporter_sent_items_total "signal=\"$signal\"")
     local hz; hz=$(getconf CLK_TCK)
     awk -v n="$name" -v s="$summary" -v a="$sent0" -v b="$sent1" -v t0="$t0" -v t1="$t1" \
-        -v c0="$c0" -v c1="$c1" -v hz="$hz" -v rss="$rss" 'BEGIN {
-        el = t1 - t0; printf "%-34s exported %8.0f items/s  cpu %5.1f %%  rss %6s MB  loadgen %s\n",
-        n, (b - a) / el, 100 * (c1 - c0) / hz / el, rss, s }'
+        -v c0="$c0" -v c1="$c1" -v hz="$hz" -v rss="$rss" -v l0="$load0" -v l1="$load1" 'BEGIN {
+        el = t1 - t0; split(l0, a0, " "); split(l1, a1, " ")
+        printf "%-34s exported %8.0f items/s  cpu %5.1f %%  rss %6s MB  load %s->%s  loadgen %s\n",
+        n, (b - a) / el, 100 * (c1 - c0) / hz / el, rss, a0[1], a1[1], s }'
     kill -TERM $pid; wait $pid 2>/dev/null || true
+    rm -f "$work"/*.jsonl*
+}
+
+# start_peer COMMAND...: the X-Ray stand-in on core 1, waited for on 127.0.0.1:14500.
+start_peer() {
+    taskset -c 1 "$@" >"$work/peer.out" 2>&1 &
+    peer=$!
+    for _ in $(seq 300); do
+        curl -s -o /dev/null http://127.0.0.1:14500/ && return
+        sleep 0.1
+    done
+    echo "$1 did not start"; cat "$work/peer.out"; exit 1
+}
+
+stop_peer() {
+    kill -TERM $peer; wait $peer 2>/dev/null || true; peer=
+}
+
+otlp_suite() {
+    start_collector; sleep 1; echo "idle rss: $(rss_mb) MB"; kill -TERM $pid; wait $pid 2>/dev/null || true
+    scenario "traces grpc max (1 core)" grpc http://127.0.0.1:14317 traces 0 8 500
+    scenario "traces http max (1 core)" http http://127.0.0.1:14318 traces 0 8 500
+    scenario "logs grpc max (1 core)" grpc http://127.0.0.1:14317 logs 0 8 500
+    scenario "traces grpc at 10k spans/s" grpc http://127.0.0.1:14317 traces 10000 4 100
+}
+
+xray_suite() {
+    local http=http://127.0.0.1:14318
+    xray_config xray-file "{ output_destination: file, path: $work/xray.jsonl }"
+    scenario "xray file, http max (1 core)" http $http traces 0 8 500 "$work/xray-file.yaml"
+    xray_config xray-sink "{ endpoint: 'http://127.0.0.1:14500', region: us-east-1 }"
+    start_peer "$sink" --listen 127.0.0.1:14500
+    scenario "xray sink, http max (1 core)" http $http traces 0 8 500 "$work/xray-sink.yaml"
+    scenario "xray sink, http at 10k spans/s" http $http traces 10000 4 100 "$work/xray-sink.yaml"
+    # Defaults send one batch at a time (sending_queue.num_consumers: 1): translating a
+    # batch and sending it take turns. Four consumers overlap them.
+    xray_config xray-sink4 "{ endpoint: 'http://127.0.0.1:14500', region: us-east-1, sending_queue: { num_consumers: 4 } }"
+    scenario "xray sink 4 consumers, http max" http $http traces 0 8 500 "$work/xray-sink4.yaml"
+    stop_peer
+    echo "sink received: $(cat "$work/peer.out")"
+    if [ -x .venv/bin/moto_server ]; then
+        start_peer .venv/bin/moto_server -H 127.0.0.1 -p 14500
+        scenario "xray moto, http max (1 core)" http $http traces 0 8 500 "$work/xray-sink.yaml"
+        stop_peer
+    else
+        echo "xray moto: skipped, no .venv/bin/moto_server (run scripts/test.sh)"
+    fi
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "binary: $(stat -c %s "$bin" | awk '{printf "%.1f MB", $1/1048576}') (stripped release)"
-start_collector; sleep 1; echo "idle rss: $(rss_mb) MB"; kill -TERM $pid; wait $pid 2>/dev/null || true
-scenario "traces grpc max (1 core)" grpc http://127.0.0.1:14317 traces 0 8 500
-scenario "traces http max (1 core)" http http://127.0.0.1:14318 traces 0 8 500
-scenario "logs grpc max (1 core)" grpc http://127.0.0.1:14317 logs 0 8 500
-scenario "traces grpc at 10k spans/s" grpc http://127.0.0.1:14317 traces 10000 4 100
+for suite in $suites; do
+    case $suite in
+        otlp) otlp_suite ;;
+        xray) xray_suite ;;
+        *) echo "unknown suite $suite (otlp, xray)"; exit 2 ;;
+    esac
+done

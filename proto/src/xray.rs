@@ -35,6 +35,11 @@ pub struct SegmentDocument {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// Spans this one is causally related to without being their child (OTLP span links:
+    /// the messages a batch consumer processed, the request that scheduled a job), in the
+    /// shape the OpenTelemetry Collector's `awsxray` exporter writes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpanLink>,
     /// `aws` for AWS SDK calls, `remote` for other downstream calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -72,6 +77,18 @@ pub struct SegmentDocument {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// A link to another span, in this trace or another one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpanLink {
+    /// The linked span's trace, `1-{8 hex}-{24 hex}` like [`SegmentDocument::trace_id`].
+    pub trace_id: String,
+    /// The linked span's id (its segment or subsegment id), 16 hex digits.
+    pub id: String,
+    /// The link's own attributes, as JSON values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
 /// An annotation value: X-Ray indexes only strings, numbers and booleans.
@@ -318,5 +335,37 @@ mod tests {
         assert_eq!(json["annotations"]["n"], 3);
         let back: SegmentDocument = serde_json::from_value(json).unwrap();
         assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn links_have_xrays_shape() {
+        let doc = SegmentDocument {
+            links: vec![
+                SpanLink {
+                    trace_id: "1-581cf771-a006649127e371903a2de979".into(),
+                    id: "defdae912c340b4a".into(),
+                    attributes: BTreeMap::from([("kind".into(), serde_json::json!("batch"))]),
+                },
+                SpanLink {
+                    trace_id: "1-5759e988-bd862e3fe1be46a994272793".into(),
+                    id: "53995c3f42cd8ad8".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            json["links"],
+            serde_json::json!([
+                {"trace_id": "1-581cf771-a006649127e371903a2de979", "id": "defdae912c340b4a",
+                 "attributes": {"kind": "batch"}},
+                {"trace_id": "1-5759e988-bd862e3fe1be46a994272793", "id": "53995c3f42cd8ad8"},
+            ])
+        );
+        let back: SegmentDocument = serde_json::from_value(json).unwrap();
+        assert_eq!(back, doc);
+        let none = serde_json::to_value(SegmentDocument::default()).unwrap();
+        assert_eq!(none.get("links"), None, "no links, no field");
     }
 }

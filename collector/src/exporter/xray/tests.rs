@@ -469,6 +469,35 @@ fn http_block_from_old_and_new_conventions() {
             vec![s("user_agent.original", "x")],
             vec![("/http", J::Null)],
         ),
+        (
+            "a database call's server address is not an HTTP call",
+            SpanKind::Client,
+            vec![
+                s("db.system", "postgresql"),
+                s("server.address", "db.internal"),
+                i("server.port", 5432),
+            ],
+            vec![("/http", J::Null), ("/sql/url", json!("db.internal:5432"))],
+        ),
+        (
+            "an RPC call's old peer name is not an HTTP call",
+            SpanKind::Client,
+            vec![
+                s("rpc.system", "grpc"),
+                s("net.peer.name", "ledger"),
+                i("net.peer.port", 50051),
+            ],
+            vec![
+                ("/http", J::Null),
+                ("/metadata/default/net.peer.name", json!("ledger")),
+            ],
+        ),
+        (
+            "a path alone is enough",
+            SpanKind::Server,
+            vec![s("url.path", "/health")],
+            vec![("/http/request/url", json!("/health"))],
+        ),
     ];
     for (case, kind, attrs, expect) in cases {
         check(
@@ -1089,7 +1118,7 @@ fn annotations_and_metadata() {
 }
 
 #[test]
-fn events_and_links_go_to_metadata() {
+fn events_go_to_metadata() {
     let mut sp = span(SpanKind::Internal, true, vec![]);
     sp.events = vec![Event {
         name: "cache.miss".into(),
@@ -1097,30 +1126,110 @@ fn events_and_links_go_to_metadata() {
         attributes: vec![s("key", "k1")],
         ..Default::default()
     }];
-    sp.links = vec![
-        Link {
-            trace_id: TRACE_ID.to_vec(),
-            span_id: PARENT_ID.to_vec(),
-            attributes: vec![s("kind", "batch")],
-            ..Default::default()
-        },
-        Link {
-            trace_id: vec![0; 16],
-            span_id: PARENT_ID.to_vec(),
-            ..Default::default()
-        },
-    ];
     let doc = translate(vec![], &sp);
-    let meta = &doc["metadata"]["default"];
     assert_eq!(
-        meta["otel.events"],
+        doc["metadata"]["default"]["otel.events"],
         json!([{"name": "cache.miss", "timestamp": 1_700_000_000.123_456, "attributes": {"key": "k1"}}])
     );
-    assert_eq!(
-        meta["otel.links"],
-        json!([{"trace_id": "1-581cf771-a006649127e371903a2de979", "id": "defdae912c340b4a", "attributes": {"kind": "batch"}}]),
-        "links with invalid ids are left out"
-    );
+}
+
+fn link(trace_id: &[u8], span_id: &[u8], attributes: Vec<KeyValue>) -> Link {
+    Link {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.to_vec(),
+        attributes,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn span_links_become_xray_links() {
+    const OTHER_TRACE: [u8; 16] = [
+        0x57, 0x59, 0xe9, 0x88, 0xbd, 0x86, 0x2e, 0x3f, 0xe1, 0xbe, 0x46, 0xa9, 0x94, 0x27, 0x27,
+        0x93,
+    ];
+    const OTHER_SPAN: [u8; 8] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+    // (case, span kind, has parent, links, expected `links`)
+    let cases: Vec<(&str, SpanKind, bool, Vec<Link>, J)> = vec![
+        (
+            "no links, no field",
+            SpanKind::Server,
+            false,
+            vec![],
+            J::Null,
+        ),
+        (
+            "a link in the same trace keeps its attributes as JSON values",
+            SpanKind::Server,
+            false,
+            vec![link(
+                &TRACE_ID,
+                &PARENT_ID,
+                vec![
+                    s("messaging.operation", "process"),
+                    i("attempt", 2),
+                    b("retry", true),
+                    f("weight", 0.5),
+                    list("tags", &["a", "b"]),
+                ],
+            )],
+            json!([{
+                "trace_id": "1-581cf771-a006649127e371903a2de979",
+                "id": "defdae912c340b4a",
+                "attributes": {
+                    "messaging.operation": "process", "attempt": 2, "retry": true,
+                    "weight": 0.5, "tags": ["a", "b"],
+                },
+            }]),
+        ),
+        (
+            "a link to another trace, without attributes, has no attributes field",
+            SpanKind::Consumer,
+            true,
+            vec![link(&OTHER_TRACE, &OTHER_SPAN, vec![])],
+            json!([{"trace_id": "1-5759e988-bd862e3fe1be46a994272793", "id": "0123456789abcdef"}]),
+        ),
+        (
+            "links with missing, zero or malformed ids are left out; the order is kept",
+            SpanKind::Internal,
+            true,
+            vec![
+                link(&OTHER_TRACE, &OTHER_SPAN, vec![s("n", "first")]),
+                link(&[0; 16], &OTHER_SPAN, vec![]),
+                link(&TRACE_ID, &[0; 8], vec![]),
+                link(&TRACE_ID[..8], &OTHER_SPAN, vec![]),
+                link(&TRACE_ID, &[1, 2, 3], vec![]),
+                link(&[], &[], vec![]),
+                link(&TRACE_ID, &PARENT_ID, vec![s("n", "last")]),
+            ],
+            json!([
+                {"trace_id": "1-5759e988-bd862e3fe1be46a994272793", "id": "0123456789abcdef",
+                 "attributes": {"n": "first"}},
+                {"trace_id": "1-581cf771-a006649127e371903a2de979", "id": "defdae912c340b4a",
+                 "attributes": {"n": "last"}},
+            ]),
+        ),
+        (
+            "only invalid links: no field",
+            SpanKind::Producer,
+            true,
+            vec![link(&[0; 16], &[0; 8], vec![s("n", "x")])],
+            J::Null,
+        ),
+    ];
+    for (case, kind, has_parent, links, want) in cases {
+        let mut sp = span(kind, has_parent, vec![]);
+        sp.links = links;
+        let doc = translate(service_resource(), &sp);
+        check(
+            case,
+            &doc,
+            &[("/links", want), ("/metadata/default/otel.links", J::Null)],
+        );
+        // The document parses back into the model, links included.
+        let back: SegmentDocument = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), doc, "{case}");
+    }
 }
 
 #[test]
@@ -1171,7 +1280,22 @@ fn invalid_ids_and_legacy_epoch() {
     assert_eq!(Skip::TraceIdEpoch.reason(), "invalid_trace_id_epoch");
 }
 
+/// An oversize-able document with two small links (whose attributes are `link_attr_bytes`
+/// long).
 fn big_doc(attrs: usize, events: usize, annotations: usize, stack: usize) -> SegmentDocument {
+    big_doc_with_links(attrs, events, annotations, stack, 2, 10)
+}
+
+/// `links` links to distinct spans, in span-id order `1, 2, ...`, each with one attribute
+/// of `link_attr_bytes` bytes (none when 0).
+fn big_doc_with_links(
+    attrs: usize,
+    events: usize,
+    annotations: usize,
+    stack: usize,
+    links: u64,
+    link_attr_bytes: usize,
+) -> SegmentDocument {
     let mut sp = span(
         SpanKind::Server,
         false,
@@ -1200,6 +1324,16 @@ fn big_doc(attrs: usize, events: usize, annotations: usize, stack: usize) -> Seg
             .collect();
         sp.events.push(exception("Panic", "boom", &text));
     }
+    sp.links = (1..=links)
+        .map(|n| {
+            let attrs = if link_attr_bytes > 0 {
+                vec![s("payload", &"l".repeat(link_attr_bytes))]
+            } else {
+                vec![]
+            };
+            link(&TRACE_ID, &n.to_be_bytes(), attrs)
+        })
+        .collect();
     let config = XrayExporterConfig {
         indexed_attributes: (0..annotations).map(|n| format!("ann.{n}")).collect(),
         ..Default::default()
@@ -1214,24 +1348,53 @@ fn oversize_documents_are_trimmed_in_order() {
     // (case, attrs, events, annotations, stack frames, what must survive, what must go)
     let cases: Vec<(&str, SegmentDocument, Vec<&str>, Vec<&str>)> = vec![
         (
-            "metadata goes first, events stay",
+            "metadata goes first, events and links stay",
             big_doc(70, 3, 2, 0),
-            vec!["/metadata/default/otel.events", "/annotations/ann_0"],
+            vec![
+                "/metadata/default/otel.events",
+                "/annotations/ann_0",
+                "/links/1/attributes/payload",
+            ],
             vec![],
         ),
         (
             "then events",
             big_doc(10, 80, 2, 0),
-            vec!["/annotations/ann_1"],
+            vec!["/annotations/ann_1", "/links/1/attributes/payload"],
             vec!["/metadata/default/otel.events"],
+        ),
+        (
+            "then the attributes of links, the links stay",
+            big_doc_with_links(0, 0, 2, 3, 70, 1000),
+            vec![
+                "/annotations/ann_1",
+                "/cause/exceptions/0/stack",
+                "/links/69/id",
+            ],
+            vec!["/links/0/attributes"],
         ),
         (
             "then stack frames",
             big_doc(0, 0, 2, 50),
-            vec!["/annotations/ann_1", "/cause/exceptions/0/truncated"],
-            vec!["/cause/exceptions/0/stack"],
+            vec![
+                "/annotations/ann_1",
+                "/cause/exceptions/0/truncated",
+                "/links/1/id",
+            ],
+            vec!["/cause/exceptions/0/stack", "/links/1/attributes"],
         ),
-        ("then annotations", big_doc(0, 0, 100, 0), vec![], vec![]),
+        (
+            "then annotations",
+            big_doc(0, 0, 100, 0),
+            vec!["/links/1/id"],
+            vec![],
+        ),
+        (
+            "then links",
+            big_doc_with_links(0, 0, 2, 0, 1200, 0),
+            vec!["/links/0/id"],
+            vec!["/annotations", "/links/1199"],
+        ),
     ];
     for (case, mut doc, kept, gone) in cases {
         let before = serde_json::to_vec(&doc).unwrap().len();
@@ -1263,6 +1426,45 @@ fn oversize_documents_are_trimmed_in_order() {
         assert_eq!(back["http"]["response"]["status"], 500, "{case}");
         // Documents parse back into the model, so they have X-Ray's shape.
         let _: SegmentDocument = serde_json::from_str(&body).unwrap();
+    }
+}
+
+#[test]
+fn links_are_dropped_from_the_end_and_only_as_many_as_needed() {
+    // (case, links, link attribute bytes)
+    let cases: Vec<(&str, u64, usize)> = vec![
+        ("many plain links", 1200, 0),
+        ("many links with attributes", 1000, 100),
+    ];
+    for (case, links, attr_bytes) in cases {
+        let mut doc = big_doc_with_links(0, 0, 0, 0, links, attr_bytes);
+        let original: Vec<String> = doc.links.iter().map(|l| l.id.clone()).collect();
+        let (body, trimmed) = trim::fit(&mut doc).unwrap();
+        assert!(trimmed, "{case}");
+        assert!(body.len() <= MAX_DOCUMENT_BYTES, "{case}: {}", body.len());
+        let back: SegmentDocument = serde_json::from_str(&body).unwrap();
+        let kept: Vec<String> = back.links.iter().map(|l| l.id.clone()).collect();
+        assert!(
+            !kept.is_empty() && kept.len() < original.len(),
+            "{case}: kept {} of {}",
+            kept.len(),
+            original.len()
+        );
+        assert_eq!(
+            kept[..],
+            original[..kept.len()],
+            "{case}: the first links stay"
+        );
+        assert!(
+            back.links.iter().all(|l| l.attributes.is_empty()),
+            "{case}: link attributes went before any link"
+        );
+        // Only about the excess went: the document is still close to the limit.
+        assert!(
+            body.len() > MAX_DOCUMENT_BYTES - 1024,
+            "{case}: trimmed too much, {} bytes left",
+            body.len()
+        );
     }
 }
 

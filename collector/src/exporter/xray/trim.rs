@@ -2,9 +2,10 @@
 //!
 //! X-Ray refuses a larger document outright, which would lose the whole span. Instead the
 //! least useful parts go first, largest first within each step: attribute and resource
-//! metadata, then events, then stack frames, then annotations, and at last long strings
-//! are shortened. Ids, times, names and the error flags are never touched, so a trimmed
-//! document still places the span correctly in its trace.
+//! metadata, then events, then the attributes of span links (the links themselves stay),
+//! then stack frames, then annotations, then the links, last ones first, and at last long
+//! strings are shortened. Ids, times, names and the error flags are never touched, so a
+//! trimmed document still places the span correctly in its trace.
 
 use aurastream_proto::xray::{MAX_DOCUMENT_BYTES, SegmentDocument};
 
@@ -41,11 +42,13 @@ pub(crate) fn fit_within(
     if body.len() <= limit {
         return Ok((body, false));
     }
-    let steps: [fn(&mut SegmentDocument, usize) -> bool; 5] = [
+    let steps: [fn(&mut SegmentDocument, usize) -> bool; 7] = [
         drop_attribute_metadata,
         drop_events,
+        drop_link_attributes,
         drop_stacks,
         drop_annotations,
+        drop_links,
         shorten_texts,
     ];
     for step in steps {
@@ -97,6 +100,32 @@ fn drop_events(doc: &mut SegmentDocument, _excess: usize) -> bool {
         .is_some();
     doc.metadata.retain(|_, entries| !entries.is_empty());
     removed
+}
+
+/// Empties the attributes of every link; the linked trace and span ids, which make the
+/// link, stay.
+fn drop_link_attributes(doc: &mut SegmentDocument, _excess: usize) -> bool {
+    let mut changed = false;
+    for link in &mut doc.links {
+        if !link.attributes.is_empty() {
+            link.attributes.clear();
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Removes links from the end (the span's order puts the first-known relations first)
+/// until about `excess` bytes are gone.
+fn drop_links(doc: &mut SegmentDocument, excess: usize) -> bool {
+    let changed = !doc.links.is_empty();
+    let mut freed = 0;
+    while freed < excess
+        && let Some(link) = doc.links.pop()
+    {
+        freed += json_len(&link) + 1;
+    }
+    changed
 }
 
 /// Drops stack frames (counting them in `truncated`) of every exception.

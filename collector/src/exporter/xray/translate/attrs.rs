@@ -158,7 +158,7 @@ pub(crate) fn to_json(value: Option<&AnyValue>) -> serde_json::Value {
     }
 }
 
-/// Attributes as a JSON object (event and link attributes in metadata).
+/// Attributes as a JSON object (event attributes in metadata, link attributes).
 pub(crate) fn to_json_object(list: &[KeyValue]) -> serde_json::Map<String, serde_json::Value> {
     list.iter()
         .map(|kv| (kv.key.clone(), to_json(kv.value.as_ref())))

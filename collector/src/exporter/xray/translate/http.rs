@@ -8,6 +8,19 @@ use aurastream_proto::xray::{HttpData, HttpRequest, HttpResponse};
 
 use super::attrs::Attrs;
 
+/// URL attributes only HTTP spans carry. A host and port alone (`server.address`,
+/// `net.peer.name`) do not make an HTTP call: database, RPC and messaging spans set them too,
+/// and an `http` block on those would make X-Ray draw them as HTTP calls.
+const HTTP_URL_KEYS: &[&str] = &[
+    "url.full",
+    "http.url",
+    "url.path",
+    "http.target",
+    "url.scheme",
+    "http.scheme",
+    "http.host",
+];
+
 /// The `http` block (if the span has HTTP attributes) and the response status code.
 pub(crate) fn http(attrs: &Attrs<'_>, is_server: bool) -> (Option<HttpData>, Option<i64>) {
     // `_OTHER` stands for a method outside the well-known set; the original is kept aside.
@@ -15,8 +28,14 @@ pub(crate) fn http(attrs: &Attrs<'_>, is_server: bool) -> (Option<HttpData>, Opt
         Some("_OTHER") => attrs.str("http.request.method_original").or(Some("_OTHER")),
         m => m,
     };
-    let url = url(attrs, is_server);
     let status = attrs.first_int(&["http.response.status_code", "http.status_code"]);
+    if method.is_none()
+        && status.is_none()
+        && !HTTP_URL_KEYS.iter().any(|k| attrs.peek(k).is_some())
+    {
+        return (None, None);
+    }
+    let url = url(attrs, is_server);
     let user_agent = attrs.first_str(&["user_agent.original", "http.user_agent"]);
     let (client_ip, x_forwarded_for) = match attrs.str("client.address") {
         Some(ip) => (Some(ip), false),

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use aurastream_proto::otlp::common::{AnyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::{Span, span::SpanKind, status::StatusCode};
-use aurastream_proto::xray::{AnnotationValue, SUBSEGMENT_TYPE, SegmentDocument, ServiceData};
+use aurastream_proto::xray::{
+    AnnotationValue, SUBSEGMENT_TYPE, SegmentDocument, ServiceData, SpanLink,
+};
 
 use self::attrs::{Attrs, to_json, to_json_object};
 use super::config::XrayExporterConfig;
@@ -28,8 +30,6 @@ use super::config::XrayExporterConfig;
 pub(crate) const METADATA_NAMESPACE: &str = "default";
 /// Metadata key of span events other than exceptions.
 pub(crate) const EVENTS_KEY: &str = "otel.events";
-/// Metadata key of span links.
-pub(crate) const LINKS_KEY: &str = "otel.links";
 /// Prefix of resource attributes copied to a segment's metadata.
 pub(crate) const RESOURCE_PREFIX: &str = "otel.resource.";
 /// X-Ray's limit on string annotation values, in characters.
@@ -117,6 +117,7 @@ impl Translator {
             end_time,
             kind: (!is_segment).then(|| SUBSEGMENT_TYPE.to_owned()),
             parent_id,
+            links: links(span),
             namespace: (!is_segment && outgoing)
                 .then(|| if aws_call { "aws" } else { "remote" }.to_owned()),
             http,
@@ -140,8 +141,7 @@ impl Translator {
     }
 
     /// Span attributes not already shown as segment fields become annotations (when
-    /// indexed and scalar) or metadata; resource attributes, events and links go to
-    /// metadata.
+    /// indexed and scalar) or metadata; resource attributes and events go to metadata.
     fn annotations_and_metadata(
         &self,
         span: &Span,
@@ -203,24 +203,25 @@ impl Translator {
         if !events.is_empty() {
             metadata.insert(EVENTS_KEY.to_owned(), serde_json::Value::Array(events));
         }
-        let links: Vec<serde_json::Value> = span
-            .links
-            .iter()
-            .filter_map(|l| {
-                Some(serde_json::json!({
-                    "trace_id": ids::trace_id(&l.trace_id)?,
-                    "id": ids::span_id(&l.span_id)?,
-                    "attributes": to_json_object(&l.attributes),
-                }))
-            })
-            .collect();
-        if !links.is_empty() {
-            metadata.insert(LINKS_KEY.to_owned(), serde_json::Value::Array(links));
-        }
         if !metadata.is_empty() {
             doc.metadata.insert(METADATA_NAMESPACE.to_owned(), metadata);
         }
     }
+}
+
+/// The span's OTLP links as X-Ray `links`, in the span's order. A link whose trace or span
+/// id is missing, all zeros or malformed points nowhere X-Ray could show, so it is left out.
+fn links(span: &Span) -> Vec<SpanLink> {
+    span.links
+        .iter()
+        .filter_map(|l| {
+            Some(SpanLink {
+                trace_id: ids::trace_id(&l.trace_id)?,
+                id: ids::span_id(&l.span_id)?,
+                attributes: to_json_object(&l.attributes).into_iter().collect(),
+            })
+        })
+        .collect()
 }
 
 /// The name X-Ray shows on the service map: the service itself for segments; for calls
