@@ -2,16 +2,13 @@
 //! monitoring guide's metrics and structured logs go in through PutLogEvents and are read
 //! back with GetLogEvents and DescribeLogGroups.
 //!
-//! moto comes from the repository's Python venv (`.venv`). Without it the test is skipped
-//! on a laptop, and fails in CI (`CI` set). moto does not enforce PutLogEvents limits; the
-//! unit tests next to the code cover those.
+//! moto comes from the repository's Python venv (`.venv`, made by scripts/test.sh) and is
+//! started by the e2e harness (`aurastream_e2e::aws::Moto`). moto does not enforce
+//! PutLogEvents limits; the unit tests next to the code cover those.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
@@ -25,6 +22,7 @@ use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
 use aurastream_collector::pipeline::signal::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
+use aurastream_e2e::aws::Moto;
 use aurastream_proto::emf::EmfDocument;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value as AnyValueKind};
 use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
@@ -34,65 +32,15 @@ use aurastream_proto::otlp::metrics::{
 };
 use aurastream_proto::otlp::resource::Resource;
 
-/// A moto server on a free loopback port, killed (by its PID) when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Option<Moto> {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        if !bin.exists() {
-            let why = format!(
-                "{} not found; create the venv with `python3 -m venv .venv && \
-                 .venv/bin/pip install 'moto[server]'`",
-                bin.display()
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED cloudwatch_moto: {why}");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
-    }
-
-    fn client(&self) -> Client {
-        let config = aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
-            .build();
-        Client::from_conf(config)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A CloudWatch Logs client for the moto server, with moto's static test credentials.
+fn client(moto: &Moto) -> Client {
+    let config = aws_sdk_cloudwatchlogs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(moto.url())
+        .build();
+    Client::from_conf(config)
 }
 
 fn now_nanos() -> u64 {
@@ -300,8 +248,8 @@ async fn retention_of(client: &Client) -> HashMap<String, Option<i32>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_metrics_and_logs_round_trip_through_moto() {
-    let Some(moto) = Moto::start() else { return };
-    let client = moto.client();
+    let moto = Moto::start();
+    let client = client(&moto);
     let metrics = Arc::new(SelfMetrics::new());
 
     // Metrics: every EMF document valid, every data point present exactly once.
@@ -576,8 +524,8 @@ async fn replayed_batches_already_stored_are_not_sent_again() {
     use aurastream_collector::exporter::Provenance;
     use aurastream_collector::exporter::cloudwatch_logs::marker::MARKER_FIELD;
 
-    let Some(moto) = Moto::start() else { return };
-    let client = moto.client();
+    let moto = Moto::start();
+    let client = client(&moto);
     let metrics = Arc::new(SelfMetrics::new());
     let config: CloudWatchLogsExporterConfig = serde_yaml_ng::from_str(
         "log_group_name: /test/markers\nlog_stream_name: replay\ncategories: {}\n\

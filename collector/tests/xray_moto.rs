@@ -2,13 +2,10 @@
 //! `PutTraceSegments` and are read back with `BatchGetTraces` and `GetTraceSummaries`.
 //!
 //! moto comes from the repository's Python venv (`.venv`, set up by the README's test
-//! command). Without it the test is skipped on a laptop, and fails in CI (`CI` set).
+//! command), started by the end-to-end harness (`aurastream_e2e::aws::Moto`).
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::config::{Credentials, SharedCredentialsProvider};
@@ -19,6 +16,7 @@ use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::{OutputDestination, XrayExporterConfig};
 use aurastream_collector::pipeline::signal::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
+use aurastream_e2e::aws::Moto;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::{
@@ -26,61 +24,6 @@ use aurastream_proto::otlp::trace::{
     span::{Event, SpanKind},
     status::StatusCode,
 };
-
-/// A moto server on a free loopback port, killed (by its PID) when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Option<Moto> {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        if !bin.exists() {
-            let why = format!(
-                "{} not found; create the venv with `python3 -m venv .venv && \
-                 .venv/bin/pip install -r tests/python/requirements.txt`",
-                bin.display()
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED xray_moto: {why}");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sdk_config() -> SdkConfig {
     SdkConfig::builder()
@@ -175,42 +118,16 @@ fn batch(spans: Vec<Span>) -> SignalData {
 fn exporter(moto: &Moto) -> XrayExporter {
     let config: XrayExporterConfig = serde_yaml_ng::from_str(&format!(
         "region: us-east-1\nendpoint: {}\nindexed_attributes: [order.id]\n",
-        moto.endpoint()
+        moto.url()
     ))
     .unwrap();
     config.validate().unwrap();
     XrayExporter::new("awsxray", &config, &SelfMetrics::new()).with_sdk_config(sdk_config())
 }
 
-/// `GetTraceSummaries` as a plain HTTP call: moto answers it with `"Users": {}` where the
-/// API has a list, which the Rust SDK rightly refuses to deserialize, so this one call
-/// reads moto's JSON directly.
-async fn trace_summaries(moto: &Moto, start: u64, end: u64) -> J {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = json!({"StartTime": start, "EndTime": end}).to_string();
-    let request = format!(
-        "POST /TraceSummaries HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/xray/aws4_request, \
-         SignedHeaders=host, Signature=0\r\n\r\n{body}",
-        port = moto.port,
-        len = body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", moto.port))
-        .await
-        .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap()
-}
-
 async fn client(moto: &Moto) -> aws_sdk_xray::Client {
     let conf = aws_sdk_xray::config::Builder::from(&sdk_config())
-        .endpoint_url(moto.endpoint())
+        .endpoint_url(moto.url())
         .build();
     aws_sdk_xray::Client::from_conf(conf)
 }
@@ -241,9 +158,7 @@ async fn stored(client: &aws_sdk_xray::Client, trace: &str) -> HashMap<String, J
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_round_trip_through_moto() {
-    let Some(moto) = Moto::start() else {
-        return;
-    };
+    let moto = Moto::start();
     let exporter = exporter(&moto);
     let trace = trace_id(1);
     let mut root = span(
@@ -429,11 +344,10 @@ async fn segments_round_trip_through_moto() {
     let big = serde_json::to_string(get("1000000000000005")).unwrap();
     assert!(big.len() <= 64 * 1024, "trimmed: {} bytes", big.len());
 
-    let now = now_nanos() / 1_000_000_000;
-    let summaries = trace_summaries(&moto, now - 3600, now + 3600).await;
-    let summary = summaries["TraceSummaries"]
-        .as_array()
-        .unwrap()
+    // Read with plain HTTP: moto answers GetTraceSummaries with `"Users": {}` where the API
+    // has a list, which the Rust SDK rightly refuses to deserialize.
+    let summaries = moto.xray_trace_summaries().await;
+    let summary = summaries
         .iter()
         .find(|t| t["Id"] == xray_id(&trace))
         .expect("trace summarized");
@@ -444,9 +358,7 @@ async fn segments_round_trip_through_moto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_batches_arrive_complete() {
-    let Some(moto) = Moto::start() else {
-        return;
-    };
+    let moto = Moto::start();
     let exporter = exporter(&moto);
     let trace = trace_id(2);
     let spans: Vec<Span> = (0..120u8)

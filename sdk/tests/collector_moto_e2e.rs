@@ -5,20 +5,19 @@
 //! against what the client saw: trace ids from `X-Amzn-Trace-Id`, request ids from
 //! `x-request-id`, sentiments and cache hits from the response bodies.
 //!
-//! moto comes from the repository's Python venv (`.venv/bin/moto_server`). Without it the
-//! test is skipped on a laptop and fails in CI (`CI` set). The collector binary must have
-//! been built first (`cargo build --workspace --bins`).
+//! moto comes from the repository's Python venv (`.venv/bin/moto_server`, made by
+//! scripts/test.sh) and is started by the e2e harness (`aurastream_e2e::aws::Moto`). The
+//! collector binary must have been built first (`cargo build --workspace --bins`).
 
 #[path = "../examples/sentiment_api/app.rs"]
 mod app;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use aurastream_e2e::aws::Moto;
 use aurastream_sdk::LogCategory;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -73,9 +72,7 @@ struct Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> anyhow::Result<()> {
-    let Some(moto) = Moto::start() else {
-        return Ok(());
-    };
+    let moto = Moto::start();
     let moto_url = moto.url();
     let collector =
         Collector::start_with(|ports, _| aws_config(ports, &moto_url), &AWS_ENV).await?;
@@ -174,7 +171,6 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
     server.abort();
 
     let expected = Expected::from(&sent);
-    let logs = moto.logs();
 
     // ---- X-Ray: every request's trace, with the SERVER span as a segment. ----
     // Batches may reach moto in any order: wait for every document of every trace.
@@ -182,7 +178,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
         "every segment and subsegment in X-Ray",
         &collector,
         || async {
-            let docs = moto.xray_documents(&traces).await;
+            let docs = xray_documents(&moto).await;
             let complete = sent.iter().all(|s| {
                 docs.get(&s.trace_id)
                     .is_some_and(|d| d.len() > expected_subsegments(s).len())
@@ -260,7 +256,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
     // ---- CloudWatch Logs: the guide's documents in their category groups, each carrying
     // the trace id of its request's X-Ray trace. ----
     let application = wait_until("all application logs", &collector, || async {
-        let messages = logs.messages(APPLICATION_GROUP, SERVICE).await;
+        let messages = moto.log_messages(APPLICATION_GROUP, SERVICE).await;
         let docs = documents(&messages);
         let count = |f: &dyn Fn(&Value) -> bool| docs.iter().filter(|d| f(d)).count();
         let complete = count(&|d| d["event_type"] == "api_request") >= sent.len()
@@ -328,7 +324,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
     }
 
     let business = wait_until("all business logs", &collector, || async {
-        let messages = logs.messages(BUSINESS_GROUP, SERVICE).await;
+        let messages = moto.log_messages(BUSINESS_GROUP, SERVICE).await;
         (documents(&messages).len() >= 45).then_some(messages)
     })
     .await;
@@ -360,7 +356,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
         (AUDIT_GROUP, "business_plan_changed"),
     ] {
         let messages = wait_until(group, &collector, || async {
-            let m = logs.messages(group, SERVICE).await;
+            let m = moto.log_messages(group, SERVICE).await;
             (!m.is_empty()).then_some(m)
         })
         .await;
@@ -369,7 +365,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
         assert_eq!(docs[0]["event_type"], event);
     }
     let performance = wait_until(PERFORMANCE_GROUP, &collector, || async {
-        let m = logs.messages(PERFORMANCE_GROUP, SERVICE).await;
+        let m = moto.log_messages(PERFORMANCE_GROUP, SERVICE).await;
         (!m.is_empty()).then_some(m)
     })
     .await;
@@ -404,7 +400,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
         ("AuraStream/Revenue", "Usage", 7.0),
     ];
     let emf = wait_until("every metric in EMF", &collector, || async {
-        let messages = logs.messages(EMF_GROUP, EMF_STREAM).await;
+        let messages = moto.log_messages(EMF_GROUP, EMF_STREAM).await;
         let metrics = EmfMetrics::parse(&messages);
         let complete = volume
             .iter()
@@ -551,7 +547,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
     }
 
     // ---- Log groups and their retention. ----
-    let retention = logs.retention().await;
+    let retention = moto.log_groups().await;
     for (group, days) in [
         (APPLICATION_GROUP, 30),
         (BUSINESS_GROUP, 365),
@@ -914,190 +910,12 @@ impl EmfMetrics {
     }
 }
 
-/// A moto server on a free loopback port, killed by its PID when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    /// `None` (test skipped) when the venv is missing and `CI` is unset.
-    fn start() -> Option<Moto> {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        if !bin.exists() {
-            let why = format!(
-                "{} not found; create the venv with `python3 -m venv .venv && \
-                 .venv/bin/pip install -r tests/python/requirements.txt`",
-                bin.display()
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED collector_moto_e2e: {why}");
-            return None;
-        }
-        let port = support::free_port().expect("a free port");
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
+/// Every document X-Ray holds (`aurastream_e2e::aws::Moto::xray_segments`), by trace id.
+async fn xray_documents(moto: &Moto) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (_, doc) in moto.xray_segments().await {
+        let trace = doc["trace_id"].as_str().unwrap_or_default().to_owned();
+        out.entry(trace).or_default().push(doc);
     }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn logs(&self) -> MotoLogs {
-        MotoLogs {
-            client: reqwest::Client::new(),
-            url: self.url(),
-        }
-    }
-
-    /// Every document X-Ray holds for `traces` (BatchGetTraces, 5 ids per call), by trace.
-    /// moto checks no signatures, so plain HTTP does.
-    async fn xray_documents(&self, traces: &BTreeSet<&str>) -> BTreeMap<String, Vec<Value>> {
-        let client = reqwest::Client::new();
-        let ids: Vec<&str> = traces.iter().copied().collect();
-        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for chunk in ids.chunks(5) {
-            let answer: Value = client
-                .post(format!("{}/Traces", self.url()))
-                .header("authorization", moto_authorization("xray"))
-                .json(&json!({ "TraceIds": chunk }))
-                .send()
-                .await
-                .expect("BatchGetTraces")
-                .json()
-                .await
-                .expect("BatchGetTraces answers JSON");
-            for trace in answer["Traces"].as_array().into_iter().flatten() {
-                let id = trace["Id"].as_str().unwrap_or_default().to_owned();
-                let docs = out.entry(id).or_default();
-                for segment in trace["Segments"].as_array().into_iter().flatten() {
-                    let doc = segment["Document"]
-                        .as_str()
-                        .and_then(|d| serde_json::from_str(d).ok())
-                        .expect("a segment document");
-                    docs.push(doc);
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // `Child::kill` signals exactly this process id.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An unsigned `Authorization` header: moto checks no signature but routes a request by
-/// the service named in its credential scope (`/Traces` alone answers 500).
-fn moto_authorization(service: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, \
-         SignedHeaders=host, Signature=0"
-    )
-}
-
-/// CloudWatch Logs (JSON 1.1 protocol) at moto.
-struct MotoLogs {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl MotoLogs {
-    /// `None` when moto answers an error (e.g. the group does not exist yet).
-    async fn call(&self, operation: &str, body: Value) -> Option<Value> {
-        let response = self
-            .client
-            .post(&self.url)
-            .header("x-amz-target", format!("Logs_20140328.{operation}"))
-            .header("authorization", moto_authorization("logs"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(body.to_string())
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
-    }
-
-    /// Every message in one stream, oldest first (GetLogEvents, all pages).
-    async fn messages(&self, group: &str, stream: &str) -> Vec<String> {
-        let mut messages = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut body = json!({
-                "logGroupName": group,
-                "logStreamName": stream,
-                "startFromHead": true,
-            });
-            if let Some(t) = &token {
-                body["nextToken"] = json!(t);
-            }
-            let Some(page) = self.call("GetLogEvents", body).await else {
-                return messages;
-            };
-            let events = page["events"].as_array().cloned().unwrap_or_default();
-            if events.is_empty() {
-                return messages;
-            }
-            messages.extend(
-                events
-                    .iter()
-                    .filter_map(|e| e["message"].as_str().map(str::to_owned)),
-            );
-            let next = page["nextForwardToken"].as_str().map(str::to_owned);
-            if next.is_none() || next == token {
-                return messages;
-            }
-            token = next;
-        }
-    }
-
-    /// Log group name ⇒ `retentionInDays` (DescribeLogGroups, all pages).
-    async fn retention(&self) -> BTreeMap<String, Option<i64>> {
-        let mut out = BTreeMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut body = json!({});
-            if let Some(t) = &token {
-                body["nextToken"] = json!(t);
-            }
-            let page = self
-                .call("DescribeLogGroups", body)
-                .await
-                .expect("DescribeLogGroups");
-            for g in page["logGroups"].as_array().into_iter().flatten() {
-                out.insert(
-                    g["logGroupName"].as_str().unwrap_or_default().to_owned(),
-                    g["retentionInDays"].as_i64(),
-                );
-            }
-            token = page["nextToken"].as_str().map(str::to_owned);
-            if token.is_none() {
-                return out;
-            }
-        }
-    }
+    out
 }

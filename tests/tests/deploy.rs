@@ -15,14 +15,12 @@
 //! `!GetAtt`), and `${Parameter}` is replaced by the parameter's default.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aurastream_e2e::{
-    Ports, eventually, free_port, http_get, metric_sum, python, workspace_bin, workspace_root,
-};
+use aurastream_e2e::aws::Moto;
+use aurastream_e2e::{Ports, http_get, metric_sum, python, workspace_bin, workspace_root};
 use serde_json::{Value, json};
 
 /// Namespaces written by AWS services themselves (API Gateway, Lambda), not by our exporters.
@@ -411,35 +409,10 @@ fn template_facts() -> TemplateFacts {
 // What the collector writes.
 // ------------------------------------------------------------------------------------------
 
-/// A moto server (CloudWatch Logs stand-in) on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new(venv_bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto { child, port };
-        eventually("moto_server listening", Duration::from_secs(30), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        moto
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every log group with its retention and the messages of all its events.
-    fn dump(&self) -> BTreeMap<String, (Option<u64>, Vec<String>)> {
-        const DUMP: &str = r#"
+/// Every log group in the moto server at `url` with its retention and the messages of all
+/// its events (read with boto3's paginators: `FilterLogEvents` across every stream).
+fn dump(url: &str) -> BTreeMap<String, (Option<u64>, Vec<String>)> {
+    const DUMP: &str = r#"
 import json, sys, boto3
 logs = boto3.client("logs", endpoint_url=sys.argv[1], region_name="us-east-1",
                     aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -453,26 +426,16 @@ for page in logs.get_paginator("describe_log_groups").paginate():
         out[name] = [group.get("retentionInDays"), messages]
 print(json.dumps(out))
 "#;
-        let out = Command::new(python())
-            .args(["-c", DUMP, &self.url()])
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "reading moto failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: BTreeMap<String, (Option<u64>, Vec<String>)> =
-            serde_json::from_slice(&out.stdout).expect("moto dump is JSON");
-        v
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let out = Command::new(python())
+        .args(["-c", DUMP, url])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "reading moto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("moto dump is JSON")
 }
 
 /// The real collector on a deploy config plus an overlay, stdout captured in a file.
@@ -907,7 +870,7 @@ fn run_deployed(config: &str, moto: &Moto, emf_in_moto: bool) -> Written {
     let stdout = d.stdout();
     d.stop();
 
-    let dump = moto.dump();
+    let dump = dump(&moto.url());
     let mut documents: Vec<String> = stdout.lines().map(str::to_string).collect();
     documents.extend(dump.values().flat_map(|(_, m)| m.iter().cloned()));
     Written {

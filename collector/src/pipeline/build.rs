@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -136,10 +135,9 @@ pub fn build(
             driver_inputs.push(DriverInput {
                 exporter: id.clone(),
                 tx: dtx,
-                lost: metrics.exporter_failed(id, name, signal, "exporter_stopped"),
             });
         }
-        tasks.spawn(fan_out(name.clone(), rx, driver_inputs));
+        tasks.spawn(fan_out(name.clone(), rx, driver_inputs, metrics.clone()));
 
         let durable = p
             .exporters
@@ -210,23 +208,34 @@ fn open_persistent_queue(
 struct DriverInput {
     exporter: String,
     tx: mpsc::Sender<Arc<Batch>>,
-    /// Items this exporter never got because its driver had stopped.
-    lost: Counter,
 }
 
 /// Hands every batch to every exporter of the pipeline. The batch is shared: its items go
 /// back to the pipeline's budget when the slowest exporter is done with it.
-async fn fan_out(pipeline: String, mut input: mpsc::Receiver<Batch>, outputs: Vec<DriverInput>) {
+async fn fan_out(
+    pipeline: String,
+    mut input: mpsc::Receiver<Batch>,
+    outputs: Vec<DriverInput>,
+    metrics: Arc<SelfMetrics>,
+) {
     while let Some(batch) = input.recv().await {
         let batch = Arc::new(batch);
         for out in &outputs {
             // A driver only stops when its input closes, which is after this task ends,
-            // unless it panicked: then the items are counted, never silently let go.
+            // unless it panicked: then the items are counted, never silently let go. (The
+            // series is created only then: a failure reason at 0 would only be noise.)
             if out.tx.send(batch.clone()).await.is_err() {
                 let items = batch.item_count();
                 tracing::error!(exporter = %out.exporter, pipeline = %pipeline, items,
                     "exporter task has stopped; items dropped");
-                out.lost.inc_by(items as u64);
+                metrics
+                    .exporter_failed(
+                        &out.exporter,
+                        &pipeline,
+                        batch.data.signal(),
+                        "exporter_stopped",
+                    )
+                    .inc_by(items as u64);
             }
         }
     }
@@ -288,11 +297,11 @@ mod tests {
     #[tokio::test]
     async fn a_batch_for_a_stopped_exporter_is_counted_not_lost_silently() {
         let budget = ItemBudget::new(100, Gauge::default(), Gauge::default());
+        let metrics = Arc::new(SelfMetrics::new());
         let (tx, rx) = mpsc::channel(4);
         let (alive_tx, mut alive_rx) = mpsc::channel(4);
         let (stopped_tx, stopped_rx) = mpsc::channel(4);
         drop(stopped_rx);
-        let lost = Counter::default();
         let task = tokio::spawn(fan_out(
             "logs".into(),
             rx,
@@ -300,14 +309,13 @@ mod tests {
                 DriverInput {
                     exporter: "alive".into(),
                     tx: alive_tx,
-                    lost: Counter::default(),
                 },
                 DriverInput {
                     exporter: "stopped".into(),
                     tx: stopped_tx,
-                    lost: lost.clone(),
                 },
             ],
+            metrics.clone(),
         ));
         let data = SignalData::Logs(vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
@@ -321,6 +329,9 @@ mod tests {
         drop(tx);
         task.await.unwrap();
         assert_eq!(alive_rx.recv().await.unwrap().data.item_count(), 3);
+        let lost = metrics.exporter_failed("stopped", "logs", Signal::Logs, "exporter_stopped");
         assert_eq!(lost.get(), 3, "the stopped exporter's share is counted");
+        let alive = metrics.exporter_failed("alive", "logs", Signal::Logs, "exporter_stopped");
+        assert_eq!(alive.get(), 0);
     }
 }
