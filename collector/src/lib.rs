@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod exporter;
+pub mod fuzzing;
 pub mod lambda;
 pub mod pipeline;
 pub mod processor;

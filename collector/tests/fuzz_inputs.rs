@@ -1,16 +1,17 @@
-//! Fuzz-style property tests on stable Rust: whatever bytes arrive, the collector answers
-//! with an error or carries on; it never panics.
+//! Fuzz-style property tests: whatever bytes arrive, the collector answers with an error or
+//! carries on; it never panics.
 //!
-//! cargo-fuzz needs a nightly toolchain, so these use `proptest`: random bytes, and valid
-//! inputs with random bytes flipped, inserted or cut off (mutations reach much deeper into a
-//! parser than noise does). Targets: the OTLP protobuf and JSON decoders with the receivers'
-//! validation, the three AWS exporters' translation of whatever decodes, the configuration
-//! parser, and the queue on disk opening damaged files.
+//! The coverage-guided fuzzing is in `fuzz/` (cargo-fuzz, `scripts/fuzz.sh`; its corpus is
+//! replayed by `fuzz_corpus.rs`). These `proptest` cases cover what those targets do not:
+//! the three AWS exporters' translation of whatever decodes (random bytes, and valid inputs
+//! with bytes flipped, inserted or cut off, through the OTLP decoders into the exporters) and
+//! the queue on disk opening damaged files, plus mutated YAML through the config parser.
 //!
-//! The normal test run tries `PROPTEST_CASES` cases per target (default 256 here); the
-//! script `scripts/fuzz.sh` runs many more in release mode. A failing input is written by
-//! proptest to `fuzz_inputs.proptest-regressions` next to this file and replayed first on
-//! every later run: keep that file in the repository.
+//! The normal test run tries `PROPTEST_CASES` cases per target (default 256 here); set it
+//! higher for a longer run (`PROPTEST_CASES=100000 cargo test --release -p
+//! aurastream-collector --test fuzz_inputs`). A failing input is written by proptest to
+//! `fuzz_inputs.proptest-regressions` next to this file and replayed first on every later
+//! run: keep that file in the repository.
 
 use std::sync::Arc;
 

@@ -40,6 +40,11 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 /// everything is written under `/tmp/aurastream-data/` (the only writable place in Lambda).
 pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
 
+/// Longest timeout an option may set: the collector adds timeouts to the current instant,
+/// which panics past the clock's range (a few hundred billion years on Linux, far less on
+/// some platforms). A year is longer than any sensible timeout.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -240,12 +245,8 @@ impl Config {
         for (id, r) in &self.receivers.0 {
             match r {
                 ReceiverConfig::Otlp(otlp) => {
-                    if otlp.protocols.grpc.is_none() && otlp.protocols.http.is_none() {
-                        return Err((
-                            format!("receivers.{id}.protocols"),
-                            "enable at least one protocol (`grpc:` and/or `http:`)".into(),
-                        ));
-                    }
+                    otlp.validate()
+                        .map_err(|m| (format!("receivers.{id}.protocols"), m))?;
                 }
                 ReceiverConfig::AwsXray(x) => {
                     x.validate().map_err(|m| (format!("receivers.{id}"), m))?;
@@ -358,6 +359,16 @@ impl Config {
             p.memory_limit
                 .validate()
                 .map_err(|e| (format!("{at}.memory_limit"), e))?;
+        }
+        if self.service.shutdown_timeout > MAX_DURATION {
+            return Err((
+                "service.shutdown_timeout".into(),
+                format!(
+                    "{} is too long; at most {}",
+                    humantime::format_duration(self.service.shutdown_timeout),
+                    humantime::format_duration(MAX_DURATION)
+                ),
+            ));
         }
         for (i, id) in self.service.extensions.iter().enumerate() {
             if !self.extensions.0.contains_key(id) {

@@ -217,3 +217,73 @@ service:
     let e = load_one(two).unwrap_err().to_string();
     assert!(e.contains("at most one"), "{e}");
 }
+
+/// Found with the `config` fuzz target's harness (fuzz/, `aurastream_collector::fuzzing`):
+/// values that parsed and validated, then overflowed when start-up turned them into bytes
+/// (a panic in debug builds, a wrapped, wrong limit in release) or added them to the
+/// current instant (a panic in the batch processor's task or at shutdown). Each is now
+/// refused by validation, naming the option.
+#[test]
+fn values_that_overflow_at_start_up_are_refused() {
+    let huge = u64::MAX;
+    for (yaml, path, message) in [
+        (
+            format!("processors: {{ batch: {{ timeout: 500000000000y }} }}\n{MINIMAL}"),
+            "processors.batch",
+            "too long",
+        ),
+        (
+            format!("{MINIMAL}  shutdown_timeout: 500000000000y\n"),
+            "service.shutdown_timeout",
+            "too long",
+        ),
+        (
+            MINIMAL.replace(
+                "grpc:",
+                &format!("grpc: {{ max_recv_msg_size_mib: {huge} }}"),
+            ),
+            "receivers.otlp.protocols",
+            "max_recv_msg_size_mib must be between 1 and 4096",
+        ),
+        (
+            MINIMAL.replace(
+                "exporters: [debug]",
+                &format!("exporters: [debug]\n      memory_limit: {{ soft_limit_mib: {huge} }}"),
+            ),
+            "service.pipelines.traces.memory_limit",
+            "soft_limit_mib (18446744073709551615) is too large",
+        ),
+        (
+            MINIMAL.replace(
+                "  debug:",
+                &format!(
+                    "  debug:\n  file: {{ path: /tmp/x, rotation: {{ max_megabytes: {huge} }} }}"
+                ),
+            ),
+            "exporters.file",
+            "max_megabytes (18446744073709551615) is too large",
+        ),
+    ] {
+        match load_one(&yaml) {
+            Err(ConfigError::Invalid {
+                path: p,
+                message: m,
+                ..
+            }) => {
+                assert_eq!(p, path, "{yaml}");
+                assert!(m.contains(message), "{m}");
+            }
+            other => panic!("{yaml}\n=> {other:?}"),
+        }
+    }
+    // The largest accepted values still convert without overflow.
+    let grpc = crate::receiver::otlp::config::GrpcConfig {
+        max_recv_msg_size_mib: crate::receiver::otlp::config::MAX_RECV_MSG_SIZE_MIB,
+        ..Default::default()
+    };
+    assert_eq!(grpc.max_recv_msg_bytes(), 4 << 30);
+    let year = format!(
+        "processors: {{ batch: {{ timeout: 365d }} }}\n{MINIMAL}  shutdown_timeout: 365d\n"
+    );
+    load_one(&year).unwrap();
+}

@@ -45,6 +45,14 @@ impl MemoryLimitConfig {
 
     /// Checked at start-up, with the option's path in the message.
     pub fn validate(&self) -> Result<(), String> {
+        for (name, mib) in [
+            ("soft_limit_mib", self.soft_limit_mib),
+            ("hard_limit_mib", self.hard_limit_mib),
+        ] {
+            if mib.checked_mul(MIB).is_none() {
+                return Err(format!("{name} ({mib}) is too large"));
+            }
+        }
         if self.soft_limit_mib > 0
             && self.hard_limit_mib > 0
             && self.hard_limit_mib < self.soft_limit_mib
@@ -70,7 +78,13 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(config: MemoryLimitConfig, gauge: Gauge) -> Arc<MemoryLimiter> {
-        let limit = |mib: usize| if mib == 0 { usize::MAX } else { mib * MIB };
+        let limit = |mib: usize| {
+            if mib == 0 {
+                usize::MAX
+            } else {
+                mib.saturating_mul(MIB)
+            }
+        };
         Arc::new(MemoryLimiter {
             held: AtomicUsize::new(0),
             soft: limit(config.soft_limit_mib),

@@ -73,10 +73,16 @@ impl FileExporterConfig {
         if self.path.as_os_str().is_empty() {
             return Err("path is required".into());
         }
-        if let Some(r) = &self.rotation
-            && r.max_megabytes == 0
-        {
-            return Err("rotation.max_megabytes must be at least 1".into());
+        if let Some(r) = &self.rotation {
+            if r.max_megabytes == 0 {
+                return Err("rotation.max_megabytes must be at least 1".into());
+            }
+            if r.max_megabytes.checked_mul(1024 * 1024).is_none() {
+                return Err(format!(
+                    "rotation.max_megabytes ({}) is too large",
+                    r.max_megabytes
+                ));
+            }
         }
         Ok(())
     }

@@ -116,7 +116,7 @@ impl FileExporter {
         let rotation = config
             .rotation
             .as_ref()
-            .map(|r| (r.max_megabytes * 1024 * 1024, r.max_backups));
+            .map(|r| (r.max_megabytes.saturating_mul(1024 * 1024), r.max_backups));
         FileExporter {
             file: Arc::new(Mutex::new(RotatingFile::new(config.path.clone(), rotation))),
             path: config.path.clone(),

@@ -44,6 +44,13 @@ impl BatchConfig {
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
+        if self.timeout > crate::config::MAX_DURATION {
+            return Err(format!(
+                "timeout ({}) is too long; at most {}",
+                humantime::format_duration(self.timeout),
+                humantime::format_duration(crate::config::MAX_DURATION)
+            ));
+        }
         Ok(())
     }
 }

@@ -43,6 +43,37 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: u64,
 }
 
+impl GrpcConfig {
+    /// `max_recv_msg_size_mib` in bytes: the limit the gRPC server enforces.
+    pub fn max_recv_msg_bytes(&self) -> usize {
+        usize::try_from(self.max_recv_msg_size_mib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024 * 1024)
+    }
+}
+
+impl OtlpReceiverConfig {
+    /// Checked at start-up; errors name the option.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
+            return Err("enable at least one protocol (`grpc:` and/or `http:`)".into());
+        }
+        if let Some(grpc) = &self.protocols.grpc {
+            let mib = grpc.max_recv_msg_size_mib;
+            if mib == 0 || mib > MAX_RECV_MSG_SIZE_MIB {
+                return Err(format!(
+                    "grpc.max_recv_msg_size_mib must be between 1 and \
+                     {MAX_RECV_MSG_SIZE_MIB} (got {mib})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest `max_recv_msg_size_mib`: 4 GiB, far above any sane message (the default is 4).
+pub const MAX_RECV_MSG_SIZE_MIB: u64 = 4096;
+
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {

@@ -52,6 +52,53 @@ pub fn decompress(
     }
 }
 
+/// How an OTLP/HTTP body is encoded (from its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// An OTLP/HTTP request body as its message, exactly as the HTTP receiver decodes it:
+/// decompressed per `content_encoding` (refusing more than `limit` bytes, so a gzip bomb
+/// costs at most `limit`), then protobuf or OTLP/JSON. An empty body is an empty request in
+/// protobuf (valid OTLP: no data) and an error in JSON. `what` names the message in errors.
+/// Also the entry point of the fuzz targets (`fuzz/`).
+pub fn request<T>(
+    raw: bytes::Bytes,
+    content_encoding: Option<&str>,
+    encoding: Encoding,
+    limit: usize,
+    what: &'static str,
+) -> Result<T, DecodeError>
+where
+    T: prost::Message + serde::de::DeserializeOwned + Default,
+{
+    let body = decompress(raw, content_encoding, limit)?;
+    if body.is_empty() {
+        return match encoding {
+            Encoding::Protobuf => Ok(T::default()),
+            Encoding::Json => Err(DecodeError::BadJson {
+                what,
+                detail: "empty body".into(),
+            }),
+        };
+    }
+    match encoding {
+        Encoding::Protobuf => protobuf(&body, what),
+        Encoding::Json => json(&body, what),
+    }
+}
+
 pub fn protobuf<T: prost::Message + Default>(
     body: &[u8],
     what: &'static str,

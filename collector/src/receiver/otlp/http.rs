@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{CorsConfig, HttpConfig};
-use super::decode::{self, DecodeError};
+use super::decode::{self, DecodeError, Encoding};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError};
 use crate::pipeline::ConsumeError;
@@ -122,21 +122,6 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, BodyErro
         Err(BodyError::TooLarge)
     } else {
         Ok(buf.freeze())
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Protobuf,
-    Json,
-}
-
-impl Encoding {
-    fn content_type(self) -> &'static str {
-        match self {
-            Encoding::Protobuf => "application/x-protobuf",
-            Encoding::Json => "application/json",
-        }
     }
 }
 
@@ -258,22 +243,8 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let decoded = decode::decompress(raw, content_encoding, ctx.limit).and_then(|body| {
-        if body.is_empty() {
-            // An empty protobuf message is valid OTLP (no data); an empty JSON body is not.
-            return match encoding {
-                Encoding::Protobuf => Ok(S::Request::default()),
-                Encoding::Json => Err(DecodeError::BadJson {
-                    what: S::REQUEST_NAME,
-                    detail: "empty body".into(),
-                }),
-            };
-        }
-        match encoding {
-            Encoding::Protobuf => decode::protobuf::<S::Request>(&body, S::REQUEST_NAME),
-            Encoding::Json => decode::json::<S::Request>(&body, S::REQUEST_NAME),
-        }
-    });
+    let decoded =
+        decode::request::<S::Request>(raw, content_encoding, encoding, ctx.limit, S::REQUEST_NAME);
     let request = match decoded {
         Ok(r) => r,
         Err(e) => {

@@ -126,7 +126,7 @@ pub async fn start(
         let addr = listener.local_addr()?;
         endpoints.push(format!("grpc {addr}"));
         tracing::info!(receiver = id, %addr, "OTLP/gRPC listening");
-        let limit = (grpc.max_recv_msg_size_mib * 1024 * 1024) as usize;
+        let limit = grpc.max_recv_msg_bytes();
         tasks.push(grpc::serve(listener, ingest.clone(), limit, stop.clone()));
     }
     if let Some(http) = &config.protocols.http {
