@@ -187,6 +187,10 @@ impl ExporterConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        self.delivery()
+            .0
+            .validate()
+            .map_err(|e| format!("retry_on_failure.{e}"))?;
         match self {
             ExporterConfig::Debug(_) => Ok(()),
             ExporterConfig::File(f) => f.validate(),

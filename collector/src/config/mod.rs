@@ -45,6 +45,18 @@ pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
 /// some platforms). A year is longer than any sensible timeout.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
+/// Refuses a duration option longer than [`MAX_DURATION`], naming it.
+pub fn check_duration(name: &str, value: std::time::Duration) -> Result<(), String> {
+    if value > MAX_DURATION {
+        return Err(format!(
+            "{name} {} is too long; at most {}",
+            humantime::format_duration(value),
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(())
+}
+
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -263,6 +263,30 @@ fn values_that_overflow_at_start_up_are_refused() {
             "exporters.file",
             "max_megabytes (18446744073709551615) is too large",
         ),
+        (
+            MINIMAL.replace(
+                "  debug:",
+                "  debug: { retry_on_failure: { max_interval: 500000000000y } }",
+            ),
+            "exporters.debug",
+            "retry_on_failure.max_interval 500000000000years is too long",
+        ),
+        (
+            MINIMAL.replace(
+                "  debug:",
+                "  debug: { retry_on_failure: { multiplier: .inf } }",
+            ),
+            "exporters.debug",
+            "retry_on_failure.multiplier must be between 1 and 1000",
+        ),
+        (
+            format!(
+                "processors: {{ xray_sampling: {{ max_wait: 500000000000y, \
+                 decision_wait: 500000000000y }} }}\n{MINIMAL}"
+            ),
+            "processors.xray_sampling",
+            "decision_wait 500000000000years is too long",
+        ),
     ] {
         match load_one(&yaml) {
             Err(ConfigError::Invalid {

@@ -40,6 +40,27 @@ pub struct RetryConfig {
     pub multiplier: f64,
 }
 
+impl RetryConfig {
+    /// Refuses values the backoff arithmetic cannot hold (a wait of centuries, an infinite
+    /// multiplier): they would panic in the middle of a retry, not at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::config::check_duration;
+        check_duration("initial_interval", self.initial_interval)?;
+        check_duration("max_interval", self.max_interval)?;
+        check_duration("max_elapsed_time", self.max_elapsed_time)?;
+        if !(1.0..=MAX_MULTIPLIER).contains(&self.multiplier) {
+            return Err(format!(
+                "multiplier must be between 1 and {MAX_MULTIPLIER}, got {}",
+                self.multiplier
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest `retry_on_failure.multiplier`: a year times this still fits a `Duration`.
+const MAX_MULTIPLIER: f64 = 1000.0;
+
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {

@@ -112,6 +112,16 @@ impl XRaySamplingConfig {
         if self.rules_poll_interval.is_zero() {
             return Err("rules_poll_interval must be greater than 0".into());
         }
+        // Added to the clock: a value past its range would panic while running.
+        use crate::config::check_duration;
+        check_duration("decision_wait", self.decision_wait)?;
+        check_duration("max_wait", self.max_wait)?;
+        check_duration("rules_poll_interval", self.rules_poll_interval)?;
+        if let Some(c) = &self.centralized {
+            check_duration("centralized.rules_interval", c.rules_interval)?;
+            check_duration("centralized.targets_interval", c.targets_interval)?;
+            check_duration("centralized.timeout", c.timeout)?;
+        }
         if let Some(c) = &self.centralized {
             if c.rules_interval.is_zero() || c.targets_interval.is_zero() || c.timeout.is_zero() {
                 return Err(
