@@ -9,9 +9,19 @@ pub(crate) const MAX_DOCUMENTS_PER_CALL: usize = 50;
 /// Request body budget per call, below the API's limit with room for the envelope.
 pub(crate) const MAX_CALL_BYTES: usize = 480 * 1024;
 
-/// The size a document adds to a request body: its JSON-escaped form plus a comma.
+/// The size a document adds to a request body: its JSON-escaped form (quotes included)
+/// plus a comma. Counted, not built: `"` and `\\` and the control characters with a short
+/// escape take two bytes, the other control characters six (`\u001f`), the rest one.
 pub(crate) fn request_size(document: &str) -> usize {
-    serde_json::to_string(document).map_or(document.len() * 2, |s| s.len()) + 1
+    let extra: usize = document
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0C | b'\r' => 1,
+            0x00..=0x1F => 5,
+            _ => 0,
+        })
+        .sum();
+    document.len() + extra + 2 + 1
 }
 
 /// Splits `(index, request_size)` pairs, in order, into calls within both limits.
@@ -62,5 +72,20 @@ mod tests {
     fn escaped_size_counts_quotes() {
         assert_eq!(request_size(r#"{"a":1}"#), r#""{\"a\":1}""#.len() + 1);
         assert!(calls(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn counted_size_matches_serde_json_escaping() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("é \u{2028} 😀 \\\" \u{7f}");
+        for text in [
+            "",
+            "plain",
+            r#"{"name":"GET /a\"b","x":"\\n"}"#,
+            every_ascii.as_str(),
+        ] {
+            let escaped = serde_json::to_string(text).unwrap();
+            assert_eq!(request_size(text), escaped.len() + 1, "{text:?}");
+        }
     }
 }
