@@ -40,6 +40,38 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+/// A two-worker runtime for a test that drives the collector and reads moto back while
+/// blocking helpers (collector start, `eventually`) run in the same test.
+pub fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A Python OTLP client script from `tests/python/` with the arguments every one of them
+/// takes (`--protocol grpc|http --endpoint URL --service NAME`); add its own and run it.
+pub fn python_client(
+    script: &str,
+    protocol: &str,
+    endpoint: &str,
+    service: &str,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(python());
+    command
+        .arg(workspace_root().join("tests/python").join(script))
+        .args([
+            "--protocol",
+            protocol,
+            "--endpoint",
+            endpoint,
+            "--service",
+            service,
+        ]);
+    command
+}
+
 /// The Python interpreter of the test venv (`.venv/`, made by scripts/test.sh).
 pub fn python() -> PathBuf {
     let p = workspace_root().join(".venv/bin/python");

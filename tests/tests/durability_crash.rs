@@ -17,7 +17,7 @@ use aurastream_e2e::aws::{Moto, use_test_credentials};
 use aurastream_e2e::durability::{LOG_GROUP, STREAM, compare, size_from_env};
 use aurastream_e2e::fault_proxy::{FaultProxy, Faults};
 use aurastream_e2e::load::{Kind, logs, metrics, spans};
-use aurastream_e2e::{Collector, Ports, base_config, eventually, metric_sum};
+use aurastream_e2e::{Collector, Ports, base_config, eventually, metric_sum, test_runtime};
 
 /// Items per OTLP request; with no batch processor, one request is one record on disk.
 const PER_REQUEST: u64 = 100;
@@ -130,11 +130,7 @@ fn settled_after_replay(c: &Collector, exporter: &str) -> bool {
 fn sigkill_at_random_points_loses_no_acknowledged_item() {
     use_test_credentials();
     let kills = size_from_env("DURABILITY_KILLS", 3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(
@@ -252,11 +248,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_item() {
 #[test]
 fn damaged_queue_files_are_skipped_and_counted_and_the_rest_delivered() {
     use_test_credentials();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use aurastream_e2e::aws::{Moto, use_test_credentials};
 use aurastream_e2e::durability::{LOG_GROUP, STREAM, compare};
 use aurastream_e2e::fault_proxy::{FaultProxy, Faults};
-use aurastream_e2e::{Collector, Ports, base_config, eventually};
+use aurastream_e2e::{Collector, Ports, base_config, eventually, test_runtime};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -90,18 +90,10 @@ async fn post(client: &reqwest::Client, c: &Collector, body: Vec<u8>) -> u16 {
         .as_u16()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn soft_limit_pushes_back_and_loses_nothing() {
     use_test_credentials();
-    runtime().block_on(async {
+    test_runtime().block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(
             &moto.url(),
@@ -175,7 +167,7 @@ fn soft_limit_pushes_back_and_loses_nothing() {
 #[test]
 fn hard_limit_sheds_failed_batches_and_counts_them() {
     use_test_credentials();
-    runtime().block_on(async {
+    test_runtime().block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(
             &moto.url(),

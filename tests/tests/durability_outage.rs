@@ -23,7 +23,7 @@ use aurastream_e2e::durability::{
 };
 use aurastream_e2e::fault_proxy::{FaultProxy, Faults};
 use aurastream_e2e::load::{SendStats, spans};
-use aurastream_e2e::{Collector, eventually};
+use aurastream_e2e::{Collector, eventually, test_runtime};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -45,11 +45,7 @@ fn outage_pushes_back_and_loses_nothing() {
         logs: items,
         metrics: (items / 5).max(1),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(

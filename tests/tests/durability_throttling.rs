@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurastream_e2e::Collector;
 use aurastream_e2e::aws::{Moto, use_test_credentials};
 use aurastream_e2e::durability::{
     RssSampler, Sizes, assert_delivered, aws_config, read_back, send_load, size_from_env,
@@ -18,6 +17,7 @@ use aurastream_e2e::durability::{
 };
 use aurastream_e2e::fault_proxy::{FaultProxy, Faults};
 use aurastream_e2e::load::SendStats;
+use aurastream_e2e::{Collector, test_runtime};
 
 #[test]
 fn throttling_storm_delivers_every_item_exactly_once() {
@@ -28,11 +28,7 @@ fn throttling_storm_delivers_every_item_exactly_once() {
         logs: items,
         metrics: (items / 5).max(1),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let moto = Moto::start();
         let proxy = FaultProxy::start(

@@ -2,10 +2,9 @@
 //! sends all three signals; the file exporter's output must hold exactly what was sent.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use aurastream_e2e::otlp_json::{self, number};
-use aurastream_e2e::{Collector, file_config, python, read_jsonl, workspace_root};
+use aurastream_e2e::{Collector, file_config, python_client, read_jsonl};
 use serde_json::Value;
 
 fn check(protocol: &str) {
@@ -15,16 +14,7 @@ fn check(protocol: &str) {
         _ => c.ports.http_url(),
     };
     let service = format!("python-{protocol}");
-    let out = Command::new(python())
-        .arg(workspace_root().join("tests/python/send_otlp.py"))
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            &endpoint,
-            "--service",
-            &service,
-        ])
+    let out = python_client("send_otlp.py", protocol, &endpoint, &service)
         .output()
         .expect("run send_otlp.py");
     assert!(

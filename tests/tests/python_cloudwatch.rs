@@ -16,11 +16,10 @@
 //! others arrive lower-cased and the collector's `metric_descriptors` respell them.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use aurastream_e2e::aws::{Moto, use_test_credentials};
-use aurastream_e2e::{Collector, Ports, base_config, eventually, python, workspace_root};
+use aurastream_e2e::{Collector, Ports, base_config, eventually, python_client};
 use serde_json::{Value, json};
 
 const APP: &str = "AuraStream/Application";
@@ -362,16 +361,7 @@ fn run(protocol: &str, temporality: &str, rounds: u32) -> Run {
         _ => c.ports.http_url(),
     };
     let service = format!("python-seed-{protocol}-{temporality}");
-    let out = Command::new(python())
-        .arg(workspace_root().join("tests/python/send_seed_cloudwatch.py"))
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            &endpoint,
-            "--service",
-            &service,
-        ])
+    let out = python_client("send_seed_cloudwatch.py", protocol, &endpoint, &service)
         .args([
             "--temporality",
             temporality,

@@ -8,11 +8,10 @@
 //! frames), annotations against metadata, resource context, and span links.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aurastream_e2e::aws::{Moto, occurrences, use_test_credentials};
-use aurastream_e2e::{Collector, Ports, base_config, python, workspace_root};
+use aurastream_e2e::{Collector, Ports, base_config, python_client, test_runtime};
 use serde_json::{Value as J, json};
 
 /// Span attributes the exporter is told to index.
@@ -101,16 +100,7 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 fn run_script(protocol: &str, endpoint: &str, service: &str) -> J {
-    let out = Command::new(python())
-        .arg(workspace_root().join("tests/python/send_traces_for_xray.py"))
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            endpoint,
-            "--service",
-            service,
-        ])
+    let out = python_client("send_traces_for_xray.py", protocol, endpoint, service)
         .output()
         .expect("run send_traces_for_xray.py");
     assert!(
@@ -407,11 +397,7 @@ fn field_checks(sent: &Sent, name: &str) -> Vec<(&'static str, J)> {
 
 fn check(protocol: &str) {
     use_test_credentials();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let moto = Moto::start();
         let moto_url = moto.url();

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::request_builder::{EVENT_OVERHEAD_BYTES, LogEvent};
 use super::target::LogTarget;
+use crate::exporter::Provenance;
 use crate::exporter::driver::SendingQueueConfig;
 
 /// The JSON member that names a delivery marker.
@@ -35,10 +36,18 @@ pub const MARKER_BILLED_BYTES: usize = 128;
 /// `origin` of a marker event: it stands for no input item.
 const NO_ORIGIN: usize = usize::MAX;
 
-/// The `delivery_markers` option: on when asked for, and by default with a queue on disk
-/// (without one, nothing is replayed after a restart).
-pub fn enabled(option: Option<bool>, queue: &SendingQueueConfig) -> bool {
-    option.unwrap_or(queue.storage.is_some())
+/// The markers for a batch from the queue on disk, if the `delivery_markers` option is on:
+/// when asked for, and by default with a queue on disk (without one, nothing is replayed
+/// after a restart).
+pub fn for_queued(
+    option: Option<bool>,
+    queue: &SendingQueueConfig,
+    exporter: &str,
+    provenance: Provenance,
+) -> Option<Markers> {
+    option
+        .unwrap_or(queue.storage.is_some())
+        .then(|| Markers::new(exporter, provenance.key, provenance.replayed))
 }
 
 /// Markers for one batch taken from the queue on disk.

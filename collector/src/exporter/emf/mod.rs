@@ -271,8 +271,12 @@ impl Exporter for EmfExporter {
         batch: &SignalData,
         provenance: Provenance,
     ) -> Result<ExportReport, ExportError> {
-        let markers = marker::enabled(self.config.delivery_markers, &self.config.sending_queue)
-            .then(|| Markers::new(&self.id, provenance.key, provenance.replayed));
+        let markers = marker::for_queued(
+            self.config.delivery_markers,
+            &self.config.sending_queue,
+            &self.id,
+            provenance,
+        );
         self.send(batch, markers).await
     }
 
