@@ -17,7 +17,7 @@ use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 ///     index_all_attributes: false
 ///     aws_log_groups: [/aws/ecs/checkout]
 ///     enforce_legacy_trace_id_epoch: false
-///     num_workers: 8                  # concurrent PutTraceSegments calls per batch
+///     num_workers: 16                 # concurrent PutTraceSegments calls per batch
 ///     max_retries: 2                  # in-call retries of throttled / unprocessed documents
 ///     request_timeout_seconds: 30
 /// ```
@@ -78,7 +78,7 @@ impl Default for XrayExporterConfig {
             index_all_attributes: false,
             aws_log_groups: Vec::new(),
             enforce_legacy_trace_id_epoch: false,
-            num_workers: 8,
+            num_workers: 16,
             max_retries: 2,
             request_timeout_seconds: 30,
             retry_on_failure: RetryConfig::default(),
@@ -144,7 +144,7 @@ mod tests {
     fn defaults_send_to_xray() {
         let c = parse("{}").unwrap();
         assert_eq!(c.output_destination, OutputDestination::Cloudwatch);
-        assert_eq!(c.num_workers, 8);
+        assert_eq!(c.num_workers, 16);
         assert!(!c.enforce_legacy_trace_id_epoch);
     }
 
