@@ -24,7 +24,7 @@ pub mod target;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
@@ -50,11 +50,7 @@ pub struct CloudWatchLogsExporter {
     output: Output,
     trimmed: Counter,
     split: Counter,
-    /// Events resent after a call CloudWatch may have applied anyway.
-    possibly_duplicated: Counter,
-    /// Events not resent because their delivery marker showed they were stored already.
-    already_delivered: Counter,
-    last_error: Mutex<Option<String>>,
+    stats: sink::DeliveryStats,
 }
 
 impl CloudWatchLogsExporter {
@@ -98,9 +94,7 @@ impl CloudWatchLogsExporter {
             output,
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),
-            possibly_duplicated: metrics.component_event(id, Signal::Logs, "possibly_duplicated"),
-            already_delivered: metrics.component_event(id, Signal::Logs, "already_delivered"),
-            last_error: Mutex::new(None),
+            stats: sink::DeliveryStats::new(metrics, id, Signal::Logs),
         }
     }
 
@@ -144,13 +138,7 @@ impl CloudWatchLogsExporter {
             markers.as_ref(),
         )
         .await;
-        self.possibly_duplicated
-            .inc_by(delivery.possibly_duplicated as u64);
-        self.already_delivered
-            .inc_by(delivery.already_delivered as u64);
-        if let Some(e) = &delivery.last_error {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-        }
+        self.stats.record(&delivery);
         let mut report = ExportReport {
             dropped: delivery.dropped_by_reason(),
             ..ExportReport::default()
@@ -322,10 +310,6 @@ impl Exporter for CloudWatchLogsExporter {
     }
 
     fn health_detail(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|e| format!("last error: {e}"))
+        self.stats.health_detail()
     }
 }

@@ -6,8 +6,10 @@
 //! batch of the same export was throttled.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use futures::future::join_all;
+use prometheus_client::metrics::counter::Counter;
 
 use super::marker::{MARKER_BILLED_BYTES, Markers};
 use super::request_builder::{LogEvent, MAX_BATCH_BYTES, build_batches_with_room};
@@ -15,6 +17,8 @@ use super::retry::{Backoff, ErrorClass};
 use super::service::{CallError, LogsService};
 use super::target::LogTarget;
 use crate::exporter::driver::RetryConfig;
+use crate::pipeline::signal::Signal;
+use crate::telemetry::metrics::SelfMetrics;
 
 /// What happened to the input items (`LogEvent::origin`) that were not simply delivered.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -60,6 +64,50 @@ impl Delivery {
             .into_iter()
             .map(|(r, n)| (r.to_string(), n))
             .collect()
+    }
+}
+
+/// What one CloudWatch exporter reports about its deliveries across calls: the
+/// `possibly_duplicated` and `already_delivered` events, and the last error for `/health`.
+pub struct DeliveryStats {
+    /// Events resent after a call CloudWatch may have applied anyway.
+    possibly_duplicated: Counter,
+    /// Events not resent because their delivery marker showed they were stored already.
+    already_delivered: Counter,
+    last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryStats {
+    pub fn new(metrics: &SelfMetrics, exporter: &str, signal: Signal) -> DeliveryStats {
+        DeliveryStats {
+            possibly_duplicated: metrics.component_event(exporter, signal, "possibly_duplicated"),
+            already_delivered: metrics.component_event(exporter, signal, "already_delivered"),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Counts what [`deliver`] reported.
+    pub fn record(&self, delivery: &Delivery) {
+        self.possibly_duplicated
+            .inc_by(delivery.possibly_duplicated as u64);
+        self.already_delivered
+            .inc_by(delivery.already_delivered as u64);
+        if let Some(e) = &delivery.last_error {
+            self.set_error(e.clone());
+        }
+    }
+
+    pub fn set_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    /// For `Exporter::health_detail`.
+    pub fn health_detail(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|e| format!("last error: {e}"))
     }
 }
 

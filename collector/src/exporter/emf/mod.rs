@@ -27,7 +27,7 @@ pub mod units;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -64,11 +64,8 @@ pub struct EmfExporter {
     output: Output,
     folded: Counter,
     split: Counter,
-    /// Documents resent after a call CloudWatch may have applied anyway.
-    possibly_duplicated: Counter,
-    /// Documents not resent because their delivery marker showed they were stored already.
-    already_delivered: Counter,
-    last_error: Mutex<Option<String>>,
+    /// Counted per document (one event each).
+    stats: sink::DeliveryStats,
 }
 
 impl EmfExporter {
@@ -121,13 +118,7 @@ impl EmfExporter {
             output,
             folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
             split: metrics.component_event(id, Signal::Metrics, "event_split"),
-            possibly_duplicated: metrics.component_event(
-                id,
-                Signal::Metrics,
-                "possibly_duplicated",
-            ),
-            already_delivered: metrics.component_event(id, Signal::Metrics, "already_delivered"),
-            last_error: Mutex::new(None),
+            stats: sink::DeliveryStats::new(metrics, id, Signal::Metrics),
         })
     }
 
@@ -219,13 +210,7 @@ impl EmfExporter {
         }
         let delivery =
             sink::deliver(service, &self.config.retry_on_failure, by_target, markers).await;
-        self.already_delivered
-            .inc_by(delivery.already_delivered as u64);
-        self.possibly_duplicated
-            .inc_by(delivery.possibly_duplicated as u64);
-        if let Some(e) = delivery.last_error {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        }
+        self.stats.record(&delivery);
         for (origin, reason) in delivery.dropped.iter().chain(&delivery.undelivered) {
             let n = points.get(*origin).copied().unwrap_or(0);
             if n > 0 {
@@ -248,7 +233,7 @@ impl EmfExporter {
             .await
         {
             tracing::error!(error = %e, "writing EMF documents failed; dropped");
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            self.stats.set_error(e.to_string());
             if points > 0 {
                 *dropped.entry("io_error".into()).or_default() += points;
             }
@@ -285,10 +270,6 @@ impl Exporter for EmfExporter {
     }
 
     fn health_detail(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|e| format!("last error: {e}"))
+        self.stats.health_detail()
     }
 }
