@@ -3,7 +3,8 @@
 //! (`aurastream_collector::fuzzing`), on stable Rust and without the fuzzer, so an input that
 //! once reached new code keeps being run in every `cargo test --workspace`.
 //!
-//! The corpus was seeded by `write_seed_corpus` below (ignored in normal runs), grown by the
+//! The corpus was seeded by `seed_inputs_pass_the_harnesses` below (which writes them when
+//! `FUZZ_SEED_DIR` is set), grown by the
 //! fuzzer and minimized (`cargo fuzz cmin`, then `fuzz/minimize.py`; scripts/fuzz.sh).
 //! Inputs that crashed the collector are kept by name in `fuzz/regressions/<target>/`,
 //! replayed here too, and have explicit regression tests next to the code they broke.
@@ -90,20 +91,29 @@ fn otlp_selector_byte_round_trips() {
     otlp_protobuf(&[]);
 }
 
-/// Writes the seed inputs into `fuzz/corpus/<target>/seed-*` (or `$FUZZ_SEED_DIR/<target>`):
-/// valid requests of every signal and metric type, in protobuf and OTLP/JSON, plain and
-/// gzipped; X-Ray daemon datagrams as the SDKs send them; the built-in and deploy configs.
-/// `cargo test -p aurastream-collector --test fuzz_corpus -- --ignored write_seed_corpus`
+/// The seed inputs: valid requests of every signal and metric type, in protobuf and
+/// OTLP/JSON, plain and gzipped; a gzip bomb; X-Ray daemon datagrams as the SDKs send them;
+/// the built-in and deploy configs. Each goes through its target's harness in every run; with
+/// `FUZZ_SEED_DIR` set they are also written to `$FUZZ_SEED_DIR/<target>/seed-*`, which is
+/// how the corpus is re-seeded:
+/// `FUZZ_SEED_DIR=$PWD/fuzz/corpus cargo test -p aurastream-collector --test fuzz_corpus seed`
 #[test]
-#[ignore = "writes files; run by hand to re-seed the fuzz corpus"]
-fn write_seed_corpus() {
-    let root = std::env::var_os("FUZZ_SEED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(corpus_dir);
-    let write = |target: &str, name: &str, data: &[u8]| {
-        let dir = root.join(target);
-        std::fs::create_dir_all(&dir).expect("corpus dir");
-        std::fs::write(dir.join(format!("seed-{name}")), data).expect("seed");
+fn seed_inputs_pass_the_harnesses() {
+    let out = std::env::var_os("FUZZ_SEED_DIR").map(PathBuf::from);
+    let mut seeded: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut write = |target: &'static str, name: &str, data: &[u8]| {
+        let (_, harness) = TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .expect("a known target");
+        eprintln!("{target}: seed-{name}");
+        harness(data);
+        *seeded.entry(target).or_default() += 1;
+        if let Some(root) = &out {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).expect("corpus dir");
+            std::fs::write(dir.join(format!("seed-{name}")), data).expect("seed");
+        }
     };
     let bodies = [
         (Signal::Traces, traces().encode_to_vec(), json(&traces())),
@@ -189,6 +199,12 @@ fn write_seed_corpus() {
         "merged",
         format!("{CONFIG_BASE}{CONFIG_FILE_SEPARATOR}\n{CONFIG_OVERRIDE}").as_bytes(),
     );
+    for (target, _) in TARGETS {
+        assert!(
+            seeded.get(target).is_some_and(|n| *n > 0),
+            "no seeds for {target}"
+        );
+    }
 }
 
 fn json<T: serde::Serialize>(request: &T) -> Vec<u8> {
