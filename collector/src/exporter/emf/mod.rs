@@ -41,7 +41,7 @@ use crate::aws::cloudwatch_logs::marker::{self, Markers};
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::LogEvent;
 use crate::aws::cloudwatch_logs::service::LogsService;
-use crate::aws::cloudwatch_logs::sink;
+use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
@@ -67,7 +67,7 @@ pub struct EmfExporter {
     folded: Counter,
     split: Counter,
     /// Counted per document (one event each).
-    stats: sink::DeliveryStats,
+    stats: Arc<DeliveryStats>,
 }
 
 impl EmfExporter {
@@ -78,10 +78,10 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
     ) -> Result<EmfExporter, String> {
         let output = match config.output_destination {
-            OutputDestination::Api => Output::Api(LogsService::new(
+            OutputDestination::Api => Output::Api(Arc::new(LogsService::new(
                 config.client_settings(),
                 config.tags.clone().into_iter().collect(),
-            )),
+            ))),
             OutputDestination::Stdout => Output::Lines(LineWriter::Stdout),
             OutputDestination::File => Output::Lines(LineWriter::file(
                 config
@@ -100,7 +100,7 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
     ) -> Result<EmfExporter, String> {
-        Self::with_output(id, config, metrics, Output::Api(service))
+        Self::with_output(id, config, metrics, Output::Api(Arc::new(service)))
     }
 
     fn with_output(
@@ -120,7 +120,7 @@ impl EmfExporter {
             output,
             folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
             split: metrics.component_event(id, Signal::Metrics, "event_split"),
-            stats: sink::DeliveryStats::new(metrics, id, Signal::Metrics),
+            stats: Arc::new(DeliveryStats::new(metrics, id, Signal::Metrics)),
         })
     }
 
@@ -171,31 +171,41 @@ impl EmfExporter {
             .into_iter()
             .map(|(r, n)| (r.to_string(), n))
             .collect();
+        let withheld: Box<[(String, usize)]> = withheld
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
         match &self.output {
             Output::Api(service) => {
-                self.send_to_cloudwatch(service, resources, docs, &mut dropped, markers.as_ref())
+                let report = ExportReport {
+                    dropped: dropped.into_iter().collect(),
+                    withheld,
+                };
+                self.send_to_cloudwatch(service, resources, docs, report, markers.as_ref())
                     .await
             }
-            Output::Lines(writer) => self.write_lines(writer, docs, &mut dropped).await,
+            Output::Lines(writer) => {
+                self.write_lines(writer, docs, &mut dropped).await;
+                Ok(ExportReport {
+                    dropped: dropped.into_iter().collect(),
+                    withheld,
+                })
+            }
         }
-        Ok(ExportReport {
-            dropped: dropped.into_iter().collect(),
-            withheld: withheld
-                .into_iter()
-                .map(|(r, n)| (r.to_string(), n))
-                .collect(),
-        })
     }
 
+    /// Sends the documents. What CloudWatch does not take yet goes back to the driver as
+    /// the PutLogEvents requests themselves: the documents cannot be rebuilt from the batch
+    /// (the delta state has moved on), so they are retried as built.
     async fn send_to_cloudwatch(
         &self,
-        service: &LogsService,
+        service: &Arc<LogsService>,
         batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
         docs: Vec<BuiltDocument>,
-        dropped: &mut BTreeMap<String, usize>,
+        report: ExportReport,
         markers: Option<&Markers>,
-    ) {
-        let points: Vec<usize> = docs.iter().map(|d| d.points).collect();
+    ) -> Result<ExportReport, ExportError> {
+        let points: Arc<[usize]> = docs.iter().map(|d| d.points).collect();
         let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
         for (i, d) in docs.into_iter().enumerate() {
             let resource = batch.get(d.resource).and_then(|r| r.resource.as_ref());
@@ -210,15 +220,15 @@ impl EmfExporter {
                 origin: i,
             });
         }
-        let delivery =
-            sink::deliver(service, &self.config.retry_on_failure, by_target, markers).await;
-        self.stats.record(&delivery);
-        for (origin, reason) in delivery.dropped.iter().chain(&delivery.undelivered) {
-            let n = points.get(*origin).copied().unwrap_or(0);
-            if n > 0 {
-                *dropped.entry(reason.clone()).or_default() += n;
-            }
-        }
+        let delivery = sink::deliver(service, by_target, markers).await;
+        PendingLogs::settle(
+            service.clone(),
+            self.stats.clone(),
+            points,
+            delivery,
+            report,
+            std::collections::BTreeSet::new(),
+        )
     }
 
     /// Writes documents as lines; a write failure drops them (the delta state has moved on,
