@@ -432,3 +432,54 @@ async fn grpc_over_tls_delivers_spans_and_the_bearer_token() -> anyhow::Result<(
     assert_eq!(received[0].span_names, vec!["grpc-over-tls".to_owned()]);
     Ok(())
 }
+
+/// Set in the child process of [`otel_environment_variables_configure_tls_protocol_and_headers`].
+const CHILD_MARKER: &str = "AURASTREAM_TLS_ENV_CHILD";
+
+/// The standard variables alone (no builder options) choose the endpoint, protocol, CA and
+/// headers. They are process-wide, so the SDK runs in a child process (this test binary
+/// again, running only this test) with its environment set, and the parent serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_environment_variables_configure_tls_protocol_and_headers() -> anyhow::Result<()> {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        let guard = install(aurastream_sdk::init("sdk-tls-env"))?;
+        send_span(&guard, "configured-by-env").await?;
+        guard.shutdown().await?;
+        return Ok(());
+    }
+    let pki = Pki::new()?;
+    let (endpoint, seen) = https_server(&pki, false).await?;
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "otel_environment_variables_configure_tls_protocol_and_headers",
+            "--nocapture",
+        ])
+        .env(CHILD_MARKER, "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.file("ca.pem"))
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20from-env",
+        )
+        .env_remove("OTEL_SERVICE_NAME")
+        .output()
+        .await?;
+    assert!(
+        output.status.success(),
+        "child failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let traces: Vec<Received> = seen
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/traces")
+        .collect();
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    assert_eq!(traces[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(traces[0].authorization.as_deref(), Some("Bearer from-env"));
+    assert_eq!(traces[0].span_names, vec!["configured-by-env".to_owned()]);
+    Ok(())
+}
