@@ -312,9 +312,9 @@ impl TelemetryBuilder {
             Some(p) => p,
             None => Protocol::from_env(env)?,
         };
-        let client_identity = match (&self.client_certificate, client_identity_from_env(env)?) {
-            (Some(files), _) => Some(files.clone()),
-            (None, from_env) => from_env,
+        let client_identity = match &self.client_certificate {
+            Some(files) => Some(files.clone()),
+            None => client_identity_from_env(env)?,
         };
         let options = TlsOptions {
             ca_file: self
