@@ -92,7 +92,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
                 "/fail",
                 axum::routing::get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
             )
-            .route_layer(telemetry.http_layer()),
+            .route_layer(telemetry.http_layer().trust_customer_id_header(true)),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
