@@ -101,7 +101,15 @@ where
     let action = action.to_string();
     if let SdkError::ServiceError(service) = &err {
         let e = service.err();
-        let code = e.code().unwrap_or("Unknown").to_string();
+        let Some(code) = e.code().map(str::to_owned) else {
+            // No error code: the answer could not be read at all (a proxy, a stand-in
+            // that speaks another protocol version); the cause chain says why.
+            return AwsError::Api {
+                action,
+                code: "unreadable response".into(),
+                message: error_chain(&err),
+            };
+        };
         let message = e.message().unwrap_or_default().to_string();
         return match code.as_str() {
             "AccessDenied"

@@ -10,6 +10,7 @@ mod aws;
 mod kpis;
 mod sparkline;
 mod table;
+mod traces;
 mod window;
 
 use std::path::PathBuf;
@@ -66,6 +67,54 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Bottlenecks in recent X-Ray traces (the guide's TraceAnalyzer rules).
+    Traces {
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        since: Duration,
+        /// An X-Ray filter expression, e.g. 'service("aurastream-api") AND responsetime > 1'.
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
+        /// How many of the slowest traces to fetch whole and analyse.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        rules: RuleArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One trace as a waterfall, with its bottlenecks and log lines.
+    Trace {
+        /// X-Ray trace id (1-5759e988-bd862e3fe1be46a994272793).
+        id: String,
+        /// Log groups to search for the trace id (repeatable; default: the guide's
+        /// /aws/aurastream/{application,performance,business,security,audit}).
+        #[arg(long = "log-group", value_name = "NAME")]
+        log_groups: Vec<String>,
+        #[command(flatten)]
+        rules: RuleArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// The guide's TraceAnalyzer thresholds.
+#[derive(Args, Debug, Clone, Copy)]
+struct RuleArgs {
+    /// A segment longer than this is slow.
+    #[arg(long, default_value_t = 1000.0, value_name = "MS")]
+    slow_ms: f64,
+    /// A segment with more direct subsegments than this is complex.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    max_subsegments: usize,
+}
+
+impl RuleArgs {
+    fn rules(self) -> traces::bottlenecks::Rules {
+        traces::bottlenecks::Rules {
+            slow_ms: self.slow_ms,
+            max_subsegments: self.max_subsegments,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,6 +178,47 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
             Ok(!report.fails())
+        }
+        Command::Traces {
+            since,
+            filter,
+            limit,
+            rules,
+            format,
+        } => {
+            let args = traces::TracesArgs {
+                since,
+                filter,
+                limit,
+                rules: rules.rules(),
+            };
+            let report = traces::collect(&clients, &args).await?;
+            match format {
+                Format::Table => print!("{}", traces::render_traces(&report, &args.rules)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(true)
+        }
+        Command::Trace {
+            id,
+            log_groups,
+            rules,
+            format,
+        } => {
+            let groups = if log_groups.is_empty() {
+                traces::GUIDE_LOG_GROUPS
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect()
+            } else {
+                log_groups
+            };
+            let detail = traces::detail(&clients, &id, &groups, &rules.rules()).await?;
+            match format {
+                Format::Table => print!("{}", traces::render_detail(&detail, &groups)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&detail)?),
+            }
+            Ok(true)
         }
     }
 }

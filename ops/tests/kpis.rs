@@ -3,13 +3,13 @@
 //! command, a targets file can make it pass, and an empty namespace says what is missing.
 //!
 //! moto lacks percentile statistics and metric math in GetMetricData; the server used
-//! here is moto with just those two added (tests/support/moto_metric_math.py).
+//! here is moto with those added (tests/support/moto_patched.py).
 
 mod support;
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use support::{MetricMathMoto, aurastream, json, minutes_ago, stderr, stdout};
+use support::{PatchedMoto, aurastream, json, minutes_ago, stderr, stdout};
 
 const NS: &str = "AuraStream/Application";
 
@@ -39,7 +39,9 @@ fn datum(
 
 /// Ten minutes of traffic on /analyze: 597 OK and 3 5xx responses a minute (also
 /// recorded per customer, which must not be counted again), 1,000 latencies of which 15
-/// are 1,500 ms, and 700 cache hits against 300 misses.
+/// are 1,500 ms, and 700 cache hits against 300 misses. Counts go in as one value per
+/// minute (as an EMF document carries them); latencies as values with counts, so the
+/// percentile sees every sample.
 async fn seed(endpoint: &str) {
     let cw = aws_sdk_cloudwatch::Client::new(&support::sdk_config(endpoint).await);
     let mut data = Vec::new();
@@ -50,14 +52,14 @@ async fn seed(endpoint: &str) {
             "APIRequestCount",
             &[("Endpoint", "/analyze"), ("StatusCode", "200")],
             at,
-            &[(1.0, 597.0)],
+            &[(597.0, 1.0)],
             count.clone(),
         ));
         data.push(datum(
             "APIRequestCount",
             &[("Endpoint", "/analyze"), ("StatusCode", "500")],
             at,
-            &[(1.0, 3.0)],
+            &[(3.0, 1.0)],
             count.clone(),
         ));
         for customer in ["c1", "c2", "c3"] {
@@ -69,7 +71,7 @@ async fn seed(endpoint: &str) {
                     ("StatusCode", "200"),
                 ],
                 at,
-                &[(1.0, 199.0)],
+                &[(199.0, 1.0)],
                 count.clone(),
             ));
             data.push(datum(
@@ -88,14 +90,14 @@ async fn seed(endpoint: &str) {
             "CacheHitCount",
             &[],
             at,
-            &[(1.0, 70.0)],
+            &[(70.0, 1.0)],
             count.clone(),
         ));
         data.push(datum(
             "CacheMissCount",
             &[],
             at,
-            &[(1.0, 30.0)],
+            &[(30.0, 1.0)],
             count.clone(),
         ));
         if m < 5 {
@@ -138,7 +140,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn kpis_equal_the_seeded_figures_and_a_miss_fails_the_command() {
-    let moto = MetricMathMoto::start();
+    let moto = PatchedMoto::start();
     aurastream_e2e::test_runtime().block_on(seed(&moto.url()));
 
     let out = aurastream(&moto.url(), &["kpis", "--since", "1h", "--format", "json"]);
@@ -225,7 +227,7 @@ fn kpis_equal_the_seeded_figures_and_a_miss_fails_the_command() {
 
 #[test]
 fn an_empty_window_names_the_missing_metric() {
-    let moto = MetricMathMoto::start();
+    let moto = PatchedMoto::start();
     let out = aurastream(&moto.url(), &["kpis", "--since", "1h"]);
     assert_eq!(out.status.code(), Some(1));
     let table = stdout(&out);

@@ -1,6 +1,6 @@
 //! What every `aurastream` end-to-end test needs: the real binary (built by
 //! `cargo build --workspace --bins`), AWS SDK clients pointed at moto to seed known data,
-//! and the moto server with metric math (see `moto_metric_math.py`).
+//! and the moto server with metric math (see `moto_patched.py`).
 
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
@@ -14,17 +14,17 @@ use aurastream_e2e::{eventually, free_port, python, workspace_bin};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 
-/// moto with percentiles and metric math in GetMetricData (the part moto lacks; see the
-/// Python file's docstring), killed by its PID when dropped.
-pub struct MetricMathMoto {
+/// moto with percentiles and metric math in GetMetricData and a well-formed
+/// GetTraceSummaries answer (what moto lacks; see `moto_patched.py`), killed by its PID
+/// when dropped.
+pub struct PatchedMoto {
     child: Child,
     port: u16,
 }
 
-impl MetricMathMoto {
-    pub fn start() -> MetricMathMoto {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_metric_math.py");
+impl PatchedMoto {
+    pub fn start() -> PatchedMoto {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_patched.py");
         let port = free_port();
         let child = Command::new(python())
             .arg(script)
@@ -32,8 +32,8 @@ impl MetricMathMoto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto with metric math");
-        let moto = MetricMathMoto { child, port };
+            .expect("start patched moto");
+        let moto = PatchedMoto { child, port };
         eventually("moto listening", Duration::from_secs(60), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
@@ -45,7 +45,7 @@ impl MetricMathMoto {
     }
 }
 
-impl Drop for MetricMathMoto {
+impl Drop for PatchedMoto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,10 +1,12 @@
-"""moto_server with the two GetMetricData features moto lacks, for the `aurastream` tests.
+"""moto_server with three gaps filled, for the `aurastream` tests.
 
 moto (5.x) stores CloudWatch data points and serves GetMetricData, but
-  * answers percentile statistics (`p99`) with nothing, and
-  * evaluates a metric-math expression only when it is a bare query id.
-This starts the real moto server with exactly those two functions replaced; storage,
-the awsQuery protocol, ListMetrics, alarms, Logs and X-Ray stay moto's own.
+  * answers percentile statistics (`p99`) with nothing,
+  * evaluates a metric-math expression only when it is a bare query id, and
+  * answers X-Ray GetTraceSummaries with `"Users": {}` where the API has a list, which
+    the Rust SDK (rightly) refuses to parse as soon as there is one trace.
+This starts the real moto server with exactly those functions replaced; storage, the
+awsQuery protocol, ListMetrics, alarms, Logs and the rest of X-Ray stay moto's own.
 
 The stand-ins follow CloudWatch's documented semantics for what `aurastream kpis` uses:
   * pNN over the period's raw values (nearest rank, as CloudWatch does for small samples);
@@ -136,6 +138,20 @@ def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscen
 
 
 models.CloudWatchBackend.get_metric_data = get_metric_data
+
+from moto.xray import models as xray_models  # noqa: E402
+
+ORIGINAL_SUMMARY = xray_models.SegmentCollection.summary
+
+
+def summary(self, *args, **kwargs):
+    result = ORIGINAL_SUMMARY(self, *args, **kwargs)
+    for s in result.get("TraceSummaries", []):
+        s["Users"] = []
+    return result
+
+
+xray_models.SegmentCollection.summary = summary
 
 if __name__ == "__main__":
     from moto.server import main
