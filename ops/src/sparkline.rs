@@ -32,7 +32,8 @@ mod tests {
     #[test]
     fn scales_between_min_and_max_and_keeps_gaps() {
         let s = sparkline(&[Some(0.0), Some(7.0), None, Some(3.5), Some(14.0)]);
-        assert_eq!(s, "▁▄ ▃█");
+        // Levels 0, 3.5 → 4, gap, 1.75 → 2, 7.
+        assert_eq!(s, "▁▅ ▃█");
     }
 
     #[test]
