@@ -6,6 +6,7 @@
 //! (or has no data) or `alarms verify` finds a problem, 2 when the command could not run
 //! (bad arguments, no credentials, access denied, an API error).
 
+mod alarms;
 mod aws;
 mod kpis;
 mod sparkline;
@@ -82,6 +83,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Alarm drift: the guide's alarms as the project template defines them.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
     /// One trace as a waterfall, with its bottlenecks and log lines.
     Trace {
         /// X-Ray trace id (1-5759e988-bd862e3fe1be46a994272793).
@@ -95,6 +99,50 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlarmsCommand {
+    /// Every intended alarm exists with its threshold, and every alarm's metric has data.
+    Verify {
+        #[command(flatten)]
+        template: TemplateArgs,
+        /// Also check alarms whose name starts with this (empty: none).
+        #[arg(long, default_value = "AuraStream-")]
+        prefix: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Create or update the intended alarms with PutMetricAlarm.
+    Apply {
+        #[command(flatten)]
+        template: TemplateArgs,
+        /// ARN for a topic resource of the template (repeatable), e.g.
+        /// CriticalAlertsTopic=arn:aws:sns:us-east-1:123456789012:critical.
+        #[arg(long = "topic-arn", value_name = "NAME=ARN", value_parser = key_value)]
+        topic_arns: Vec<(String, String)>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Args, Debug)]
+struct TemplateArgs {
+    /// CloudFormation template whose AWS::CloudWatch::Alarm resources are intended
+    /// (default: the project's deploy/cloudformation/aurastream-observability.yaml, built
+    /// into this binary).
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// Template parameter (repeatable), e.g. Environment=prod; others keep their defaults.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = key_value)]
+    params: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 /// The guide's TraceAnalyzer thresholds.
@@ -196,6 +244,42 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             match format {
                 Format::Table => print!("{}", traces::render_traces(&report, &args.rules)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(true)
+        }
+        Command::Alarms(AlarmsCommand::Verify {
+            template,
+            prefix,
+            format,
+        }) => {
+            let params = template.params.into_iter().collect();
+            let (name, specs) =
+                alarms::intended(template.template.as_deref(), &params, &clients.region)?;
+            let report = alarms::verify(&clients, name, &specs, &prefix).await?;
+            match format {
+                Format::Table => print!("{}", alarms::render_verify(&report)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(report.ok())
+        }
+        Command::Alarms(AlarmsCommand::Apply {
+            template,
+            topic_arns,
+            format,
+        }) => {
+            let params = template.params.into_iter().collect();
+            let (_, specs) =
+                alarms::intended(template.template.as_deref(), &params, &clients.region)?;
+            let topics = topic_arns.into_iter().collect();
+            let (applied, warnings) = alarms::apply(&clients, &specs, &topics).await?;
+            match format {
+                Format::Table => print!("{}", alarms::render_apply(&applied, &warnings)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"alarms": applied, "warnings": warnings})
+                    )?
+                ),
             }
             Ok(true)
         }
