@@ -8,6 +8,7 @@
 
 mod alarms;
 mod aws;
+mod cost;
 mod kpis;
 mod sparkline;
 mod table;
@@ -86,6 +87,34 @@ enum Command {
     /// Alarm drift: the guide's alarms as the project template defines them.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// The month's CloudWatch and X-Ray bill for what the collector ships, biggest first.
+    Cost {
+        /// The collector's health endpoint, whose /metrics says what it ships (without
+        /// it, X-Ray is not estimated).
+        #[arg(long, value_name = "URL")]
+        collector: Option<String>,
+        /// Days to estimate for.
+        #[arg(long, default_value_t = 30.0)]
+        days: f64,
+        /// Time between the two readings of /metrics.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        sample: Duration,
+        /// A saved reading of /metrics (curl -o FILE URL/metrics) to measure from, taken
+        /// at the file's modification time, instead of waiting --sample.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// YAML overriding the built-in price table (region, as_of, ...).
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
+        /// How many times each recorded trace is scanned (console, queries).
+        #[arg(long, default_value_t = 1.0)]
+        scan_factor: f64,
+        /// Warn about dimensions with at least this many distinct values.
+        #[arg(long, default_value_t = 50)]
+        cardinality_warn: usize,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// One trace as a waterfall, with its bottlenecks and log lines.
     Trace {
         /// X-Ray trace id (1-5759e988-bd862e3fe1be46a994272793).
@@ -280,6 +309,32 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                         &serde_json::json!({"alarms": applied, "warnings": warnings})
                     )?
                 ),
+            }
+            Ok(true)
+        }
+        Command::Cost {
+            collector,
+            days,
+            sample,
+            baseline,
+            prices,
+            scan_factor,
+            cardinality_warn,
+            format,
+        } => {
+            let args = cost::CostArgs {
+                collector,
+                days,
+                sample,
+                baseline,
+                prices,
+                scan_factor,
+                cardinality_warn,
+            };
+            let estimate = cost::collect(&clients, &args).await?;
+            match format {
+                Format::Table => print!("{}", cost::render(&estimate)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&estimate)?),
             }
             Ok(true)
         }
