@@ -10,6 +10,7 @@ mod alarms;
 mod aws;
 mod cost;
 mod kpis;
+mod report;
 mod sparkline;
 mod table;
 mod traces;
@@ -114,6 +115,35 @@ enum Command {
         cardinality_warn: usize,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// KPIs with charts, the worst traces and the cost estimate in one HTML page.
+    Report {
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// How far back KPIs and traces go.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        #[arg(long, default_value = "AuraStream/Application")]
+        namespace: String,
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
+        /// Traces shown as waterfalls (the slowest).
+        #[arg(long, default_value_t = 3)]
+        worst: usize,
+        /// The collector's health endpoint, for the X-Ray part of the cost estimate.
+        #[arg(long, value_name = "URL")]
+        collector: Option<String>,
+        #[arg(long, default_value_t = 30.0)]
+        days: f64,
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        sample: Duration,
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
     },
     /// One trace as a waterfall, with its bottlenecks and log lines.
     Trace {
@@ -336,6 +366,72 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 Format::Table => print!("{}", cost::render(&estimate)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&estimate)?),
             }
+            Ok(true)
+        }
+        Command::Report {
+            html,
+            since,
+            service,
+            namespace,
+            targets,
+            worst,
+            collector,
+            days,
+            sample,
+            baseline,
+            prices,
+        } => {
+            let rules = traces::bottlenecks::Rules::default();
+            let kpis = kpis::collect(
+                &clients,
+                &kpis::KpiArgs {
+                    since,
+                    namespace,
+                    service,
+                    targets,
+                },
+            )
+            .await?;
+            let trace_args = traces::TracesArgs {
+                since,
+                filter: None,
+                limit: 50,
+                rules,
+            };
+            let traces = traces::collect(&clients, &trace_args).await?;
+            let mut details = Vec::new();
+            for t in traces.analysed.iter().take(worst) {
+                details.push(traces::detail(&clients, &t.id, &[], &rules).await?);
+            }
+            let cost = cost::collect(
+                &clients,
+                &cost::CostArgs {
+                    collector,
+                    days,
+                    sample,
+                    baseline,
+                    prices,
+                    scan_factor: 1.0,
+                    cardinality_warn: 50,
+                },
+            )
+            .await?;
+            let page = report::html(&report::Report {
+                generated: window::timestamp_text(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or_default(),
+                ),
+                region: &clients.region,
+                kpis: &kpis,
+                traces: &traces,
+                worst: &details,
+                cost: &cost,
+            });
+            std::fs::write(&html, page)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", html.display()))?;
+            println!("wrote {}", html.display());
             Ok(true)
         }
         Command::Trace {
