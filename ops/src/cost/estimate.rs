@@ -225,17 +225,18 @@ fn cardinality(
         .iter()
         .filter(|(_, v)| v.len() >= threshold)
         .map(|(dim, v)| {
-            let without: BTreeSet<(&str, &str, Vec<(&String, &String)>)> = combos
+            // Each combination with this dimension removed: those that coincide merge.
+            let without: BTreeSet<CustomMetric> = combos
                 .iter()
-                .map(|m| {
-                    (
-                        m.namespace.as_str(),
-                        m.name.as_str(),
-                        m.dimensions
-                            .iter()
-                            .filter(|(k, _)| k.as_str() != *dim)
-                            .collect(),
-                    )
+                .map(|m| CustomMetric {
+                    namespace: m.namespace.clone(),
+                    name: m.name.clone(),
+                    dimensions: m
+                        .dimensions
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != *dim)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 })
                 .collect();
             let due = combos.len() - without.len();
@@ -247,7 +248,7 @@ fn cardinality(
             }
         })
         .collect();
-    out.sort_by(|a, b| b.metrics_due.cmp(&a.metrics_due));
+    out.sort_by_key(|w| std::cmp::Reverse(w.metrics_due));
     out
 }
 
