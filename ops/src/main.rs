@@ -169,6 +169,11 @@ enum AlarmsCommand {
         /// Also check alarms whose name starts with this (empty: none).
         #[arg(long, default_value = "AuraStream-")]
         prefix: String,
+        /// A metric that exists only once something fails, so no data is its healthy
+        /// state (repeatable; default: the collector's failed, dropped and refused item
+        /// counters).
+        #[arg(long = "quiet-metric", value_name = "NAME")]
+        quiet_metrics: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -309,12 +314,21 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Alarms(AlarmsCommand::Verify {
             template,
             prefix,
+            quiet_metrics,
             format,
         }) => {
+            let quiet = if quiet_metrics.is_empty() {
+                alarms::QUIET_METRICS
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect()
+            } else {
+                quiet_metrics.into_iter().collect()
+            };
             let params = template.params.into_iter().collect();
             let (name, specs) =
                 alarms::intended(template.template.as_deref(), &params, &clients.region)?;
-            let report = alarms::verify(&clients, name, &specs, &prefix).await?;
+            let report = alarms::verify(&clients, name, &specs, &prefix, &quiet).await?;
             match format {
                 Format::Table => print!("{}", alarms::render_verify(&report)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

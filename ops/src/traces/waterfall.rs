@@ -67,17 +67,19 @@ pub fn render(roots: &[Node]) -> String {
         ]);
     }
     let mut out = table.render();
+    // The axis under the bars: "0 ms" at the bar's first cell, the span at its last.
+    let bar_at = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.chars().position(|c| c == '|'))
+        .unwrap_or(0)
+        + 1;
+    let end = format!("{:.0} ms", span * 1000.0);
     out.push_str(&format!(
-        "{:>width$}0 ms{:>pad$}\n",
-        "",
-        format!("{:.0} ms", span * 1000.0),
-        width = out
-            .lines()
-            .next()
-            .map(|l| l.chars().count())
-            .unwrap_or(0)
-            .saturating_sub(BAR_WIDTH + 2),
-        pad = BAR_WIDTH - 2
+        "{}0 ms{:>pad$}\n",
+        " ".repeat(bar_at),
+        end,
+        pad = BAR_WIDTH.saturating_sub(4)
     ));
     out
 }
@@ -111,7 +113,13 @@ mod tests {
             "{text}"
         );
         assert!(lines[2].contains("1000 ms"), "{text}");
-        assert!(lines[3].trim_start().starts_with("0 ms"), "{text}");
+        let bar = lines[1].chars().position(|c| c == '|').unwrap_or(0);
+        assert_eq!(
+            lines[3].chars().position(|c| c == '0'),
+            Some(bar + 1),
+            "{text}"
+        );
+        assert_eq!(lines[3].chars().count(), bar + 1 + BAR_WIDTH, "{text}");
         assert!(lines[3].ends_with("2000 ms"), "{text}");
     }
 }
