@@ -94,10 +94,15 @@ pub fn line_chart(c: &Chart) -> String {
             path.trim_end()
         );
     }
-    for (v, label) in [
-        (hi - margin, short(hi - margin)),
-        (lo + margin, short(lo + margin)),
-    ] {
+    // The data's top and bottom on the axis; the bottom one only where it does not
+    // overlap the top one.
+    let (top, bottom) = (hi - margin, lo + margin);
+    let mut labels = vec![top];
+    if y(bottom) - y(top) > 12.0 {
+        labels.push(bottom);
+    }
+    for v in labels {
+        let label = short(v);
         let _ = write!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,
