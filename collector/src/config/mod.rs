@@ -29,7 +29,7 @@ pub use components::{
 };
 pub use service::{LogEncoding, PipelineConfig, ServiceConfig};
 
-use crate::pipeline::signal::Signal;
+use crate::model::Signal;
 
 /// The configuration used when none is given: OTLP in on loopback, batched, written as
 /// OTLP/JSON lines under `./aurastream-data/`, health and metrics on 127.0.0.1:13133.
@@ -39,23 +39,6 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 /// function sends OTLP to loopback, platform telemetry comes from the Telemetry API, and
 /// everything is written under `/tmp/aurastream-data/` (the only writable place in Lambda).
 pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
-
-/// Longest timeout an option may set: the collector adds timeouts to the current instant,
-/// which panics past the clock's range (a few hundred billion years on Linux, far less on
-/// some platforms). A year is longer than any sensible timeout.
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-
-/// Refuses a duration option longer than [`MAX_DURATION`], naming it.
-pub fn check_duration(name: &str, value: std::time::Duration) -> Result<(), String> {
-    if value > MAX_DURATION {
-        return Err(format!(
-            "{name} {} is too long; at most {}",
-            humantime::format_duration(value),
-            humantime::format_duration(MAX_DURATION)
-        ));
-    }
-    Ok(())
-}
 
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -240,54 +223,42 @@ fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_n
     }
 }
 
-/// Deserializes an optional section where `key:` with no value means "on, with defaults".
-pub fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
-}
-
 impl Config {
     /// Cross-references and values that a single section cannot check on its own.
     /// Errors are `(path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let mut lambda_receivers = 0;
+        let mut singletons = std::collections::BTreeSet::new();
         for (id, r) in &self.receivers.0 {
-            match r {
-                ReceiverConfig::Otlp(otlp) => {
-                    otlp.validate()
-                        .map_err(|m| (format!("receivers.{id}.protocols"), m))?;
-                }
-                ReceiverConfig::AwsXray(x) => {
-                    x.validate().map_err(|m| (format!("receivers.{id}"), m))?;
-                }
-                ReceiverConfig::Lambda(lambda) => {
-                    lambda_receivers += 1;
-                    if lambda_receivers > 1 {
-                        return Err((
-                            format!("receivers.{id}"),
-                            "a function has one Telemetry API subscription: define at most \
-                             one `lambda` receiver"
-                                .into(),
-                        ));
-                    }
-                    lambda
-                        .validate()
-                        .map_err(|m| (format!("receivers.{id}"), m))?;
-                }
+            let factory = r.factory();
+            factory
+                .validate()
+                .map_err(|m| (format!("receivers.{id}"), m))?;
+            if let Some(why) = factory.one_per_collector()
+                && !singletons.insert(component_type(id))
+            {
+                return Err((format!("receivers.{id}"), why.into()));
             }
         }
         for (id, p) in &self.processors.0 {
-            match p {
-                ProcessorConfig::Batch(b) => b.validate(),
-                ProcessorConfig::XRaySampling(x) => x.validate(),
-            }
-            .map_err(|m| (format!("processors.{id}"), m))?;
+            p.factory()
+                .validate()
+                .map_err(|m| (format!("processors.{id}"), m))?;
         }
         for (id, e) in &self.exporters.0 {
-            e.validate().map_err(|m| (format!("exporters.{id}"), m))?;
+            let factory = e.factory();
+            factory
+                .delivery()
+                .0
+                .validate()
+                .map_err(|m| (format!("exporters.{id}"), format!("retry_on_failure.{m}")))?;
+            factory
+                .validate()
+                .map_err(|m| (format!("exporters.{id}"), m))?;
+        }
+        for (id, x) in &self.extensions.0 {
+            x.factory()
+                .validate()
+                .map_err(|m| (format!("extensions.{id}"), m))?;
         }
         if self.service.pipelines.is_empty() {
             return Err((
@@ -325,7 +296,7 @@ impl Config {
                         format!("receiver `{id}` is not defined under `receivers`"),
                     ));
                 };
-                if !r.signals().contains(&signal) {
+                if !r.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.receivers[{i}]"),
                         format!("receiver `{id}` does not receive {signal}"),
@@ -333,22 +304,17 @@ impl Config {
                 }
             }
             for (i, id) in p.processors.iter().enumerate() {
-                match self.processors.0.get(id) {
-                    None => {
-                        return Err((
-                            format!("{at}.processors[{i}]"),
-                            format!("processor `{id}` is not defined under `processors`"),
-                        ));
-                    }
-                    Some(ProcessorConfig::XRaySampling(_)) if signal != Signal::Traces => {
-                        return Err((
-                            format!("{at}.processors[{i}]"),
-                            format!(
-                                "processor `{id}` samples traces; it cannot be used for {signal}"
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
+                let Some(processor) = self.processors.0.get(id) else {
+                    return Err((
+                        format!("{at}.processors[{i}]"),
+                        format!("processor `{id}` is not defined under `processors`"),
+                    ));
+                };
+                if !processor.factory().signals().contains(&signal) {
+                    return Err((
+                        format!("{at}.processors[{i}]"),
+                        format!("processor `{id}` does not process {signal}"),
+                    ));
                 }
             }
             for (i, id) in p.exporters.iter().enumerate() {
@@ -358,7 +324,7 @@ impl Config {
                         format!("exporter `{id}` is not defined under `exporters`"),
                     ));
                 };
-                if !e.signals().contains(&signal) {
+                if !e.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.exporters[{i}]"),
                         format!("exporter `{id}` does not export {signal}"),
@@ -372,13 +338,13 @@ impl Config {
                 .validate()
                 .map_err(|e| (format!("{at}.memory_limit"), e))?;
         }
-        if self.service.shutdown_timeout > MAX_DURATION {
+        if self.service.shutdown_timeout > crate::component::validate::MAX_DURATION {
             return Err((
                 "service.shutdown_timeout".into(),
                 format!(
                     "{} is too long; at most {}",
                     humantime::format_duration(self.service.shutdown_timeout),
-                    humantime::format_duration(MAX_DURATION)
+                    humantime::format_duration(crate::component::validate::MAX_DURATION)
                 ),
             ));
         }

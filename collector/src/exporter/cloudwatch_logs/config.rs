@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::output::OutputDestination;
-use super::request_builder::{DEFAULT_MAX_EVENT_SIZE, HARD_MAX_EVENT_SIZE, MIN_EVENT_SIZE};
-use super::service::ClientSettings;
-use super::target::validate_retention;
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::aws::cloudwatch_logs::request_builder::{
+    DEFAULT_MAX_EVENT_SIZE, HARD_MAX_EVENT_SIZE, MIN_EVENT_SIZE,
+};
+use crate::aws::cloudwatch_logs::service::ClientSettings;
+use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::component::{RetryConfig, SendingQueueConfig};
+use crate::output::OutputDestination;
 
 /// ```yaml
 /// exporters:
@@ -101,7 +103,7 @@ pub fn seed_categories() -> BTreeMap<String, CategoryConfig> {
 impl Default for CloudWatchLogsExporterConfig {
     fn default() -> Self {
         CloudWatchLogsExporterConfig {
-            output_destination: OutputDestination::Cloudwatch,
+            output_destination: OutputDestination::Api,
             path: None,
             region: None,
             endpoint: None,
@@ -161,6 +163,47 @@ pub fn validate_event_size(size: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl crate::component::factory::Registered for CloudWatchLogsExporterConfig {
+    const TYPE: &'static str = "awscloudwatchlogs";
+}
+
+impl crate::component::factory::ExporterFactory for CloudWatchLogsExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Logs]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        CloudWatchLogsExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        (self.output_destination == OutputDestination::File)
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::CloudWatchLogsExporter::new(
+            ctx.id,
+            self,
+            ctx.metrics,
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::units::CLOUDWATCH_UNITS;
+use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::aws::cloudwatch_logs::service::ClientSettings;
+use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::exporter::cloudwatch_logs::config::validate_event_size;
-pub use crate::exporter::cloudwatch_logs::output::OutputDestination;
-use crate::exporter::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
-use crate::exporter::cloudwatch_logs::service::ClientSettings;
-use crate::exporter::cloudwatch_logs::target::validate_retention;
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+pub use crate::output::OutputDestination;
 
 /// ```yaml
 /// exporters:
@@ -80,7 +80,7 @@ impl Default for EmfExporterConfig {
     fn default() -> Self {
         EmfExporterConfig {
             namespace: String::new(),
-            output_destination: OutputDestination::Cloudwatch,
+            output_destination: OutputDestination::Api,
             path: None,
             region: None,
             endpoint: None,
@@ -176,7 +176,7 @@ impl EmfExporterConfig {
         if self.output_destination == OutputDestination::File && self.path.is_none() {
             return Err("path is required with output_destination: file".into());
         }
-        if self.output_destination == OutputDestination::Cloudwatch {
+        if self.output_destination == OutputDestination::Api {
             if self.log_group_name.is_empty() || self.log_stream_name.is_empty() {
                 return Err("log_group_name and log_stream_name must not be empty".into());
             }
@@ -327,6 +327,47 @@ impl MetricDeclaration {
             .filter(|set| set.iter().all(|d| labels.contains_key(d)))
             .cloned()
             .collect()
+    }
+}
+
+impl crate::component::factory::Registered for EmfExporterConfig {
+    const TYPE: &'static str = "awsemf";
+}
+
+impl crate::component::factory::ExporterFactory for EmfExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Metrics]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        EmfExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        (self.output_destination == OutputDestination::File)
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::EmfExporter::new(
+            ctx.id,
+            self,
+            ctx.metrics,
+        )?))
     }
 }
 

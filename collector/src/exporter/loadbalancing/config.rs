@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::exporter::otlp::config::{Compression, TlsConfig, Transport};
 
 /// ```yaml
@@ -160,5 +160,38 @@ impl LoadBalancingExporterConfig {
                 Ok(())
             }
         }
+    }
+}
+
+impl crate::component::factory::Registered for LoadBalancingExporterConfig {
+    const TYPE: &'static str = "loadbalancing";
+}
+
+impl crate::component::factory::ExporterFactory for LoadBalancingExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        LoadBalancingExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::LoadBalancingExporter::new(
+            ctx.id, self,
+        )?))
     }
 }

@@ -44,13 +44,39 @@ impl BatchConfig {
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
-        if self.timeout > crate::config::MAX_DURATION {
+        if self.timeout > crate::component::validate::MAX_DURATION {
             return Err(format!(
                 "timeout ({}) is too long; at most {}",
                 humantime::format_duration(self.timeout),
-                humantime::format_duration(crate::config::MAX_DURATION)
+                humantime::format_duration(crate::component::validate::MAX_DURATION)
             ));
         }
         Ok(())
+    }
+}
+
+impl crate::component::factory::Registered for BatchConfig {
+    const TYPE: &'static str = "batch";
+}
+
+impl crate::component::factory::ProcessorFactory for BatchConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        BatchConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ProcessorContext<'_>,
+    ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
+        Ok(Box::new(super::BatchProcessor::new(
+            self.clone(),
+            ctx.metrics
+                .pipeline_dropped(ctx.pipeline, ctx.id, "shutdown"),
+            ctx.flush.subscribe(),
+        )))
     }
 }

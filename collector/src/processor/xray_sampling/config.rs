@@ -113,7 +113,7 @@ impl XRaySamplingConfig {
             return Err("rules_poll_interval must be greater than 0".into());
         }
         // Added to the clock: a value past its range would panic while running.
-        use crate::config::check_duration;
+        use crate::component::validate::check_duration;
         check_duration("decision_wait", self.decision_wait)?;
         check_duration("max_wait", self.max_wait)?;
         check_duration("rules_poll_interval", self.rules_poll_interval)?;
@@ -142,5 +142,33 @@ impl XRaySamplingConfig {
             load_rules_file(path).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+impl crate::component::factory::Registered for XRaySamplingConfig {
+    const TYPE: &'static str = "xray_sampling";
+}
+
+impl crate::component::factory::ProcessorFactory for XRaySamplingConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XRaySamplingConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ProcessorContext<'_>,
+    ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
+        let processor = super::XRaySamplingProcessor::new(
+            ctx.id,
+            ctx.pipeline,
+            self.clone(),
+            ctx.metrics.clone(),
+        )
+        .map_err(|e| crate::component::factory::BuildError::Options(e.to_string()))?;
+        Ok(Box::new(processor))
     }
 }

@@ -88,10 +88,40 @@ impl LambdaReceiverConfig {
         if self.flush_timeout.is_zero() {
             return Err("flush_timeout must be greater than 0".into());
         }
-        crate::config::check_duration("flush_timeout", self.flush_timeout)?;
+        crate::component::validate::check_duration("flush_timeout", self.flush_timeout)?;
         if self.destination_host.is_empty() {
             return Err("destination_host must not be empty".into());
         }
         Ok(())
+    }
+}
+
+impl crate::component::factory::Registered for LambdaReceiverConfig {
+    const TYPE: &'static str = "lambda";
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ReceiverFactory for LambdaReceiverConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        LambdaReceiverConfig::validate(self)
+    }
+
+    fn runs_without_pipelines(&self) -> bool {
+        true
+    }
+
+    fn one_per_collector(&self) -> Option<&'static str> {
+        Some("a function has one Telemetry API subscription: define at most one `lambda` receiver")
+    }
+
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ReceiverContext<'_>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
+        super::start_in_extension(self, ctx).await
     }
 }
