@@ -8,6 +8,7 @@
 
 mod alarms;
 mod aws;
+mod cloudwatch;
 mod cost;
 mod kpis;
 mod report;

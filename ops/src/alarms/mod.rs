@@ -16,7 +16,7 @@ use aws_sdk_cloudwatch::types::{
 use serde::Serialize;
 
 use crate::aws::{Clients, classify};
-use crate::kpis::{dimensions, dims_of, fetch};
+use crate::cloudwatch::{dimensions, dims_of, fetch};
 use crate::table::{Align, Table};
 use spec::{Action, AlarmSpec, MathQuery, MetricRef};
 

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 
 use crate::aws::{Clients, classify};
-use crate::kpis::{dims_of, fetch};
+use crate::cloudwatch::{dims_of, fetch};
 use crate::table::{Align, Table, thousands};
 use estimate::{CustomMetric, Estimate, Inputs, LogGroup};
 use prices::Prices;

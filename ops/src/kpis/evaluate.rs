@@ -1,17 +1,13 @@
 //! From CloudWatch's answers to a verdict per KPI: the window figure against its target,
 //! the per-period series for the sparkline, and a line saying what the figure is made of.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::plan::{self, Inputs, kpi_id, latency_id, series_label};
 use super::targets::{Kpi, Target, Targets, format_number};
+use crate::cloudwatch::Answers;
 use crate::table::thousands;
 use crate::window::Window;
-
-/// Result id → (timestamp seconds, value) points, as `GetMetricData` returned them.
-pub type Answers = BTreeMap<String, Vec<(i64, f64)>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

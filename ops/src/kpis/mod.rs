@@ -5,20 +5,19 @@ pub mod evaluate;
 pub mod plan;
 pub mod targets;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
 use serde::Serialize;
 
 use crate::aws::{Clients, classify};
+use crate::cloudwatch::{Answers, dimensions, dims_of, fetch};
 use crate::sparkline::sparkline;
 use crate::table::{Align, Table};
 use crate::window::Window;
-use evaluate::{Answers, KpiResult, Status};
+use evaluate::{KpiResult, Status};
 use plan::{Dims, Inputs, Listed, Query, Spec};
 use targets::format_number;
 
@@ -143,19 +142,6 @@ pub async fn list_series(clients: &Clients, namespace: &str, metric: &str) -> Re
     Ok(out)
 }
 
-pub fn dims_of(dimensions: &[Dimension]) -> Dims {
-    dimensions
-        .iter()
-        .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
-        .collect()
-}
-
-pub fn dimensions(dims: &Dims) -> Vec<Dimension> {
-    dims.iter()
-        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-        .collect()
-}
-
 /// One `GetMetricData` call (all pages) for `specs` over `window`.
 pub async fn get_metric_data(
     clients: &Clients,
@@ -165,44 +151,6 @@ pub async fn get_metric_data(
 ) -> Result<Answers> {
     let queries: Vec<MetricDataQuery> = specs.iter().map(|s| to_query(s, namespace)).collect();
     fetch(clients, queries, window.start, window.end).await
-}
-
-/// Raw `GetMetricData` over `[start, end)`, all pages, keyed by query id.
-pub async fn fetch(
-    clients: &Clients,
-    queries: Vec<MetricDataQuery>,
-    start: i64,
-    end: i64,
-) -> Result<Answers> {
-    let mut answers: Answers = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = clients
-            .cloudwatch
-            .get_metric_data()
-            .set_metric_data_queries(Some(queries.clone()))
-            .start_time(DateTime::from_secs(start))
-            .end_time(DateTime::from_secs(end))
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("cloudwatch:GetMetricData", e))?;
-        for r in page.metric_data_results() {
-            let Some(id) = r.id() else { continue };
-            let points = answers.entry(id.to_string()).or_default();
-            for (t, v) in r.timestamps().iter().zip(r.values()) {
-                points.push((t.secs(), *v));
-            }
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
-    for points in answers.values_mut() {
-        points.sort_by_key(|(t, _)| *t);
-    }
-    Ok(answers)
 }
 
 fn to_query(spec: &Spec, namespace: &str) -> MetricDataQuery {

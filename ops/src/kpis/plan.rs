@@ -15,7 +15,7 @@
 //!   (one per endpoint) the KPI is the worst of them, since percentiles do not add up;
 //! - cache hit rate = 100 × hits / (hits + misses) from `CacheHitCount` / `CacheMissCount`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::targets::Kpi;
 use crate::window::Window;
@@ -26,7 +26,7 @@ pub const CACHE_HITS: &str = "CacheHitCount";
 pub const CACHE_MISSES: &str = "CacheMissCount";
 pub const STATUS_CODE: &str = "StatusCode";
 
-pub type Dims = BTreeMap<String, String>;
+pub use crate::cloudwatch::Dims;
 
 /// The series `ListMetrics` found for each metric the KPIs read.
 #[derive(Debug, Clone, Default)]

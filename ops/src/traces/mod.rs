@@ -19,6 +19,10 @@ use crate::window::{millis_text, timestamp_text};
 use bottlenecks::{Bottleneck, Rules};
 use document::Node;
 
+/// Summaries read at most: each page of GetTraceSummaries is billed as traces scanned,
+/// and a busy service's hour holds far more traces than anyone reads.
+const MAX_SUMMARIES: usize = 10_000;
+
 /// BatchGetTraces takes at most 5 ids per call.
 const BATCH: usize = 5;
 
@@ -50,6 +54,8 @@ pub struct TracesReport {
     pub filter: Option<String>,
     /// Traces X-Ray summarised in the window.
     pub summarised: usize,
+    /// Whether reading stopped at [`MAX_SUMMARIES`] (the slowest may be among the rest).
+    pub truncated: bool,
     /// The slowest of them, fetched whole and analysed.
     pub analysed: Vec<TraceRow>,
     pub bottlenecks: Vec<Bottleneck>,
@@ -87,13 +93,14 @@ pub async fn collect(clients: &Clients, args: &TracesArgs) -> Result<TracesRepor
             }
         }
         token = page.next_token().map(str::to_owned);
-        if token.is_none() || summaries.len() >= args.limit * 10 {
+        if token.is_none() || summaries.len() >= MAX_SUMMARIES {
             break;
         }
     }
     summaries.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     summaries.dedup_by(|a, b| a.0 == b.0);
     let summarised = summaries.len();
+    let truncated = token.is_some();
     let ids: Vec<String> = summaries
         .into_iter()
         .take(args.limit)
@@ -118,6 +125,7 @@ pub async fn collect(clients: &Clients, args: &TracesArgs) -> Result<TracesRepor
         end,
         filter: args.filter.clone(),
         summarised,
+        truncated,
         analysed,
         bottlenecks: found,
     })
@@ -210,6 +218,11 @@ pub fn render_traces(report: &TracesReport, rules: &Rules) -> String {
         faults,
         throttled
     );
+    if report.truncated {
+        out.push_str(&format!(
+            "(stopped after {MAX_SUMMARIES} summaries: narrow --since or --filter to see all)\n"
+        ));
+    }
     if report.summarised == 0 {
         out.push_str(
             "\nno traces in this window: is the collector exporting to X-Ray in this account \
