@@ -3,11 +3,10 @@
 //! command line's `--region`, `--profile` and `--endpoint-url`, and errors an operator can
 //! act on instead of the SDK's debug dumps.
 
-use std::fmt::Debug;
-
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
 
 /// Where to find AWS: anything left `None` comes from the standard chain.
@@ -93,17 +92,23 @@ pub async fn connect(options: &AwsOptions) -> Result<Clients, AwsError> {
 
 /// Turns an SDK error into one that says what to do; `action` is the IAM action name
 /// (`cloudwatch:GetMetricData`), which is also what an access-denied message needs.
-pub fn classify<E, R>(action: &str, err: SdkError<E, R>) -> AwsError
+pub fn classify<E>(action: &str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: Debug + 'static,
 {
     let action = action.to_string();
     if let SdkError::ServiceError(service) = &err {
         let e = service.err();
         let Some(code) = e.code().map(str::to_owned) else {
-            // No error code: the answer could not be read at all (a proxy, a stand-in
-            // that speaks another protocol version); the cause chain says why.
+            // No error code: the answer could not be read (a proxy, a stand-in that
+            // words errors differently). A 403 is still a refusal of these credentials;
+            // anything else, the cause chain says what happened.
+            if service.raw().status().as_u16() == 403 {
+                return AwsError::AccessDenied {
+                    action,
+                    message: format!("HTTP 403: {}", error_chain(&err)),
+                };
+            }
             return AwsError::Api {
                 action,
                 code: "unreadable response".into(),

@@ -24,11 +24,18 @@ pub struct PatchedMoto {
 
 impl PatchedMoto {
     pub fn start() -> PatchedMoto {
+        PatchedMoto::start_with_env(&[])
+    }
+
+    /// With moto settings from the environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0`,
+    /// which makes moto check credentials and IAM permissions like AWS.
+    pub fn start_with_env(env: &[(&str, &str)]) -> PatchedMoto {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_patched.py");
         let port = free_port();
         let child = Command::new(python())
             .arg(script)
             .args(["127.0.0.1", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
