@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aurastream_e2e::aws::{Moto, use_test_credentials};
+use aurastream_e2e::emf::{Key, emf_points, same};
 use aurastream_e2e::{Collector, Ports, base_config, eventually, python_client};
 use serde_json::{Value, json};
 
@@ -89,9 +90,6 @@ service:
         base = base_config(ports),
     )
 }
-
-/// A data point as CloudWatch extracts it: (namespace, metric name, `Dim=value,...`).
-type Key = (String, String, String);
 
 /// What the script's workload must become in CloudWatch, worked out by hand from the
 /// guide's calls in `send_seed_cloudwatch.py` (one round). Distributions are the buckets'
@@ -226,106 +224,6 @@ fn expected() -> BTreeMap<Key, (Option<&'static str>, Value)> {
             (count, json!(12.0)),
         ),
     ])
-}
-
-/// Numbers equal within floating-point noise (the SDK and the exporter add in their own
-/// order); everything else exactly.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (
-                x.as_f64().unwrap_or(f64::NAN),
-                y.as_f64().unwrap_or(f64::NAN),
-            );
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-/// Checks one message is a valid EMF document and returns its data points:
-/// `(key, unit, value)` for every metric of every dimension set of every directive.
-fn emf_points(message: &str) -> Vec<(Key, Option<String>, Value)> {
-    let doc: Value = serde_json::from_str(message)
-        .unwrap_or_else(|e| panic!("EMF message is not JSON ({e}): {message}"));
-    let aws = &doc["_aws"];
-    assert!(
-        aws["Timestamp"].is_i64(),
-        "_aws.Timestamp must be an integer: {message}"
-    );
-    let directives = aws["CloudWatchMetrics"]
-        .as_array()
-        .unwrap_or_else(|| panic!("_aws.CloudWatchMetrics must be an array: {message}"));
-    assert!(
-        !directives.is_empty(),
-        "a document with no metric directive: {message}"
-    );
-    let mut points = Vec::new();
-    for directive in directives {
-        let namespace = directive["Namespace"]
-            .as_str()
-            .unwrap_or_else(|| panic!("Namespace must be a string: {message}"));
-        assert!(!namespace.is_empty() && namespace.len() <= 255, "{message}");
-        let sets = directive["Dimensions"]
-            .as_array()
-            .unwrap_or_else(|| panic!("Dimensions must be an array of arrays: {message}"));
-        let metrics = directive["Metrics"]
-            .as_array()
-            .unwrap_or_else(|| panic!("Metrics must be an array: {message}"));
-        assert!(!metrics.is_empty() && metrics.len() <= 100, "{message}");
-        for set in sets {
-            let set = set
-                .as_array()
-                .unwrap_or_else(|| panic!("a dimension set must be an array: {message}"));
-            assert!(set.len() <= 30, "at most 30 dimensions per set: {message}");
-            let mut dims: Vec<String> = set
-                .iter()
-                .map(|d| {
-                    let d = d
-                        .as_str()
-                        .unwrap_or_else(|| panic!("dimension names are strings: {message}"));
-                    let v = doc[d].as_str().unwrap_or_else(|| {
-                        panic!("dimension {d} needs a string value at the top level: {message}")
-                    });
-                    format!("{d}={v}")
-                })
-                .collect();
-            dims.sort();
-            for metric in metrics {
-                let name = metric["Name"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("Metrics[].Name must be a string: {message}"));
-                let value = doc[name].clone();
-                match &value {
-                    Value::Number(_) => {}
-                    Value::Object(d) => {
-                        let values = d["Values"].as_array().map_or(0, Vec::len);
-                        let counts = d["Counts"].as_array().map_or(0, Vec::len);
-                        assert!(values > 0 && values == counts && values <= 100, "{message}");
-                        for field in ["Min", "Max", "Count", "Sum"] {
-                            assert!(d[field].is_number(), "{name}.{field}: {message}");
-                        }
-                    }
-                    _ => panic!("metric {name} has no numeric value at the top level: {message}"),
-                }
-                if let Some(unit) = metric.get("Unit") {
-                    assert!(unit.is_string(), "{message}");
-                }
-                points.push((
-                    (namespace.to_string(), name.to_string(), dims.join(",")),
-                    metric["Unit"].as_str().map(str::to_string),
-                    value,
-                ));
-            }
-        }
-    }
-    points
 }
 
 /// The self-metric `name` of one exporter, summed over its other labels.
