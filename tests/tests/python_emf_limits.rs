@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aurastream_e2e::aws::{Moto, use_test_credentials};
-use aurastream_e2e::emf::{Key, combine, emf_points};
+use aurastream_e2e::emf::{Combined, Key, MAX_DIMENSION_VALUE_CHARS, close, combine, emf_points};
 use aurastream_e2e::{Collector, Ports, base_config, eventually, python_client};
 use serde_json::Value;
 
 const NAMESPACE: &str = "AuraStream/Limits";
+/// What the exporter appends to a dimension value it cut to 1,024 characters.
+const TRUNCATION_MARKER: &str = "...[truncated]";
 
 fn config(ports: &Ports, moto: &str, awsemf_options: &str) -> String {
     format!(
@@ -47,6 +49,25 @@ struct Run {
     points: BTreeMap<Key, Vec<Value>>,
     /// `/metrics` once every point was settled.
     metrics: String,
+}
+
+impl Run {
+    fn combined(&self, metric: &str, dimensions: &str) -> Combined {
+        let key = (
+            NAMESPACE.to_string(),
+            metric.to_string(),
+            dimensions.to_string(),
+        );
+        let values = self
+            .points
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} never arrived: {:?}", self.points.keys()));
+        combine(values)
+    }
+
+    fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        aurastream_e2e::metric_sum(&self.metrics, name, labels)
+    }
 }
 
 /// Series the workload creates over `rounds` rounds: the wide histogram, one latency series
@@ -123,6 +144,11 @@ fn run(rounds: u32, awsemf_options: &str) -> Run {
 /// What Python recorded for one histogram series.
 struct Recorded {
     count: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    /// The counts of the buckets that were hit, in bucket order.
+    hit_buckets: Vec<f64>,
     first_export_count: f64,
 }
 
@@ -133,15 +159,118 @@ fn recorded(manifest: &Value, metric: &str) -> BTreeMap<String, Recorded> {
         .unwrap_or_else(|| panic!("{metric} in the manifest"))
         .iter()
         .map(|(dims, s)| {
+            let hit_buckets = s["buckets"]
+                .as_array()
+                .expect("buckets")
+                .iter()
+                .map(number)
+                .filter(|n| *n > 0.0)
+                .collect();
             (
                 dims.clone(),
                 Recorded {
                     count: number(&s["count"]),
+                    sum: number(&s["sum"]),
+                    min: number(&s["min"]),
+                    max: number(&s["max"]),
+                    hit_buckets,
                     first_export_count: number(&s["first_export_count"]),
                 },
             )
         })
         .collect()
+}
+
+/// The series of `metric` read back combine to exactly what was recorded: every sample of
+/// every bucket, the sum, the min and the max.
+fn assert_every_sample_arrived(run: &Run, metric: &str) {
+    for (dims, want) in recorded(&run.manifest, metric) {
+        let got = run.combined(metric, &dims);
+        assert_eq!(got.count, want.count, "{metric} {dims}: samples");
+        let counts: Vec<f64> = got.values.iter().map(|(_, n)| *n).collect();
+        assert_eq!(
+            counts, want.hit_buckets,
+            "{metric} {dims}: counts per bucket"
+        );
+        assert!(
+            close(got.sum, want.sum),
+            "{metric} {dims}: sum {} != {}",
+            got.sum,
+            want.sum
+        );
+        assert_eq!(
+            (got.min, got.max),
+            (Some(want.min), Some(want.max)),
+            "{metric} {dims}"
+        );
+    }
+}
+
+/// The default configuration (`initial_value: auto`): every histogram sample recorded in
+/// three rounds arrives, including each series' first export (its start time is after the
+/// collector started); the 120-bucket histogram arrives whole across documents of at most
+/// 100 values; the 2,000-character dimension value arrives cut to 1,024 characters with a
+/// marker, in valid documents; every such action is counted on `/metrics`.
+#[test]
+fn python_cumulative_histograms_arrive_whole_and_long_dimension_values_truncated() {
+    const ROUNDS: u32 = 3;
+    let run = run(ROUNDS, "");
+    let sent = points_sent(ROUNDS);
+    let accounted = |name: &str| run.metric(name, &["exporter=\"awsemf\""]);
+    assert_eq!(
+        (
+            accounted("aurastream_exporter_sent_items_total"),
+            accounted("aurastream_exporter_withheld_items_total"),
+            accounted("aurastream_exporter_failed_items_total"),
+        ),
+        (sent, 0.0, 0.0),
+        "every point sent, none withheld as a baseline:\n{}",
+        run.metrics
+    );
+
+    assert_every_sample_arrived(&run, "RequestLatency");
+    assert_every_sample_arrived(&run, "WideHistogram");
+    let wide = run.combined("WideHistogram", "Route=/wide");
+    assert_eq!(wide.values.len(), 120, "all 120 buckets: {:?}", wide.values);
+    assert_eq!(
+        wide.points,
+        2 * ROUNDS as usize,
+        "each round's 120 values arrive in two documents (100 + 20)"
+    );
+
+    let long_keys: Vec<&Key> = run
+        .points
+        .keys()
+        .filter(|k| k.1 == "LongDimensionCount" && k.2.starts_with("Payload="))
+        .collect();
+    assert_eq!(long_keys.len(), 1, "{long_keys:?}");
+    let value = long_keys[0].2.trim_start_matches("Payload=");
+    assert_eq!(value.chars().count(), MAX_DIMENSION_VALUE_CHARS);
+    let original = run.manifest["long_value"].as_str().expect("long_value");
+    assert_eq!(original.chars().count(), 2000);
+    let kept = MAX_DIMENSION_VALUE_CHARS - TRUNCATION_MARKER.len();
+    assert_eq!(value, format!("{}{TRUNCATION_MARKER}", &original[..kept]));
+    let long = run.combined("LongDimensionCount", &long_keys[0].2);
+    assert_eq!(long.sum, f64::from(ROUNDS), "the counter's every increment");
+
+    let event = |e: &str| {
+        run.metric(
+            "aurastream_component_events_total",
+            &["component=\"awsemf\"", &format!("event=\"{e}\"")],
+        )
+    };
+    assert_eq!(
+        event("dimension_value_truncated"),
+        f64::from(ROUNDS),
+        "one data point per round:\n{}",
+        run.metrics
+    );
+    assert_eq!(
+        event("split_values_over_100"),
+        f64::from(ROUNDS),
+        "one distribution per round:\n{}",
+        run.metrics
+    );
 }
 
 /// The cause of issue 18's missing histogram samples, confirmed: with `initial_value: drop`
@@ -156,7 +285,7 @@ fn python_cumulative_first_exports_are_lost_with_initial_value_drop() {
     let accounted = |name: &str, extra: &[&str]| {
         let mut labels = vec!["exporter=\"awsemf\""];
         labels.extend_from_slice(extra);
-        aurastream_e2e::metric_sum(&run.metrics, name, &labels)
+        run.metric(name, &labels)
     };
     assert_eq!(
         accounted(
