@@ -158,7 +158,7 @@ fn is_too_long(value: &str) -> bool {
 }
 
 /// The value's first characters and [`TRUNCATION_MARKER`], 1,024 characters in all.
-pub fn truncate(value: &str) -> String {
+fn truncate(value: &str) -> String {
     let keep = MAX_DIMENSION_VALUE_CHARS - TRUNCATION_MARKER.chars().count();
     let end = value
         .char_indices()
