@@ -694,6 +694,7 @@ exporters:
     log_group_name: /aws/aurastream/metrics/{{ServiceName}}
     log_stream_name: {EMF_STREAM}
     log_retention: 30
+    dimension_rollup_option: NoDimensionRollup   # the checks below read each point's own set
   awscloudwatchlogs:
     region: us-east-1
     endpoint: {moto}

@@ -2,7 +2,8 @@
 //!
 //! - `translate`: OTLP points into samples (per metric type, cumulative to delta, units,
 //!   namespace, labels, cardinality guard);
-//! - `documents`: samples into EMF documents within CloudWatch's limits;
+//! - `documents`: samples into EMF documents within CloudWatch's limits (every split or
+//!   truncation counted as `component_events{event=...}`, see `documents`' list);
 //! - `delta`, `cardinality`, `units`: the state and tables behind `translate`;
 //! - output: PutLogEvents through the shared `cloudwatch_logs` sink, or JSON lines on
 //!   stdout (Lambda) or in a file.
@@ -28,13 +29,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
 
 use self::config::{EmfExporterConfig, OutputDestination};
-use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
+use self::documents::{BuiltDocument, DimensionPolicy, EVENTS, build_documents};
 use self::translate::Translator;
 use super::cloudwatch_logs::now_ms;
 use crate::aws::cloudwatch_logs::marker::{self, Markers};
@@ -56,6 +57,9 @@ pub struct Documents {
     pub dropped: BTreeMap<&'static str, usize>,
     /// Points withheld with nothing lost (cumulative baselines), by reason: not failures.
     pub withheld: BTreeMap<&'static str, usize>,
+    /// What was done to stay within CloudWatch's limits (`documents::EVENTS`), and how
+    /// often; also counted on `/metrics`.
+    pub events: BTreeMap<&'static str, usize>,
 }
 
 pub struct EmfExporter {
@@ -65,7 +69,8 @@ pub struct EmfExporter {
     policy: DimensionPolicy,
     output: Output,
     folded: Counter,
-    split: Counter,
+    /// What document building did to stay within CloudWatch's limits, by event.
+    events: BTreeMap<&'static str, Counter>,
     /// Counted per document (one event each).
     stats: Arc<DeliveryStats>,
 }
@@ -109,17 +114,26 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
         output: Output,
     ) -> Result<EmfExporter, String> {
+        // `initial_value: auto` compares start times with this (the client's clock with
+        // ours: a client clock running ahead makes a first point look newer than it is).
+        let started_unix_nano = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Ok(EmfExporter {
             id: id.to_string(),
-            translator: Translator::new(config),
+            translator: Translator::new(config, started_unix_nano),
             policy: DimensionPolicy {
                 rollup: config.dimension_rollup_option,
                 declarations: config.compile_declarations()?,
+                long_values: config.long_dimension_values,
             },
             config: config.clone(),
             output,
             folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
-            split: metrics.component_event(id, Signal::Metrics, "event_split"),
+            events: EVENTS
+                .iter()
+                .map(|e| (*e, metrics.component_event(id, Signal::Metrics, e)))
+                .collect(),
             stats: Arc::new(DeliveryStats::new(metrics, id, Signal::Metrics)),
         })
     }
@@ -137,7 +151,11 @@ impl EmfExporter {
             &self.policy,
             self.config.max_event_size,
         );
-        self.split.inc_by(built.splits as u64);
+        for (event, n) in &built.events {
+            if let Some(counter) = self.events.get(event) {
+                counter.inc_by(*n as u64);
+            }
+        }
         let mut dropped = t.dropped;
         for (reason, n) in built.dropped {
             *dropped.entry(reason).or_default() += n;
@@ -146,6 +164,7 @@ impl EmfExporter {
             documents: built.documents,
             dropped,
             withheld: t.withheld,
+            events: built.events,
         }
     }
 
@@ -166,6 +185,7 @@ impl EmfExporter {
             documents: docs,
             dropped: translation_dropped,
             withheld,
+            ..
         } = self.documents(resources);
         let mut dropped: BTreeMap<String, usize> = translation_dropped
             .into_iter()
