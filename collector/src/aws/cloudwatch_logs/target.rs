@@ -1,6 +1,8 @@
 //! Where events go: log group, stream and entity (names come from `template.rs`), and the
 //! retention a group is created with.
 
+use std::sync::Arc;
+
 use super::entity::LogEntity;
 
 /// The retention periods (days) CloudWatch Logs accepts; anything else is rejected by
@@ -37,7 +39,8 @@ pub struct LogTarget {
     /// Days, applied when the exporter creates the group; 0 = never expire.
     pub retention_days: u32,
     /// The service the events come from (see `entity.rs`); `None`: no entity is sent.
-    pub entity: Option<LogEntity>,
+    /// Shared: every record of a resource has the same one.
+    pub entity: Option<Arc<LogEntity>>,
 }
 
 #[cfg(test)]

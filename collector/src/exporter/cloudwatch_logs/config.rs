@@ -42,7 +42,8 @@ use crate::output::OutputDestination;
 ///     timeout: 30s                       # per API call
 ///     delivery_markers: true             # default: on with sending_queue.storage (see marker.rs)
 ///     output_destination: cloudwatch     # cloudwatch | stdout | file (JSON lines:
-///     path: ./aurastream-data/logs.jsonl #   {logGroupName, logStreamName, timestamp, message})
+///     path: ./aurastream-data/logs.jsonl #   {logGroupName, logStreamName, timestamp, message,
+///                                        #    entity})
 /// ```
 ///
 /// Retention must be a value CloudWatch accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,

@@ -181,7 +181,7 @@ impl CloudWatchLogsExporter {
         &self,
         record: &LogRecord,
         resource: Option<&Resource>,
-        entity: Option<&LogEntity>,
+        entity: Option<&Arc<LogEntity>>,
     ) -> LogTarget {
         let category = format::attribute(record, resource, &self.config.category_attribute)
             .map(str::to_ascii_lowercase)
@@ -212,7 +212,8 @@ impl CloudWatchLogsExporter {
             let resource = r.resource.as_ref();
             let entity = resource
                 .filter(|_| self.config.send_entity)
-                .and_then(|r| LogEntity::of_resource(&r.attributes));
+                .and_then(|r| LogEntity::of_resource(&r.attributes))
+                .map(Arc::new);
             for s in &r.scope_logs {
                 for record in &s.log_records {
                     let target = self.route(record, resource, entity.as_ref());
@@ -280,7 +281,7 @@ fn select_records(resources: &[ResourceLogs], keep: &BTreeSet<usize>) -> Vec<Res
 fn as_lines(by_target: BTreeMap<LogTarget, Vec<LogEvent>>) -> Vec<String> {
     let mut lines = Vec::new();
     for (target, events) in by_target {
-        let entity = target.entity.as_ref().map(LogEntity::to_json);
+        let entity = target.entity.as_ref().map(|e| e.to_json());
         for batch in crate::aws::cloudwatch_logs::request_builder::build_batches(events) {
             for e in batch {
                 let mut line = serde_json::json!({
