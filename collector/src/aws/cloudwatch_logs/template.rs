@@ -46,7 +46,9 @@ pub const OVERFLOW: &str = "overflow";
 pub const DEFAULT_MAX_LOG_GROUPS: usize = 200;
 
 /// The Collector's placeholder names and the resource attributes that fill them (first one
-/// present wins).
+/// present wins): the semantic-convention names, plus the names the Collector's own
+/// receivers set where the conventions have none (`aws.ecs.cluster.name`,
+/// `aws.ecs.container.instance.id`, `aws.lambda.function.name`).
 const NAMED_PLACEHOLDERS: [(&str, &[&str]); 9] = [
     ("ServiceName", &["service.name"]),
     ("ServiceNamespace", &["service.namespace"]),
@@ -60,8 +62,11 @@ const NAMED_PLACEHOLDERS: [(&str, &[&str]); 9] = [
             "k8s.cluster.name",
         ],
     ),
-    ("ContainerInstanceId", &["aws.ecs.container.arn"]),
-    ("FunctionName", &["faas.name"]),
+    (
+        "ContainerInstanceId",
+        &["aws.ecs.container.instance.id", "aws.ecs.container.arn"],
+    ),
+    ("FunctionName", &["faas.name", "aws.lambda.function.name"]),
     ("InstanceId", &["host.id"]),
     ("NodeName", &["k8s.node.name"]),
 ];
