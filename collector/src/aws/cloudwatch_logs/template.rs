@@ -27,7 +27,6 @@
 //! placeholder replaced by `overflow`) and the `log_group_overflow` event is counted.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Mutex;
 
 use aurastream_proto::otlp::common::KeyValue;
@@ -277,25 +276,6 @@ impl Template {
     }
 }
 
-impl fmt::Display for Template {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => f.write_str(t)?,
-                Part::Placeholder {
-                    key,
-                    fallback: None,
-                } => write!(f, "{{{key}}}")?,
-                Part::Placeholder {
-                    key,
-                    fallback: Some(fb),
-                } => write!(f, "{{{key}:-{fb}}}")?,
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `text` as a literal part of a `kind` name, if CloudWatch allows its characters.
 fn literal(text: &str, kind: NameKind) -> Result<String, TemplateError> {
     if let Some(c) = text.chars().find(|c| !kind.allowed(*c)) {
@@ -347,15 +327,21 @@ impl GroupLimit {
             return group;
         }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(&group) || seen.len() < self.max {
+        if seen.contains(&group) {
+            return group;
+        }
+        if seen.len() < self.max {
             seen.insert(group.clone());
             return group;
         }
         drop(seen);
-        self.overflowed.inc();
         let overflow = template.overflow();
-        tracing::warn!(group = %group, overflow = %overflow, max_log_groups = self.max,
-            "log group cap reached; event sent to the overflow group");
+        // Once per exporter: the counter says how often since.
+        if self.overflowed.inc() == 0 {
+            tracing::warn!(group = %group, overflow = %overflow, max_log_groups = self.max,
+                "log group cap reached; events of further groups go to the overflow group \
+                 (counted as component event log_group_overflow)");
+        }
         overflow
     }
 }
@@ -496,10 +482,6 @@ mod tests {
             Some("/aws/y".to_string())
         );
         assert_eq!(group("plain").render(&attrs), "plain");
-        assert_eq!(
-            group("/a/{x:-y}/{ServiceName}").to_string(),
-            "/a/{x:-y}/{ServiceName}"
-        );
     }
 
     #[test]
