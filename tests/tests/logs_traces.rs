@@ -31,6 +31,9 @@ const ROUTED_GROUPS: [&str; 6] = [
     "/aws/aurastream/uncategorized",
 ];
 
+/// A log group as read back: retention, stream names, events.
+type Group = (Option<i64>, Vec<String>, Vec<Value>);
+
 /// One record the script sent, with its request's span.
 #[derive(Debug)]
 struct Sent {
@@ -226,7 +229,7 @@ service:
         );
     }
     // Each event is the record's JSON document plus its trace context.
-    let got: BTreeMap<String, (Option<i64>, Vec<String>, Vec<Value>)> = groups
+    let got: BTreeMap<String, Group> = groups
         .into_iter()
         .map(|(g, (retention, streams, messages))| {
             let documents = messages
@@ -251,7 +254,10 @@ service:
     let calls = proxy.forwarded_calls("PutLogEvents");
     let mut entities: BTreeMap<String, Value> = BTreeMap::new();
     for call in &calls {
-        let group = call["logGroupName"].as_str().expect("logGroupName").to_owned();
+        let group = call["logGroupName"]
+            .as_str()
+            .expect("logGroupName")
+            .to_owned();
         let entity = call["entity"].clone();
         if let Some(previous) = entities.insert(group.clone(), entity.clone()) {
             assert_eq!(previous, entity, "one entity per group: {group}");
