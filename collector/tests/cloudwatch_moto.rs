@@ -523,6 +523,94 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
 /// PutLogEvents request carries one marker event, and a batch replayed after a restart is
 /// skipped when its marker shows CloudWatch already holds it, so a crash between delivery
 /// and removal from the queue does not store the events twice.
+/// One delta counter point (`Requests` = `value`) under a resource with `attrs`.
+fn requests_of(attrs: &[(&str, &str)], time: u64, value: f64) -> ResourceMetrics {
+    ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![delta_sum("Requests", vec![number(&[], time, value)])],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emf_groups_and_streams_follow_templates_with_fallback_and_cap() {
+    let moto = Moto::start();
+    let client = client(&moto);
+    let config: EmfExporterConfig = serde_yaml_ng::from_str(
+        "namespace: AuraStream/Application\n\
+         log_group_name: \"/aurastream/metrics/{service.name}/{aws.ecs.cluster.name:-local}\"\n\
+         log_stream_name: \"{host.name:-emf}\"\n\
+         log_retention: 90\n\
+         max_log_groups: 2\n",
+    )
+    .expect("config");
+    config.validate().expect("valid");
+    let emf = EmfExporter::with_service(
+        "awsemf",
+        &config,
+        &Arc::new(SelfMetrics::new()),
+        LogsService::with_client(client.clone(), HashMap::new()),
+    )
+    .expect("exporter");
+    let time = now_nanos();
+    let batch = SignalData::Metrics(vec![
+        requests_of(
+            &[
+                ("service.name", "svc-a"),
+                ("aws.ecs.cluster.name", "prod"),
+                ("host.name", "ip-10-0-0-1"),
+            ],
+            time,
+            1.0,
+        ),
+        requests_of(&[("service.name", "svc-b")], time, 2.0),
+        // A third group is past `max_log_groups`: the overflow group takes it.
+        requests_of(&[("service.name", "svc-c")], time, 3.0),
+    ]);
+    let report = emf.export(&batch).await.expect("exported");
+    assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+
+    let mut got: BTreeMap<String, (Option<i32>, Vec<f64>)> = BTreeMap::new();
+    for (group, retention) in retention_of(&client).await {
+        let values = read_group(&client, &group)
+            .await
+            .iter()
+            .map(|m| {
+                let doc: Value = serde_json::from_str(m).expect("EMF document");
+                doc["Requests"].as_f64().expect("Requests value")
+            })
+            .collect();
+        got.insert(group, (retention, values));
+    }
+    let expected: BTreeMap<String, (Option<i32>, Vec<f64>)> = [
+        ("/aurastream/metrics/svc-a/prod", vec![1.0]),
+        ("/aurastream/metrics/svc-b/local", vec![2.0]),
+        ("/aurastream/metrics/overflow/overflow", vec![3.0]),
+    ]
+    .into_iter()
+    .map(|(g, v)| (g.to_string(), (Some(90), v)))
+    .collect();
+    assert_eq!(got, expected);
+    let streams = client
+        .describe_log_streams()
+        .log_group_name("/aurastream/metrics/svc-a/prod")
+        .send()
+        .await
+        .expect("describe streams");
+    let names: Vec<&str> = streams
+        .log_streams()
+        .iter()
+        .filter_map(|s| s.log_stream_name())
+        .collect();
+    assert_eq!(names, ["ip-10-0-0-1"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_batches_already_stored_are_not_sent_again() {
     use aurastream_collector::aws::cloudwatch_logs::marker::MARKER_FIELD;

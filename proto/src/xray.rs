@@ -192,6 +192,9 @@ pub struct EcsData {
     pub container: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// The container instance's ARN (`aws.ecs.container.arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,7 +26,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::error::SdkError;
 use crate::http_client::RuntimeHttpClient;
-use crate::logs::DefaultCategory;
+use crate::logs::{DefaultCategory, LogCategory};
 use crate::resource::{self, ResourceOptions};
 use crate::telemetry::Telemetry;
 use crate::tls::{ClientTls, TlsOptions};
@@ -104,6 +104,7 @@ pub fn init(service_name: impl Into<String>) -> TelemetryBuilder {
         service_name: Some(service_name.into()),
         service_version: None,
         resource_attributes: Vec::new(),
+        log_group_names: LogCategory::ALL.map(LogCategory::log_group).to_vec(),
         endpoint: None,
         protocol: None,
         ca_file: None,
@@ -124,6 +125,7 @@ pub struct TelemetryBuilder {
     service_name: Option<String>,
     service_version: Option<String>,
     resource_attributes: Vec<KeyValue>,
+    log_group_names: Vec<String>,
     endpoint: Option<String>,
     protocol: Option<Protocol>,
     ca_file: Option<PathBuf>,
@@ -147,6 +149,21 @@ impl TelemetryBuilder {
     /// An extra resource attribute (`OTEL_RESOURCE_ATTRIBUTES` still wins).
     pub fn resource_attribute(mut self, attribute: KeyValue) -> Self {
         self.resource_attributes.push(attribute);
+        self
+    }
+
+    /// The CloudWatch Logs groups this service's logs land in, as the resource attribute
+    /// `aws.log.group.names`: the X-Ray exporter lists them in each segment so the X-Ray
+    /// console shows a trace's log lines. Default: the groups the collector routes the
+    /// guide's categories to (`/aws/aurastream/security`, `.../audit`, `.../application`,
+    /// `.../performance`, `.../business`); set this when the collector's routing differs,
+    /// or pass an empty list to leave the attribute out.
+    pub fn log_group_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.log_group_names = names.into_iter().map(Into::into).collect();
         self
     }
 
@@ -248,6 +265,7 @@ impl TelemetryBuilder {
             service_name: self.service_name.as_deref(),
             service_version: self.service_version.as_deref(),
             attributes: &self.resource_attributes,
+            log_group_names: &self.log_group_names,
             detect_ec2: self.detect_ec2,
         });
         let exporters = Exporters::build(&transport, self.metrics_temporality)?;

@@ -43,6 +43,21 @@ pub enum LogCategory {
 }
 
 impl LogCategory {
+    /// Every category, in the guide's order.
+    pub const ALL: [LogCategory; 5] = [
+        LogCategory::Security,
+        LogCategory::Audit,
+        LogCategory::Application,
+        LogCategory::Performance,
+        LogCategory::Business,
+    ];
+
+    /// The CloudWatch Logs group the collector's `awscloudwatchlogs` exporter routes this
+    /// category to by default (`/aws/aurastream/<category>`).
+    pub fn log_group(self) -> String {
+        format!("/aws/aurastream/{}", self.as_str())
+    }
+
     /// The attribute value: `application`, `security`, `audit`, `performance`, `business`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -347,6 +362,21 @@ mod tests {
             .duration_since(parsed)
             .unwrap_or(Duration::ZERO);
         assert!(age < Duration::from_secs(60), "{ts}");
+    }
+
+    #[test]
+    fn categories_name_the_collectors_default_groups() {
+        let groups: Vec<String> = LogCategory::ALL.map(LogCategory::log_group).to_vec();
+        assert_eq!(
+            groups,
+            [
+                "/aws/aurastream/security",
+                "/aws/aurastream/audit",
+                "/aws/aurastream/application",
+                "/aws/aurastream/performance",
+                "/aws/aurastream/business",
+            ]
+        );
     }
 
     #[test]

@@ -12,11 +12,15 @@
 //! | EC2      | opt-in: `TelemetryBuilder::detect_ec2(true)`   | IMDSv2          |
 //!
 //! Precedence, lowest first: SDK defaults (`unknown_service:<exe>`), platform detectors,
-//! the builder's service name/version and attributes, `OTEL_RESOURCE_ATTRIBUTES`,
+//! the builder's service name/version, log groups and attributes, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_SERVICE_NAME`. The environment wins so operators can rename a service or tag a
 //! deployment without a rebuild.
+//!
+//! `aws.log.group.names` (semantic conventions: the log groups the application writes to)
+//! lists the groups the service's logs land in, so the collector's X-Ray exporter puts them
+//! in every segment's `aws.cloudwatch_logs` and the X-Ray console shows a trace's logs.
 
-use opentelemetry::KeyValue;
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_aws::detector::{
     Ec2ResourceDetector, EcsResourceDetector, EksResourceDetector, LambdaResourceDetector,
 };
@@ -59,8 +63,13 @@ pub(crate) struct ResourceOptions<'a> {
     pub service_name: Option<&'a str>,
     pub service_version: Option<&'a str>,
     pub attributes: &'a [KeyValue],
+    /// `aws.log.group.names`; empty: not set.
+    pub log_group_names: &'a [String],
     pub detect_ec2: bool,
 }
+
+/// The semantic-convention key of the log groups a service writes to.
+pub const LOG_GROUP_NAMES: &str = "aws.log.group.names";
 
 /// Builds the resource in the documented precedence order from the process environment.
 pub(crate) fn build(options: &ResourceOptions<'_>) -> Resource {
@@ -85,6 +94,17 @@ pub(crate) fn build(options: &ResourceOptions<'_>) -> Resource {
     }
     if let Some(version) = options.service_version {
         builder = builder.with_attribute(KeyValue::new("service.version", version.to_owned()));
+    }
+    if !options.log_group_names.is_empty() {
+        let names = options
+            .log_group_names
+            .iter()
+            .map(|n| StringValue::from(n.clone()))
+            .collect();
+        builder = builder.with_attribute(KeyValue::new(
+            LOG_GROUP_NAMES,
+            Value::Array(Array::String(names)),
+        ));
     }
     builder = builder
         .with_attributes(options.attributes.iter().cloned())
@@ -146,6 +166,7 @@ mod tests {
             service_name: Some("sentiment-api"),
             service_version: Some("1.2.3"),
             attributes: &attrs,
+            log_group_names: &["/aws/aurastream/application".to_owned()],
             detect_ec2: false,
         });
         let get = |k: &'static str| resource.get(&opentelemetry::Key::from_static_str(k));
@@ -166,5 +187,13 @@ mod tests {
             Some("test")
         );
         assert!(get("telemetry.sdk.name").is_some());
+        if std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_err() {
+            assert_eq!(
+                get(LOG_GROUP_NAMES),
+                Some(Value::Array(Array::String(vec![
+                    "/aws/aurastream/application".into()
+                ])))
+            );
+        }
     }
 }

@@ -194,6 +194,19 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
         let segment = segments[0];
         assert_eq!(segment["name"], SERVICE, "{segment:#}");
         assert_eq!(segment["trace_id"], s.trace_id.as_str());
+        // The SDK's `aws.log.group.names`: the guide's category groups, where the
+        // collector's default routing puts the service's logs.
+        assert_eq!(
+            segment["aws"]["cloudwatch_logs"],
+            json!([
+                {"log_group": "/aws/aurastream/security"},
+                {"log_group": "/aws/aurastream/audit"},
+                {"log_group": "/aws/aurastream/application"},
+                {"log_group": "/aws/aurastream/performance"},
+                {"log_group": "/aws/aurastream/business"},
+            ]),
+            "{segment:#}"
+        );
         assert_eq!(segment.get("parent_id"), None, "{segment:#}");
         let http = &segment["http"];
         let method = if s.path == "/fail" { "GET" } else { "POST" };
@@ -725,6 +738,7 @@ service:
 fn assert_trace(doc: &Value, xray_trace: &str) {
     let hex = doc["trace_id"].as_str().unwrap_or_default();
     assert_eq!(xray_id(hex), xray_trace, "trace id of {doc}");
+    assert_eq!(doc["xray_trace_id"], xray_trace, "X-Ray trace id of {doc}");
     assert_eq!(
         doc["span_id"].as_str().map(str::len),
         Some(16),

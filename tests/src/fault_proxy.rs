@@ -14,6 +14,11 @@
 //!   clients get "connection refused" until [`FaultProxy::set_up`] listens again on the same
 //!   port.
 //!
+//! With no faults and [`FaultProxy::record`] on, it is a recording proxy:
+//! [`FaultProxy::forwarded_calls`] gives the body of every JSON-1.1 call it forwarded, for
+//! checking request fields moto accepts but does not
+//! store (PutLogEvents' `entity`).
+//!
 //! It speaks just enough HTTP/1.1 for the AWS SDK (`Content-Length` or chunked bodies,
 //! keep-alive); it is test support, not a general proxy.
 
@@ -76,6 +81,10 @@ struct Shared {
     faults: std::sync::Mutex<Faults>,
     counters: Counters,
     client: reqwest::Client,
+    /// Whether JSON-1.1 calls are kept in `recorded` (off: load tests would pile them up).
+    recording: std::sync::atomic::AtomicBool,
+    /// Forwarded JSON-1.1 calls: (`X-Amz-Target`, body), in arrival order.
+    recorded: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
 }
 
 /// A running proxy; its tasks end when it is dropped.
@@ -101,6 +110,8 @@ impl FaultProxy {
                 .pool_max_idle_per_host(64)
                 .build()
                 .expect("reqwest client"),
+            recording: std::sync::atomic::AtomicBool::new(false),
+            recorded: std::sync::Mutex::new(Vec::new()),
         });
         let (up, up_rx) = watch::channel(true);
         let task = tokio::spawn(serve(listener, addr, shared.clone(), up_rx));
@@ -129,6 +140,25 @@ impl FaultProxy {
     /// Listens again on the same port.
     pub fn set_up(&self) {
         self.up.send_replace(true);
+    }
+
+    /// Keeps the bodies of the JSON-1.1 calls forwarded from now on.
+    pub fn record(&self) {
+        self.shared.recording.store(true, Ordering::SeqCst);
+    }
+
+    /// The JSON bodies of the forwarded calls of one JSON-1.1 operation (`PutLogEvents`),
+    /// in arrival order.
+    pub fn forwarded_calls(&self, operation: &str) -> Vec<serde_json::Value> {
+        let suffix = format!(".{operation}");
+        self.shared
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(target, _)| target.ends_with(&suffix))
+            .map(|(_, body)| serde_json::from_slice(body).unwrap_or(serde_json::Value::Null))
+            .collect()
     }
 
     pub fn stats(&self) -> ProxyStats {
@@ -336,6 +366,16 @@ async fn answer(shared: &Shared, request: Request) -> Vec<u8> {
     if roll < faults.fault_percent {
         counters.server_errors.fetch_add(1, Ordering::SeqCst);
         return aws_error(500, "InternalFailure", "injected server error", json_11);
+    }
+    if let Some(target) = request
+        .header("x-amz-target")
+        .filter(|_| shared.recording.load(Ordering::SeqCst))
+    {
+        shared
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((target.to_owned(), request.body.clone()));
     }
     match forward(shared, request).await {
         Ok(response) => {

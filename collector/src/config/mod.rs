@@ -192,7 +192,42 @@ pub fn load_sources(
             path,
             message,
         })?;
+    let mut config = config;
+    link_xray_log_groups(&mut config);
     Ok(config)
+}
+
+/// Gives every `awsxray` exporter without `aws_log_groups` the log groups of the
+/// `awscloudwatchlogs` exporters in use (their default and category groups, as templates),
+/// so segments name the groups their service's logs go to and the X-Ray console shows a
+/// trace's log lines. A span whose resource has `aws.log.group.names` keeps those.
+fn link_xray_log_groups(config: &mut Config) {
+    let used: std::collections::BTreeSet<&String> = config
+        .service
+        .pipelines
+        .values()
+        .flat_map(|p| &p.exporters)
+        .collect();
+    let mut routed: Vec<String> = config
+        .exporters
+        .0
+        .iter()
+        .filter(|(id, _)| used.contains(id))
+        .filter_map(|(_, e)| match e {
+            ExporterConfig::AwsCloudWatchLogs(c) => Some(c.log_group_names()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    routed.sort();
+    routed.dedup();
+    for exporter in config.exporters.0.values_mut() {
+        if let ExporterConfig::AwsXray(x) = exporter
+            && x.aws_log_groups.is_empty()
+        {
+            x.aws_log_groups = routed.clone();
+        }
+    }
 }
 
 fn parse_typed<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, ConfigError> {

@@ -102,6 +102,34 @@ fn pipeline_references_are_checked() {
 }
 
 #[test]
+fn xray_segments_name_the_log_groups_of_the_logs_exporters_in_use() {
+    let yaml = "
+receivers: { otlp: { protocols: { grpc: } } }
+exporters:
+  awsxray:
+  awsxray/own: { aws_log_groups: [/mine] }
+  awscloudwatchlogs:
+    log_group_name: \"/aws/ecs/{aws.ecs.cluster.name}\"
+    categories: { audit: { log_group_name: /aws/aurastream/audit } }
+  awscloudwatchlogs/unused: { log_group_name: /unused }
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [awsxray, awsxray/own] }
+    logs: { receivers: [otlp], exporters: [awscloudwatchlogs] }
+";
+    let c = load_one(yaml).expect("valid");
+    let groups = |id: &str| match &c.exporters.0[id] {
+        ExporterConfig::AwsXray(x) => x.aws_log_groups.clone(),
+        other => panic!("{id} is {other:?}"),
+    };
+    assert_eq!(
+        groups("awsxray"),
+        ["/aws/aurastream/audit", "/aws/ecs/{aws.ecs.cluster.name}"]
+    );
+    assert_eq!(groups("awsxray/own"), ["/mine"]);
+}
+
+#[test]
 fn env_substitution_applies_before_parsing() {
     let text = format!("{MINIMAL}  file:\n    path: ${{env:DATA_DIR}}/t.jsonl\n").replace(
         "exporters:\n  debug:\n",

@@ -107,6 +107,7 @@ mod tests {
             group: "/aurastream/application".into(),
             stream: stream.into(),
             retention_days: 30,
+            entity: None,
         }
     }
 

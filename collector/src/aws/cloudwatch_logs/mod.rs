@@ -5,9 +5,12 @@
 //! - `service`: the API calls (lazy client, PutLogEvents, create group/stream/retention);
 //! - `retry`: which errors are retried;
 //! - `sink`: sends batches per log group and says what happened per item;
-//! - `target`: group/stream names with placeholders, retention validation;
+//! - `target`: where a batch goes (group, stream, entity), retention validation;
+//! - `template`: group and stream names from templates over attributes, the group cap;
+//! - `entity`: the service a request's events come from, for CloudWatch's related telemetry;
 //! - `marker`: delivery markers that recognise, on replay, what already arrived.
 
+pub mod entity;
 pub mod marker;
 pub mod output;
 pub mod request_builder;
@@ -15,3 +18,4 @@ pub mod retry;
 pub mod service;
 pub mod sink;
 pub mod target;
+pub mod template;

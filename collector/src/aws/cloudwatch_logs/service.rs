@@ -11,7 +11,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::BehaviorVersion;
 use aws_sdk_cloudwatchlogs::config::http::HttpResponse;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::types::{Entity, InputLogEvent};
 use tokio::sync::OnceCell;
 
 use super::request_builder::LogEvent;
@@ -149,6 +149,12 @@ impl LogsService {
                 })?;
             input.push(event);
         }
+        let entity = target.entity.as_ref().map(|e| {
+            Entity::builder()
+                .set_key_attributes(Some(e.key_attributes.clone().into_iter().collect()))
+                .set_attributes(Some(e.attributes.clone().into_iter().collect()))
+                .build()
+        });
         let out = self
             .client()
             .await
@@ -156,9 +162,15 @@ impl LogsService {
             .log_group_name(&target.group)
             .log_stream_name(&target.stream)
             .set_log_events(Some(input))
+            .set_entity(entity)
             .send()
             .await
             .map_err(call_error)?;
+        if let Some(info) = out.rejected_entity_info() {
+            // The events are stored all the same; only the relation to the service is lost.
+            tracing::warn!(group = %target.group, error_type = ?info.error_type(),
+                "CloudWatch Logs did not accept the request's entity; events stored without it");
+        }
         let index = |v: Option<i32>| v.and_then(|i| usize::try_from(i).ok());
         Ok(match out.rejected_log_events_info() {
             Some(info) => Rejected {

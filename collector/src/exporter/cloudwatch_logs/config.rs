@@ -11,6 +11,7 @@ use crate::aws::cloudwatch_logs::request_builder::{
 };
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::output::OutputDestination;
 
@@ -20,9 +21,13 @@ use crate::output::OutputDestination;
 ///     region: us-east-1                 # default: the standard chain (AWS_REGION, profile, IMDS)
 ///     endpoint: http://127.0.0.1:5000   # default: the regional endpoint (set for moto)
 ///     log_group_name: /aws/aurastream/application   # records with no known category
-///     log_stream_name: "{ServiceName}"   # placeholders: {ServiceName} {ServiceNamespace}
-///                                        #   {TaskId} {TaskDefinitionFamily} {ClusterName}
-///                                        #   {ContainerInstanceId} {FunctionName} {InstanceId}
+///     log_stream_name: "{ServiceName}"   # templates (see template.rs): {service.name},
+///                                        #   {log.category}, any record or resource
+///                                        #   attribute, {key:-fallback}; the Collector's
+///                                        #   {ServiceName} {TaskId} {ClusterName} ... too
+///     max_log_groups: 200                # distinct groups from templates; beyond: the
+///                                        #   overflow group (placeholders = `overflow`)
+///     send_entity: true                  # PutLogEvents `entity` from the resource (service)
 ///     log_retention: 30                  # days, for groups this exporter creates; 0 = never expire
 ///     tags: {team: platform}             # put on groups this exporter creates
 ///     raw_log: false                     # true: send the body as is, no JSON wrapping
@@ -37,7 +42,8 @@ use crate::output::OutputDestination;
 ///     timeout: 30s                       # per API call
 ///     delivery_markers: true             # default: on with sending_queue.storage (see marker.rs)
 ///     output_destination: cloudwatch     # cloudwatch | stdout | file (JSON lines:
-///     path: ./aurastream-data/logs.jsonl #   {logGroupName, logStreamName, timestamp, message})
+///     path: ./aurastream-data/logs.jsonl #   {logGroupName, logStreamName, timestamp, message,
+///                                        #    entity})
 /// ```
 ///
 /// Retention must be a value CloudWatch accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
@@ -53,6 +59,12 @@ pub struct CloudWatchLogsExporterConfig {
     pub endpoint: Option<String>,
     pub log_group_name: String,
     pub log_stream_name: String,
+    /// Distinct log groups the templates may name before events go to the overflow group.
+    pub max_log_groups: usize,
+    /// Send the resource's service as the PutLogEvents `entity` (see `entity.rs`), so
+    /// CloudWatch relates the logs to the service's other telemetry. Resources without
+    /// `service.name` never get one.
+    pub send_entity: bool,
     pub log_retention: u32,
     pub tags: BTreeMap<String, String>,
     pub raw_log: bool,
@@ -109,6 +121,8 @@ impl Default for CloudWatchLogsExporterConfig {
             endpoint: None,
             log_group_name: String::new(),
             log_stream_name: "{ServiceName}".into(),
+            max_log_groups: DEFAULT_MAX_LOG_GROUPS,
+            send_entity: true,
             log_retention: 0,
             tags: BTreeMap::new(),
             raw_log: false,
@@ -131,20 +145,34 @@ impl CloudWatchLogsExporterConfig {
         if self.output_destination == OutputDestination::File && self.path.is_none() {
             return Err("path is required with output_destination: file".into());
         }
-        if self.log_stream_name.is_empty() {
-            return Err("log_stream_name must not be empty".into());
+        Template::parse(&self.log_group_name, NameKind::Group)
+            .map_err(|e| format!("log_group_name `{}`: {e}", self.log_group_name))?;
+        Template::parse(&self.log_stream_name, NameKind::Stream)
+            .map_err(|e| format!("log_stream_name `{}`: {e}", self.log_stream_name))?;
+        if self.max_log_groups == 0 {
+            return Err("max_log_groups must be at least 1".into());
         }
         validate_retention(self.log_retention).map_err(|e| format!("log_retention: {e}"))?;
         for (name, c) in &self.categories {
-            if c.log_group_name.is_empty() {
-                return Err(format!(
-                    "categories.{name}.log_group_name must not be empty"
-                ));
-            }
+            Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
+                format!(
+                    "categories.{name}.log_group_name `{}`: {e}",
+                    c.log_group_name
+                )
+            })?;
             validate_retention(c.retention_in_days)
                 .map_err(|e| format!("categories.{name}.retention_in_days: {e}"))?;
         }
         validate_event_size(self.max_event_size)
+    }
+
+    /// Every group template this exporter routes to: the default group and each
+    /// category's (what the `awsxray` exporter lists in segments when told nothing else).
+    pub fn log_group_names(&self) -> Vec<String> {
+        std::iter::once(&self.log_group_name)
+            .chain(self.categories.values().map(|c| &c.log_group_name))
+            .cloned()
+            .collect()
     }
 
     pub fn client_settings(&self) -> ClientSettings {
@@ -241,6 +269,33 @@ mod tests {
         assert!(err.contains("nearest allowed value is 2557"), "{err}");
         let err = parse("log_group_name: g\nlog_retention: 10\n").expect_err("10 is not allowed");
         assert!(err.contains("nearest allowed value is"), "{err}");
+    }
+
+    #[test]
+    fn templates_are_checked_at_start_up() {
+        let c = parse(
+            "log_group_name: \"/aws/ecs/{aws.ecs.cluster.name:-default}\"\nlog_stream_name: \"{service.name}/{log.category}\"\n",
+        )
+        .expect("valid templates");
+        assert_eq!(c.max_log_groups, 200);
+        assert!(c.send_entity);
+        let err = parse("log_group_name: \"/aws/{service.name\"\n").expect_err("unclosed");
+        assert_eq!(
+            err,
+            "log_group_name `/aws/{service.name`: `{` at byte 5 is not closed by `}`"
+        );
+        let err = parse("log_group_name: g\nlog_stream_name: \"a:{x}\"\n").expect_err("colon");
+        assert!(
+            err.starts_with("log_stream_name `a:{x}`: `:` is not allowed"),
+            "{err}"
+        );
+        let err = parse("log_group_name: g\ncategories:\n  audit: {log_group_name: \"a b\"}\n")
+            .expect_err("space");
+        assert!(
+            err.starts_with("categories.audit.log_group_name `a b`"),
+            "{err}"
+        );
+        assert!(parse("log_group_name: g\nmax_log_groups: 0\n").is_err());
     }
 
     #[test]

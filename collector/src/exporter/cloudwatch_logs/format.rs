@@ -3,10 +3,20 @@
 //! Structured events stay structured: a kvlist body, or a string body holding a JSON object
 //! (what the monitoring guide's `StructuredLogger` writes), is sent as that JSON document,
 //! so `event_type`, `request_id`, `response_time` ... are top-level fields and Logs Insights
-//! queries such as `filter response_time > 1000` work. The record's `trace_id` and
-//! `span_id` (hex, as in the wrapped form) are added to such a document when it has them
-//! and the document does not, so every line still leads to its X-Ray trace. Anything else
-//! becomes a JSON object with the body and the record's metadata.
+//! queries such as `filter response_time > 1000` work. Anything else becomes a JSON object
+//! with the body and the record's metadata.
+//!
+//! Every event of a record with a trace id carries its trace context as top-level fields
+//! (unless the document has fields of those names already):
+//!
+//! - `xray_trace_id`: the trace id in X-Ray form (`1-5759e988-bd862e3fe1be46a994272793`).
+//!   The X-Ray and CloudWatch consoles find a trace's log lines by searching the log groups
+//!   named in its segments (`aws.cloudwatch_logs`) for the trace id in X-Ray form, so the
+//!   id must appear in that form; the field name is the one AWS Lambda Powertools writes
+//!   for this correlation.
+//! - `trace_id`, `span_id`: lower-case hex, the names the Collector's `awscloudwatchlogs`
+//!   exporter uses, so queries written for ADOT (`filter trace_id = "..."`) keep working
+//!   and a line leads to its span.
 
 pub use crate::model::ids::hex;
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
@@ -14,6 +24,8 @@ use aurastream_proto::otlp::common::{AnyValue, KeyValue};
 use aurastream_proto::otlp::logs::LogRecord;
 use aurastream_proto::otlp::resource::Resource;
 use serde_json::{Map, Number, Value};
+
+use crate::aws::xray::trace_id as xray_trace_id;
 
 /// The message for one record. `raw_log` sends the body as is (a string body verbatim,
 /// any other body as its JSON form).
@@ -57,11 +69,8 @@ pub fn record_message(record: &LogRecord, resource: Option<&Resource>, raw_log: 
             Value::Object(kvs_to_map(&record.attributes)),
         );
     }
-    if record.trace_id.iter().any(|b| *b != 0) {
-        doc.insert("trace_id".into(), hex(&record.trace_id).into());
-    }
-    if record.span_id.iter().any(|b| *b != 0) {
-        doc.insert("span_id".into(), hex(&record.span_id).into());
+    for (key, value) in trace_context(record, &Map::new()) {
+        doc.insert(key.into(), value.into());
     }
     if let Some(r) = resource
         && !r.attributes.is_empty()
@@ -71,12 +80,25 @@ pub fn record_message(record: &LogRecord, resource: Option<&Resource>, raw_log: 
     Value::Object(doc).to_string()
 }
 
-/// `trace_id` and `span_id` of the record, hex, for those it has and `doc` lacks.
+/// The record's trace context fields that `doc` lacks: `trace_id` and `span_id` in hex,
+/// `xray_trace_id` in X-Ray form (a malformed id gets no X-Ray form).
 fn trace_context(record: &LogRecord, doc: &Map<String, Value>) -> Vec<(&'static str, String)> {
-    [("trace_id", &record.trace_id), ("span_id", &record.span_id)]
+    let valid = |id: &[u8]| id.iter().any(|b| *b != 0);
+    let fields = [
+        (
+            "trace_id",
+            valid(&record.trace_id).then(|| hex(&record.trace_id)),
+        ),
+        (
+            "span_id",
+            valid(&record.span_id).then(|| hex(&record.span_id)),
+        ),
+        ("xray_trace_id", xray_trace_id(&record.trace_id)),
+    ];
+    fields
         .into_iter()
-        .filter(|(key, id)| id.iter().any(|b| *b != 0) && !doc.contains_key(*key))
-        .map(|(key, id)| (key, hex(id)))
+        .filter(|(key, _)| !doc.contains_key(*key))
+        .filter_map(|(key, value)| Some((key, value?)))
         .collect()
 }
 
@@ -220,14 +242,19 @@ mod tests {
         assert_eq!(v["event_type"], "api_request");
         assert_eq!(v["trace_id"], "ab".repeat(16));
         assert_eq!(v["span_id"], "01".repeat(8));
+        assert_eq!(
+            v["xray_trace_id"],
+            format!("1-abababab-{}", "ab".repeat(12))
+        );
         // A document's own `trace_id` wins; an empty object still becomes valid JSON.
         r.body = Some(AnyValue {
             value: Some(AnyValueKind::StringValue(r#"{"trace_id":"mine"} "#.into())),
         });
         let v: Value = serde_json::from_str(&record_message(&r, None, false)).expect("json");
+        let xray = format!("1-abababab-{}", "ab".repeat(12));
         assert_eq!(
             v,
-            serde_json::json!({"trace_id": "mine", "span_id": "01".repeat(8)})
+            serde_json::json!({"trace_id": "mine", "span_id": "01".repeat(8), "xray_trace_id": xray})
         );
         r.body = Some(AnyValue {
             value: Some(AnyValueKind::StringValue("{}".into())),
@@ -235,7 +262,7 @@ mod tests {
         let v: Value = serde_json::from_str(&record_message(&r, None, false)).expect("json");
         assert_eq!(
             v,
-            serde_json::json!({"trace_id": "ab".repeat(16), "span_id": "01".repeat(8)})
+            serde_json::json!({"trace_id": "ab".repeat(16), "span_id": "01".repeat(8), "xray_trace_id": xray})
         );
         r.body = Some(AnyValue {
             value: Some(AnyValueKind::KvlistValue(KeyValueList {
@@ -245,6 +272,21 @@ mod tests {
         let v: Value = serde_json::from_str(&record_message(&r, None, false)).expect("json");
         assert_eq!(v["trace_id"], "ab".repeat(16));
         assert_eq!(v["event_type"], "error");
+    }
+
+    #[test]
+    fn records_without_a_trace_get_no_trace_fields() {
+        let mut r = record(AnyValueKind::StringValue("no trace".into()));
+        r.trace_id = vec![0; 16];
+        let v: Value = serde_json::from_str(&record_message(&r, None, false)).expect("json");
+        assert_eq!(v, serde_json::json!({"body": "no trace"}));
+        // A malformed (short) id is kept in hex but has no X-Ray form.
+        r.trace_id = vec![0xab; 4];
+        let v: Value = serde_json::from_str(&record_message(&r, None, false)).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"body": "no trace", "trace_id": "abababab"})
+        );
     }
 
     #[test]
@@ -288,6 +330,7 @@ mod tests {
                 "attributes": {"log.category": "application"},
                 "trace_id": "ab".repeat(16),
                 "span_id": "01".repeat(8),
+                "xray_trace_id": format!("1-abababab-{}", "ab".repeat(12)),
                 "resource": {"service.name": "api"}
             })
         );

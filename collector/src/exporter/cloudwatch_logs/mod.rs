@@ -1,5 +1,7 @@
 //! The `awscloudwatchlogs` exporter: log records into CloudWatch Logs events (`format`),
-//! sent through the shared transport in [`crate::aws::cloudwatch_logs`].
+//! sent through the shared transport in [`crate::aws::cloudwatch_logs`], to groups and
+//! streams named by its templates (`template`), with the resource's service as the
+//! requests' entity (`entity`).
 
 pub mod config;
 pub mod format;
@@ -17,12 +19,14 @@ use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs};
 use aurastream_proto::otlp::resource::Resource;
 
 use self::config::CloudWatchLogsExporterConfig;
+use crate::aws::cloudwatch_logs::entity::LogEntity;
 use crate::aws::cloudwatch_logs::marker::Markers;
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::{Fitted, LogEvent, fit_event};
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
-use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
+use crate::aws::cloudwatch_logs::target::LogTarget;
+use crate::aws::cloudwatch_logs::template::{Attributes, GroupLimit, NameKind, Router, Template};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::{LineWriter, OutputDestination};
@@ -34,6 +38,11 @@ pub struct CloudWatchLogsExporter {
     id: String,
     config: CloudWatchLogsExporterConfig,
     output: Output,
+    /// `log_group_name`: records without a configured category.
+    default_group: Template,
+    /// Each category's `log_group_name`, by lower-case category.
+    category_groups: BTreeMap<String, Template>,
+    router: Router,
     trimmed: Counter,
     split: Counter,
     stats: Arc<DeliveryStats>,
@@ -78,6 +87,24 @@ impl CloudWatchLogsExporter {
             id: id.to_string(),
             config: config.clone(),
             output,
+            default_group: Template::new(&config.log_group_name, NameKind::Group),
+            category_groups: config
+                .categories
+                .iter()
+                .map(|(name, c)| {
+                    (
+                        name.to_ascii_lowercase(),
+                        Template::new(&c.log_group_name, NameKind::Group),
+                    )
+                })
+                .collect(),
+            router: Router::new(
+                Template::new(&config.log_stream_name, NameKind::Stream),
+                GroupLimit::new(
+                    config.max_log_groups,
+                    metrics.component_event(id, Signal::Logs, "log_group_overflow"),
+                ),
+            ),
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),
             stats: Arc::new(DeliveryStats::new(metrics, id, Signal::Logs)),
@@ -139,21 +166,28 @@ impl CloudWatchLogsExporter {
     }
 
     /// The group, stream and retention for one record: its category's group if the
-    /// category is configured, else the default group.
-    fn route(&self, record: &LogRecord, resource: Option<&Resource>) -> LogTarget {
+    /// category is configured, else the default group; `entity` is its resource's.
+    fn route(
+        &self,
+        record: &LogRecord,
+        resource: Option<&Resource>,
+        entity: Option<&Arc<LogEntity>>,
+    ) -> LogTarget {
         let category = format::attribute(record, resource, &self.config.category_attribute)
-            .and_then(|c| self.config.categories.get(&c.to_ascii_lowercase()));
-        let (group, retention_days) = match category {
-            Some(c) => (c.log_group_name.as_str(), c.retention_in_days),
-            None => (
-                self.config.log_group_name.as_str(),
-                self.config.log_retention,
-            ),
+            .map(str::to_ascii_lowercase)
+            .and_then(|c| {
+                let group = self.category_groups.get(&c)?;
+                Some((group, self.config.categories.get(&c)?.retention_in_days))
+            });
+        let (group, retention_days) =
+            category.unwrap_or((&self.default_group, self.config.log_retention));
+        let attrs = Attributes {
+            record: &record.attributes,
+            resource: resource.map_or(&[], |r| r.attributes.as_slice()),
         };
         LogTarget {
-            group: fill_placeholders(group, resource),
-            stream: fill_placeholders(&self.config.log_stream_name, resource),
-            retention_days,
+            entity: entity.cloned(),
+            ..self.router.target(group, &attrs, retention_days)
         }
     }
 
@@ -166,9 +200,13 @@ impl CloudWatchLogsExporter {
         let mut empty = 0usize;
         for r in resources {
             let resource = r.resource.as_ref();
+            let entity = resource
+                .filter(|_| self.config.send_entity)
+                .and_then(|r| LogEntity::of_resource(&r.attributes))
+                .map(Arc::new);
             for s in &r.scope_logs {
                 for record in &s.log_records {
-                    let target = self.route(record, resource);
+                    let target = self.route(record, resource, entity.as_ref());
                     let message = format::record_message(record, resource, self.config.raw_log);
                     if message.is_empty() {
                         // CloudWatch rejects a whole request containing an empty message.
@@ -197,21 +235,24 @@ impl CloudWatchLogsExporter {
     }
 }
 
-/// The events as JSON lines that say where each would have gone, in sending order.
+/// The events as JSON lines that say where each would have gone (and with which entity),
+/// in sending order.
 fn as_lines(by_target: BTreeMap<LogTarget, Vec<LogEvent>>) -> Vec<String> {
     let mut lines = Vec::new();
     for (target, events) in by_target {
+        let entity = target.entity.as_ref().map(|e| e.to_json());
         for batch in crate::aws::cloudwatch_logs::request_builder::build_batches(events) {
             for e in batch {
-                lines.push(
-                    serde_json::json!({
-                        "logGroupName": target.group,
-                        "logStreamName": target.stream,
-                        "timestamp": e.timestamp_ms,
-                        "message": e.message,
-                    })
-                    .to_string(),
-                );
+                let mut line = serde_json::json!({
+                    "logGroupName": target.group,
+                    "logStreamName": target.stream,
+                    "timestamp": e.timestamp_ms,
+                    "message": e.message,
+                });
+                if let Some(entity) = &entity {
+                    line["entity"] = entity.clone();
+                }
+                lines.push(line.to_string());
             }
         }
     }

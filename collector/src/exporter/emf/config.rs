@@ -11,6 +11,7 @@ use super::units::CLOUDWATCH_UNITS;
 use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::exporter::cloudwatch_logs::config::validate_event_size;
 pub use crate::output::OutputDestination;
@@ -25,8 +26,9 @@ pub use crate::output::OutputDestination;
 ///     path: ./aurastream-data/emf.jsonl   # output_destination: file
 ///     region: us-east-1
 ///     endpoint: http://127.0.0.1:5000     # moto, a VPC endpoint
-///     log_group_name: "/metrics/{ServiceName}"   # placeholders as in awscloudwatchlogs
-///     log_stream_name: "{TaskId}"
+///     log_group_name: "/metrics/{ServiceName}"   # templates as in awscloudwatchlogs, over
+///     log_stream_name: "{TaskId}"                #   resource attributes: {service.name} ...
+///     max_log_groups: 200                 # distinct groups; beyond: the overflow group
 ///     log_retention: 30
 ///     tags: {team: platform}
 ///     # Extra dimension sets per metric, as in ADOT (its default too): the full label set,
@@ -58,6 +60,9 @@ pub struct EmfExporterConfig {
     pub endpoint: Option<String>,
     pub log_group_name: String,
     pub log_stream_name: String,
+    /// Distinct log groups `log_group_name` may name before documents go to the overflow
+    /// group (see `cloudwatch_logs/template.rs`).
+    pub max_log_groups: usize,
     pub log_retention: u32,
     pub tags: BTreeMap<String, String>,
     pub dimension_rollup_option: DimensionRollup,
@@ -90,6 +95,7 @@ impl Default for EmfExporterConfig {
             endpoint: None,
             log_group_name: "/metrics/{ServiceName}".into(),
             log_stream_name: "otel-stream".into(),
+            max_log_groups: DEFAULT_MAX_LOG_GROUPS,
             log_retention: 0,
             tags: BTreeMap::new(),
             dimension_rollup_option: DimensionRollup::default(),
@@ -206,8 +212,12 @@ impl EmfExporterConfig {
             return Err("path is required with output_destination: file".into());
         }
         if self.output_destination == OutputDestination::Api {
-            if self.log_group_name.is_empty() || self.log_stream_name.is_empty() {
-                return Err("log_group_name and log_stream_name must not be empty".into());
+            Template::parse(&self.log_group_name, NameKind::Group)
+                .map_err(|e| format!("log_group_name `{}`: {e}", self.log_group_name))?;
+            Template::parse(&self.log_stream_name, NameKind::Stream)
+                .map_err(|e| format!("log_stream_name `{}`: {e}", self.log_stream_name))?;
+            if self.max_log_groups == 0 {
+                return Err("max_log_groups must be at least 1".into());
             }
             validate_retention(self.log_retention).map_err(|e| format!("log_retention: {e}"))?;
         }

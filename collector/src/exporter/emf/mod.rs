@@ -43,7 +43,8 @@ use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::LogEvent;
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
-use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
+use crate::aws::cloudwatch_logs::target::LogTarget;
+use crate::aws::cloudwatch_logs::template::{Attributes, GroupLimit, NameKind, Router, Template};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::LineWriter;
@@ -68,6 +69,9 @@ pub struct EmfExporter {
     translator: Translator,
     policy: DimensionPolicy,
     output: Output,
+    /// `log_group_name`; names (and the group cap) are shared with `awscloudwatchlogs`.
+    group: Template,
+    router: Router,
     folded: Counter,
     /// What document building did to stay within CloudWatch's limits, by event.
     events: BTreeMap<&'static str, Counter>,
@@ -129,6 +133,14 @@ impl EmfExporter {
             },
             config: config.clone(),
             output,
+            group: Template::new(&config.log_group_name, NameKind::Group),
+            router: Router::new(
+                Template::new(&config.log_stream_name, NameKind::Stream),
+                GroupLimit::new(
+                    config.max_log_groups,
+                    metrics.component_event(id, Signal::Metrics, "log_group_overflow"),
+                ),
+            ),
             folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
             events: EVENTS
                 .iter()
@@ -229,11 +241,10 @@ impl EmfExporter {
         let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
         for (i, d) in docs.into_iter().enumerate() {
             let resource = batch.get(d.resource).and_then(|r| r.resource.as_ref());
-            let target = LogTarget {
-                group: fill_placeholders(&self.config.log_group_name, resource),
-                stream: fill_placeholders(&self.config.log_stream_name, resource),
-                retention_days: self.config.log_retention,
-            };
+            let attrs = Attributes::resource(resource.map_or(&[], |r| r.attributes.as_slice()));
+            let target = self
+                .router
+                .target(&self.group, &attrs, self.config.log_retention);
             by_target.entry(target).or_default().push(LogEvent {
                 timestamp_ms: d.timestamp_ms,
                 message: d.json,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::aws::cloudwatch_logs::template::{NameKind, Template};
 use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
@@ -15,7 +16,9 @@ use crate::component::{RetryConfig, SendingQueueConfig};
 ///     endpoint: http://127.0.0.1:5000 # e.g. moto or a VPC endpoint
 ///     indexed_attributes: [order.id, tenant]
 ///     index_all_attributes: false
-///     aws_log_groups: [/aws/ecs/checkout]
+///     aws_log_groups: [/aws/ecs/checkout]   # templates over resource attributes, as in
+///                                     #   awscloudwatchlogs; default: the groups of the
+///                                     #   awscloudwatchlogs exporters in use
 ///     enforce_legacy_trace_id_epoch: false
 ///     num_workers: 16                 # concurrent PutTraceSegments calls per batch
 ///     max_retries: 2                  # in-call retries of throttled / unprocessed documents
@@ -39,7 +42,9 @@ pub struct XrayExporterConfig {
     /// annotation. X-Ray indexes at most 50 annotations per trace, so use with care.
     pub index_all_attributes: bool,
     /// Log groups the console links segments to (`aws.log.group.names` on the resource
-    /// wins when present).
+    /// wins when present), as name templates filled from the span's resource. Left empty,
+    /// configuration loading fills it with the groups of the `awscloudwatchlogs` exporters
+    /// in use.
     pub aws_log_groups: Vec<String>,
     /// Drop spans whose trace id does not start with a recent epoch second, as X-Ray did
     /// before it accepted W3C ids. Off by default: X-Ray takes any 128-bit id today.
@@ -112,6 +117,10 @@ impl XrayExporterConfig {
         }
         if self.indexed_attributes.iter().any(String::is_empty) {
             return Err("indexed_attributes must not contain empty names".into());
+        }
+        for (i, g) in self.aws_log_groups.iter().enumerate() {
+            Template::parse(g, NameKind::Group)
+                .map_err(|e| format!("aws_log_groups[{i}] `{g}`: {e}"))?;
         }
         Ok(())
     }
@@ -203,6 +212,10 @@ mod tests {
             ("region: ''", "region must not be empty"),
             ("local_mode: true", "unknown field"),
             ("output_destination: kinesis", "unknown variant"),
+            (
+                "aws_log_groups: [\"/a/{x\"]",
+                "aws_log_groups[0] `/a/{x`: `{` at byte 3",
+            ),
         ] {
             let err = parse(yaml).unwrap_err();
             assert!(err.contains(want), "{yaml}: {err}");

@@ -833,16 +833,32 @@ fn origin_from_cloud_platform() {
         (
             vec![
                 s("cloud.platform", "aws_ecs"),
-                s("aws.ecs.launch_type", "fargate"),
+                s("aws.ecs.launchtype", "fargate"),
             ],
             json!("AWS::ECS::Fargate"),
         ),
         (
             vec![
                 s("cloud.platform", "aws_ecs"),
-                s("aws.ecs.launch_type", "ec2"),
+                s("aws.ecs.launchtype", "ec2"),
             ],
+            json!("AWS::ECS::EC2"),
+        ),
+        // The name this translator used to read is still understood.
+        (
+            vec![
+                s("cloud.platform", "aws_ecs"),
+                s("aws.ecs.launch_type", "fargate"),
+            ],
+            json!("AWS::ECS::Fargate"),
+        ),
+        (
+            vec![s("cloud.platform", "aws_ecs")],
             json!("AWS::ECS::Container"),
+        ),
+        (
+            vec![s("cloud.platform", "aws_app_runner")],
+            json!("AWS::AppRunner::Service"),
         ),
         (
             vec![s("cloud.platform", "aws_ec2")],
@@ -915,12 +931,14 @@ fn aws_resource_context_on_segments() {
                     "arn:aws:ecs:eu-west-1:123:cluster/shop",
                 ),
                 s("aws.ecs.task.arn", "arn:task"),
-                s("aws.ecs.launch_type", "fargate"),
+                s("aws.ecs.container.arn", "arn:container-instance"),
+                s("aws.ecs.launchtype", "fargate"),
             ]),
             vec![],
             vec![
                 ("/aws/ecs/container", json!("web")),
                 ("/aws/ecs/container_id", json!("c0ffee")),
+                ("/aws/ecs/container_arn", json!("arn:container-instance")),
                 (
                     "/aws/ecs/cluster",
                     json!("arn:aws:ecs:eu-west-1:123:cluster/shop"),
@@ -1035,6 +1053,197 @@ fn log_groups_from_config() {
         doc["aws"]["cloudwatch_logs"],
         json!([{"log_group": "/ecs/checkout"}])
     );
+}
+
+#[test]
+fn log_group_templates_are_filled_from_the_resource() {
+    let config = XrayExporterConfig {
+        aws_log_groups: vec![
+            "/aws/aurastream/{service.name}".into(),
+            "/aws/ecs/{aws.ecs.cluster.name}".into(),
+            "/aws/k8s/{k8s.namespace.name:-default}".into(),
+            "/aws/aurastream/checkout".into(),
+        ],
+        ..Default::default()
+    };
+    let server = span(SpanKind::Server, false, vec![]);
+    // The cluster is unknown, so its group is left out; the others are listed once.
+    let doc = translate_with(&config, service_resource(), &server);
+    assert_eq!(
+        doc["aws"]["cloudwatch_logs"],
+        json!([
+            {"log_group": "/aws/aurastream/checkout"},
+            {"log_group": "/aws/k8s/default"},
+        ])
+    );
+    let mut res = service_resource();
+    res.push(s("aws.ecs.cluster.name", "shop"));
+    let doc = translate_with(&config, res.clone(), &server);
+    assert_eq!(
+        doc["aws"]["cloudwatch_logs"],
+        json!([
+            {"log_group": "/aws/aurastream/checkout"},
+            {"log_group": "/aws/ecs/shop"},
+            {"log_group": "/aws/k8s/default"},
+        ])
+    );
+    // The resource's own list wins over the configured one.
+    res.push(list("aws.log.group.names", &["/app/own"]));
+    let doc = translate_with(&config, res, &server);
+    assert_eq!(
+        doc["aws"]["cloudwatch_logs"],
+        json!([{"log_group": "/app/own"}])
+    );
+}
+
+/// Every resource-derived segment field, from a resource built with the semantic
+/// conventions' own attribute names: a key the translator misspells (as it once read
+/// `aws.ecs.launch_type` for `aws.ecs.launchtype`) leaves a field empty and fails here.
+#[test]
+fn resource_fields_come_from_semantic_convention_names() {
+    use opentelemetry_semantic_conventions::attribute as sc;
+    let base = |platform: &str| {
+        vec![
+            s(sc::SERVICE_NAME, "checkout"),
+            s(sc::CLOUD_PLATFORM, platform),
+            s(sc::CLOUD_ACCOUNT_ID, "123456789012"),
+            s(sc::TELEMETRY_SDK_NAME, "opentelemetry"),
+            s(sc::TELEMETRY_SDK_LANGUAGE, "python"),
+            s(sc::TELEMETRY_SDK_VERSION, "1.45.2"),
+            list(sc::AWS_LOG_GROUP_NAMES, &["/app/a"]),
+            list(sc::AWS_LOG_GROUP_ARNS, &["arn:logs:a"]),
+        ]
+    };
+    let with = |platform: &str, extra: Vec<KeyValue>| {
+        let mut r = base(platform);
+        r.extend(extra);
+        r
+    };
+    let common = |mut expect: Expect| {
+        expect.extend([
+            ("/aws/account_id", json!("123456789012")),
+            ("/aws/xray/sdk", json!("opentelemetry for python")),
+            ("/aws/xray/sdk_version", json!("1.45.2")),
+            (
+                "/aws/cloudwatch_logs",
+                json!([{"log_group": "/app/a", "arn": "arn:logs:a"}]),
+            ),
+        ]);
+        expect
+    };
+    let cases: Vec<(&str, Vec<KeyValue>, Expect)> = vec![
+        (
+            "EC2",
+            with(
+                "aws_ec2",
+                vec![
+                    s(sc::HOST_ID, "i-0abc"),
+                    s(sc::CLOUD_AVAILABILITY_ZONE, "eu-west-1a"),
+                    s(sc::HOST_TYPE, "m7g.large"),
+                    s(sc::HOST_IMAGE_ID, "ami-1"),
+                ],
+            ),
+            common(vec![
+                ("/origin", json!("AWS::EC2::Instance")),
+                (
+                    "/aws/ec2",
+                    json!({"instance_id": "i-0abc", "availability_zone": "eu-west-1a",
+                           "instance_size": "m7g.large", "ami_id": "ami-1"}),
+                ),
+            ]),
+        ),
+        (
+            "ECS on Fargate",
+            with(
+                "aws_ecs",
+                vec![
+                    s(sc::CONTAINER_NAME, "web"),
+                    s(sc::CONTAINER_ID, "c0ffee"),
+                    s(sc::AWS_ECS_CLUSTER_ARN, "arn:cluster/shop"),
+                    s(sc::AWS_ECS_TASK_ARN, "arn:task"),
+                    s(sc::AWS_ECS_TASK_FAMILY, "web-task"),
+                    s(sc::AWS_ECS_CONTAINER_ARN, "arn:container-instance"),
+                    s(sc::AWS_ECS_LAUNCHTYPE, "fargate"),
+                ],
+            ),
+            common(vec![
+                ("/origin", json!("AWS::ECS::Fargate")),
+                (
+                    "/aws/ecs",
+                    json!({"container": "web", "container_id": "c0ffee",
+                           "container_arn": "arn:container-instance",
+                           "cluster": "arn:cluster/shop", "task_arn": "arn:task",
+                           "task_family": "web-task", "launch_type": "fargate"}),
+                ),
+            ]),
+        ),
+        (
+            "EKS",
+            with(
+                "aws_eks",
+                vec![
+                    s(sc::K8S_CLUSTER_NAME, "prod"),
+                    s(sc::K8S_POD_NAME, "web-1"),
+                    s(sc::CONTAINER_ID, "abc"),
+                ],
+            ),
+            common(vec![
+                ("/origin", json!("AWS::EKS::Container")),
+                (
+                    "/aws/eks",
+                    json!({"cluster_name": "prod", "pod": "web-1", "container_id": "abc"}),
+                ),
+            ]),
+        ),
+        (
+            "Elastic Beanstalk",
+            with(
+                "aws_elastic_beanstalk",
+                vec![
+                    s(sc::SERVICE_NAMESPACE, "prod-env"),
+                    s(sc::SERVICE_VERSION, "v42"),
+                    s(sc::SERVICE_INSTANCE_ID, "17"),
+                ],
+            ),
+            common(vec![
+                ("/origin", json!("AWS::ElasticBeanstalk::Environment")),
+                (
+                    "/aws/elastic_beanstalk",
+                    json!({"environment_name": "prod-env", "version_label": "v42",
+                           "deployment_id": 17}),
+                ),
+                ("/service/version", json!("v42")),
+            ]),
+        ),
+        (
+            "Lambda",
+            with(
+                "aws_lambda",
+                vec![
+                    s(sc::FAAS_NAME, "pay"),
+                    s(
+                        sc::CLOUD_RESOURCE_ID,
+                        "arn:aws:lambda:eu-west-1:1:function:pay",
+                    ),
+                ],
+            ),
+            common(vec![
+                ("/origin", json!("AWS::Lambda::Function")),
+                (
+                    "/aws/function_arn",
+                    json!("arn:aws:lambda:eu-west-1:1:function:pay"),
+                ),
+                ("/aws/resource_names", json!(["pay"])),
+            ]),
+        ),
+    ];
+    for (case, res, expect) in cases {
+        check(
+            case,
+            &translate(res, &span(SpanKind::Server, false, vec![])),
+            &expect,
+        );
+    }
 }
 
 #[test]

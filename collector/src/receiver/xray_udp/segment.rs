@@ -384,18 +384,27 @@ fn resource(doc: &Map<String, Value>) -> Resource {
             path_str(aws, &["eks", "pod"]),
         );
     }
-    let platform = match str_field(doc, "origin") {
+    let origin = str_field(doc, "origin");
+    let platform = match origin {
         Some("AWS::EC2::Instance") => Some("aws_ec2"),
         Some("AWS::ECS::Container" | "AWS::ECS::EC2" | "AWS::ECS::Fargate") => Some("aws_ecs"),
         Some("AWS::EKS::Container") => Some("aws_eks"),
         Some("AWS::ElasticBeanstalk::Environment") => Some("aws_elastic_beanstalk"),
         Some("AWS::Lambda::Function") => Some("aws_lambda"),
+        Some("AWS::AppRunner::Service") => Some("aws_app_runner"),
         _ => None,
     };
     if platform.is_some() {
         push_str(&mut attributes, "cloud.provider", Some("aws"));
         push_str(&mut attributes, "cloud.platform", platform);
     }
+    // The launch type is part of the origin; keep it so the exporter can give it back.
+    let launch_type = match origin {
+        Some("AWS::ECS::EC2") => Some("ec2"),
+        Some("AWS::ECS::Fargate") => Some("fargate"),
+        _ => None,
+    };
+    push_str(&mut attributes, "aws.ecs.launchtype", launch_type);
     Resource {
         attributes,
         ..Default::default()
@@ -648,6 +657,32 @@ pub(crate) mod tests {
                 "  at analyze_sentiment (xray_sdk_app.py:46)\n  at check_cache (xray_sdk_app.py:32)\n"
             ))
         );
+    }
+
+    #[test]
+    fn ecs_origins_keep_their_launch_type_in_semantic_convention_names() {
+        for (origin, platform, launch_type) in [
+            ("AWS::ECS::Fargate", Some("aws_ecs"), Some("fargate")),
+            ("AWS::ECS::EC2", Some("aws_ecs"), Some("ec2")),
+            ("AWS::ECS::Container", Some("aws_ecs"), None),
+            ("AWS::AppRunner::Service", Some("aws_app_runner"), None),
+            ("AWS::Unknown", None, None),
+        ] {
+            let mut doc = python_sdk_segment();
+            doc["origin"] = json!(origin);
+            let rs = spans_of(&doc);
+            let resource = rs.resource.as_ref().unwrap();
+            assert_eq!(
+                attr(&resource.attributes, "cloud.platform"),
+                platform.map(string).as_ref(),
+                "{origin}"
+            );
+            assert_eq!(
+                attr(&resource.attributes, "aws.ecs.launchtype"),
+                launch_type.map(string).as_ref(),
+                "{origin}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,12 @@ use aurastream_proto::xray::{
 };
 
 use super::attrs::Attrs;
+use crate::aws::cloudwatch_logs::template::{Attributes, Template};
+
+/// The launch type of an ECS task (`ec2` | `fargate`): `aws.ecs.launchtype` is the
+/// semantic-convention (and ADOT) name; `aws.ecs.launch_type` is what this translator read
+/// before, still accepted.
+const ECS_LAUNCH_TYPE: [&str; 2] = ["aws.ecs.launchtype", "aws.ecs.launch_type"];
 
 /// `db.system` values that speak SQL and get an X-Ray `sql` block.
 const SQL_SYSTEMS: &[&str] = &[
@@ -54,23 +60,25 @@ pub(crate) fn aws_service<'a>(attrs: &Attrs<'a>) -> Option<&'a str> {
     attrs.first_str(&["aws.service", "rpc.service"])
 }
 
-/// `origin` from `cloud.platform` (and the ECS launch type).
+/// `origin` from `cloud.platform` and, on ECS, the launch type (as ADOT maps them).
 pub(crate) fn origin(attrs: &Attrs<'_>) -> Option<&'static str> {
     Some(match attrs.res("cloud.platform")? {
         "aws_lambda" => "AWS::Lambda::Function",
-        "aws_ecs" if is_fargate(attrs) => "AWS::ECS::Fargate",
-        "aws_ecs" => "AWS::ECS::Container",
+        "aws_ecs" => match launch_type(attrs) {
+            Some(t) if t.eq_ignore_ascii_case("fargate") => "AWS::ECS::Fargate",
+            Some(t) if t.eq_ignore_ascii_case("ec2") => "AWS::ECS::EC2",
+            _ => "AWS::ECS::Container",
+        },
         "aws_ec2" => "AWS::EC2::Instance",
         "aws_eks" => "AWS::EKS::Container",
         "aws_elastic_beanstalk" => "AWS::ElasticBeanstalk::Environment",
+        "aws_app_runner" => "AWS::AppRunner::Service",
         _ => return None,
     })
 }
 
-fn is_fargate(attrs: &Attrs<'_>) -> bool {
-    attrs
-        .res("aws.ecs.launch_type")
-        .is_some_and(|t| t.eq_ignore_ascii_case("fargate"))
+fn launch_type<'a>(attrs: &Attrs<'a>) -> Option<&'a str> {
+    ECS_LAUNCH_TYPE.iter().find_map(|k| attrs.res(k))
 }
 
 /// The `aws` block. Segments describe where the service runs (resource attributes);
@@ -79,7 +87,7 @@ pub(crate) fn aws(
     attrs: &Attrs<'_>,
     is_segment: bool,
     aws_call: bool,
-    log_groups: &[String],
+    log_groups: &[Template],
 ) -> Option<AwsData> {
     let mut data = AwsData::default();
     if aws_call {
@@ -123,7 +131,14 @@ pub(crate) fn aws(
 
 /// Where the service runs, from the resource: account, EC2 / ECS / EKS / Beanstalk /
 /// Lambda details, log groups and the SDK that produced the spans.
-fn resource_context(attrs: &Attrs<'_>, log_groups: &[String], data: &mut AwsData) {
+///
+/// The log groups (`aws.cloudwatch_logs`) let the X-Ray console show a trace's log lines:
+/// it searches them for the trace id. They come from the resource's `aws.log.group.names`
+/// (and `aws.log.group.arns`), else from `log_groups`: the exporter's `aws_log_groups`, or
+/// the logs exporters' routing, as templates filled from the resource (a group whose
+/// template needs an attribute the resource lacks is left out: it is not known to be one
+/// the service writes to).
+fn resource_context(attrs: &Attrs<'_>, log_groups: &[Template], data: &mut AwsData) {
     let res = |k: &str| attrs.res(k).map(str::to_owned);
     data.account_id = res("cloud.account.id").or(data.account_id.take());
     match attrs.res("cloud.platform") {
@@ -139,10 +154,11 @@ fn resource_context(attrs: &Attrs<'_>, log_groups: &[String], data: &mut AwsData
             data.ecs = Some(EcsData {
                 container: res("container.name").or_else(|| res("host.name")),
                 container_id: res("container.id"),
+                container_arn: res("aws.ecs.container.arn"),
                 cluster: res("aws.ecs.cluster.arn"),
                 task_arn: res("aws.ecs.task.arn"),
                 task_family: res("aws.ecs.task.family"),
-                launch_type: res("aws.ecs.launch_type"),
+                launch_type: launch_type(attrs).map(str::to_owned),
             });
         }
         Some("aws_eks") => {
@@ -168,10 +184,17 @@ fn resource_context(attrs: &Attrs<'_>, log_groups: &[String], data: &mut AwsData
     let names = attrs.res_list("aws.log.group.names");
     let arns = attrs.res_list("aws.log.group.arns");
     data.cloudwatch_logs = if names.is_empty() {
-        log_groups
+        let resource = Attributes::resource(attrs.resource_attributes());
+        let mut groups: Vec<String> = log_groups
             .iter()
-            .map(|g| LogGroupData {
-                log_group: g.clone(),
+            .filter_map(|t| t.render_known(&resource))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|log_group| LogGroupData {
+                log_group,
                 arn: None,
             })
             .collect()

@@ -11,14 +11,7 @@ const MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
 /// How far in the future a legacy trace id may be: clock skew between hosts.
 const MAX_SKEW_SECS: u64 = 5 * 60;
 
-/// `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`, or `None` for a malformed or all-zero id.
-pub(crate) fn trace_id(bytes: &[u8]) -> Option<String> {
-    if bytes.len() != 16 || bytes.iter().all(|b| *b == 0) {
-        return None;
-    }
-    let h = hex(bytes);
-    Some(format!("1-{}-{}", &h[..8], &h[8..]))
-}
+pub(crate) use crate::aws::xray::trace_id;
 
 /// 16 hex digits, or `None` for a malformed or all-zero id.
 pub(crate) fn span_id(bytes: &[u8]) -> Option<String> {

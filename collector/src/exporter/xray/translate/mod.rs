@@ -25,6 +25,7 @@ use aurastream_proto::xray::{
 
 use self::attrs::{Attrs, to_json, to_json_object};
 use super::config::XrayExporterConfig;
+use crate::aws::cloudwatch_logs::template::{NameKind, Template};
 
 /// Metadata namespace for everything that is not a segment field.
 pub(crate) const METADATA_NAMESPACE: &str = "default";
@@ -61,7 +62,8 @@ impl Skip {
 pub(crate) struct Translator {
     indexed: BTreeSet<String>,
     index_all: bool,
-    log_groups: Vec<String>,
+    /// `aws_log_groups` as templates over resource attributes.
+    log_groups: Vec<Template>,
     enforce_epoch: bool,
 }
 
@@ -70,7 +72,11 @@ impl Translator {
         Translator {
             indexed: config.indexed_attributes.iter().cloned().collect(),
             index_all: config.index_all_attributes,
-            log_groups: config.aws_log_groups.clone(),
+            log_groups: config
+                .aws_log_groups
+                .iter()
+                .map(|g| Template::new(g, NameKind::Group))
+                .collect(),
             enforce_epoch: config.enforce_legacy_trace_id_epoch,
         }
     }
