@@ -8,13 +8,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use aurastream_collector::exporter::Exporter;
+use aurastream_collector::aws::cloudwatch_logs::request_builder::{LogEvent, build_batches};
+use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
-use aurastream_collector::exporter::cloudwatch_logs::request_builder::{LogEvent, build_batches};
 use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_loadgen::generate::{self, SeedableRng, SmallRng};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

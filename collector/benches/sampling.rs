@@ -18,9 +18,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
-use aurastream_collector::pipeline::Batch;
-use aurastream_collector::pipeline::queue::ItemBudget;
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::Batch;
+use aurastream_collector::model::ItemBudget;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::processor::xray_sampling::rules::RuleSet;
 use aurastream_collector::processor::xray_sampling::sampler::{RuleCounters, Sampler};
 use aurastream_collector::processor::xray_sampling::tail::{

@@ -16,10 +16,10 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use aurastream_collector::exporter::Exporter;
+use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::{OutputDestination, XrayExporterConfig};
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::receiver::xray_udp::packet;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};

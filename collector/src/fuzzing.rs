@@ -21,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::{ConfigSource, ExporterConfig, ProcessorConfig, ReceiverConfig, load_sources};
 use crate::exporter::file::FileExporter;
-use crate::pipeline::memory::{self, MemoryLimiter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::model::memory::{self, MemoryLimiter};
+use crate::model::{Signal, SignalData};
 use crate::receiver::otlp::decode::{self, DecodeError, Encoding};
 use crate::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
 use crate::receiver::xray_udp::packet;

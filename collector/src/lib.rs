@@ -1,15 +1,25 @@
 //! The AuraStream collector: receives OTLP, batches and samples it, and exports it to
 //! CloudWatch (EMF metrics, Logs), AWS X-Ray, files or stdout.
 //!
-//! Data flow, configuration and accounting are described in `pipeline`, `config` and
-//! `telemetry::metrics`; the binary in `main.rs` only parses flags and calls [`run`].
+//! The layers, lowest first (ARCHITECTURE.md has the picture): `model` (the data and its
+//! accounting) → `telemetry` (self-metrics, health) → `component` (the contracts between
+//! components and the topology) → `aws`, `output` (shared destination code) → the
+//! components in `receiver`, `processor`, `exporter`, `extension` → `config` (parsing and the
+//! registration list) → `topology` (pipelines, fan-out, the exporter driver) → `service`,
+//! `lambda_extension` (the collector's life). A module imports only from layers below it.
 
+pub mod aws;
+pub mod component;
 pub mod config;
 pub mod exporter;
+pub mod extension;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod lambda;
-pub mod pipeline;
+pub mod lambda_extension;
+pub mod model;
+pub mod output;
 pub mod processor;
 pub mod receiver;
 pub mod service;
 pub mod telemetry;
+pub mod topology;

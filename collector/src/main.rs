@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use aurastream_collector::config::{self, LogEncoding};
-use aurastream_collector::{lambda, service, telemetry};
+use aurastream_collector::{lambda_extension, service, telemetry};
 
 /// OpenTelemetry collector for services on AWS.
 ///
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
                 .ok()
                 .filter(|v| !v.is_empty());
             match (runtime_api, cli.lambda_extension) {
-                (Some(runtime_api), _) => run_lambda(lambda::Options {
+                (Some(runtime_api), _) => run_lambda(lambda_extension::Options {
                     runtime_api,
                     config_files: cli.config,
                     log_level: cli.log_level,
@@ -129,10 +129,10 @@ fn main() -> ExitCode {
 }
 
 /// Extension mode: the Lambda lifecycle decides when to flush and when to exit.
-fn run_lambda(options: lambda::Options) -> ExitCode {
+fn run_lambda(options: lambda_extension::Options) -> ExitCode {
     // What could be flushed was flushed before the SHUTDOWN deadline.
     block_on_until_signal(std::time::Duration::from_millis(50), |stop| {
-        lambda::run(options, stop)
+        lambda_extension::run(options, stop)
     })
 }
 

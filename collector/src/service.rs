@@ -16,16 +16,16 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::component::Consumer;
+use crate::component::flush::{self, FlushControl, Unflushed};
 use crate::config::{Config, ExtensionConfig, ReceiverConfig};
-use crate::pipeline::Consumer;
-use crate::pipeline::build::{self, Pipelines};
-use crate::pipeline::flush::{self, FlushControl, Unflushed};
-use crate::pipeline::queue::ItemBudget;
-use crate::pipeline::signal::Signal;
+use crate::extension::health_check::server;
+use crate::model::ItemBudget;
+use crate::model::Signal;
 use crate::receiver;
 use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
-use crate::telemetry::server;
+use crate::topology::build::{self, Pipelines};
 
 /// A running collector: pipelines, receivers and the health/metrics listener.
 pub struct Service {
@@ -152,7 +152,7 @@ impl Service {
     }
 
     /// Sends everything the pipelines hold and waits until the exporters are done with it,
-    /// or `deadline`; what is left stays queued (see [`crate::pipeline::flush`]).
+    /// or `deadline`; what is left stays queued (see [`crate::component::flush`]).
     pub async fn flush(&self, deadline: Instant) -> Result<(), Unflushed> {
         flush::flush_pipelines(&self.flush, &self.budgets, deadline).await
     }
@@ -224,7 +224,7 @@ mod tests {
 
     use super::*;
     use crate::config::{ConfigSource, load_sources};
-    use crate::pipeline::signal::SignalData;
+    use crate::model::SignalData;
 
     fn spans(n: usize) -> SignalData {
         SignalData::Traces(vec![ResourceSpans {

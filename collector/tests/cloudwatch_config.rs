@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use aurastream_collector::config::{ConfigSource, ExporterConfig, load_sources};
-use aurastream_collector::exporter;
-use aurastream_collector::pipeline::signal::Signal;
+use aurastream_collector::model::Signal;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 
 fn load(text: &str) -> Result<aurastream_collector::config::Config, String> {
@@ -65,7 +64,7 @@ fn both_exporters_parse_and_build() {
     assert!(matches!(logs, ExporterConfig::AwsCloudWatchLogs(_)));
     assert_eq!(logs.signals(), &[Signal::Logs]);
     for (id, c) in &config.exporters.0 {
-        let built = exporter::build(id, c, &metrics).expect("builds");
+        let built = c.build(id, &metrics).expect("builds");
         assert_eq!(built.signals(), c.signals());
     }
 }

@@ -14,13 +14,13 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
-use aurastream_collector::exporter::Exporter;
+use aurastream_collector::aws::cloudwatch_logs::service::LogsService;
+use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
-use aurastream_collector::exporter::cloudwatch_logs::service::LogsService;
 use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_e2e::aws::Moto;
 use aurastream_proto::emf::EmfDocument;
@@ -521,8 +521,8 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
 /// and removal from the queue does not store the events twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_batches_already_stored_are_not_sent_again() {
-    use aurastream_collector::exporter::Provenance;
-    use aurastream_collector::exporter::cloudwatch_logs::marker::MARKER_FIELD;
+    use aurastream_collector::aws::cloudwatch_logs::marker::MARKER_FIELD;
+    use aurastream_collector::component::Provenance;
 
     let moto = Moto::start();
     let client = client(&moto);

@@ -16,14 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use aurastream_collector::aws::cloudwatch_logs::service::LogsService;
+use aurastream_collector::component::RetryConfig;
+use aurastream_collector::component::{ExportError, Exporter};
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
-use aurastream_collector::exporter::cloudwatch_logs::service::LogsService;
-use aurastream_collector::exporter::driver::RetryConfig;
 use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
-use aurastream_collector::exporter::{ExportError, Exporter};
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value as AnyValueKind};
 use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};

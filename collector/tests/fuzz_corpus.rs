@@ -16,7 +16,7 @@ use prost::Message;
 use aurastream_collector::fuzzing::{
     self, CONFIG_FILE_SEPARATOR, Compression, OtlpInput, otlp_protobuf,
 };
-use aurastream_collector::pipeline::signal::Signal;
+use aurastream_collector::model::Signal;
 use aurastream_proto::otlp::common::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
 };

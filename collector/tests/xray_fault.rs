@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 
+use aurastream_collector::component::{ExportError, Exporter};
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::XrayExporterConfig;
-use aurastream_collector::exporter::{ExportError, Exporter};
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
@@ -320,12 +320,11 @@ fn sample(text: &str, prefix: &str, labels: &[&str]) -> u64 {
 async fn the_pipeline_driver_counts_every_span_once() {
     use std::time::Duration;
 
-    use aurastream_collector::exporter::driver::{
-        Driver, ExporterState, RetryConfig, SendingQueueConfig,
-    };
-    use aurastream_collector::pipeline::Batch;
-    use aurastream_collector::pipeline::queue::ItemBudget;
-    use aurastream_collector::pipeline::signal::Signal;
+    use aurastream_collector::component::{RetryConfig, SendingQueueConfig};
+    use aurastream_collector::model::Batch;
+    use aurastream_collector::model::ItemBudget;
+    use aurastream_collector::model::Signal;
+    use aurastream_collector::topology::driver::{Driver, ExporterState};
     use prometheus_client::metrics::gauge::Gauge;
 
     let (url, fake) = start(Mode::Flaky).await;

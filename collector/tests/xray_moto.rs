@@ -11,10 +11,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value as J, json};
 
-use aurastream_collector::exporter::Exporter;
+use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::{OutputDestination, XrayExporterConfig};
-use aurastream_collector::pipeline::signal::SignalData;
+use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_e2e::aws::Moto;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};

@@ -11,21 +11,21 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use crate::exporter::debug::config::DebugExporterConfig;
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
 use crate::exporter::emf::config::EmfExporterConfig;
 use crate::exporter::file::config::FileExporterConfig;
 use crate::exporter::loadbalancing::config::LoadBalancingExporterConfig;
 use crate::exporter::otlp::config::OtlpExporterConfig;
 use crate::exporter::xray::config::XrayExporterConfig;
-use crate::pipeline::signal::Signal;
+use crate::extension::health_check::config::HealthCheckConfig;
+use crate::model::Signal;
 use crate::processor::batch::config::BatchConfig;
 use crate::processor::xray_sampling::config::XRaySamplingConfig;
 use crate::receiver::lambda::config::LambdaReceiverConfig;
 use crate::receiver::otlp::config::OtlpReceiverConfig;
 use crate::receiver::xray_udp::config::XrayReceiverConfig;
-use crate::telemetry::config::HealthCheckConfig;
 
 /// A section of components keyed by id.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,8 +204,8 @@ impl ExporterConfig {
 
     /// The file this exporter writes to, when it writes to a file (for the start-up banner).
     pub fn output_file(&self) -> Option<&std::path::Path> {
-        use crate::exporter::cloudwatch_logs::output::OutputDestination as Logs;
         use crate::exporter::xray::config::OutputDestination as Xray;
+        use crate::output::OutputDestination as Logs;
         match self {
             ExporterConfig::File(c) => Some(&c.path),
             ExporterConfig::AwsCloudWatchLogs(c) if c.output_destination == Logs::File => {
@@ -215,6 +215,38 @@ impl ExporterConfig {
             ExporterConfig::AwsXray(c) if c.output_destination == Xray::File => c.path.as_deref(),
             _ => None,
         }
+    }
+
+    /// Creates the exporter a configuration describes. `id` names it in messages and metrics.
+    pub fn build(
+        &self,
+        id: &str,
+        metrics: &std::sync::Arc<crate::telemetry::metrics::SelfMetrics>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, String> {
+        let _ = (id, metrics);
+        Ok(match self {
+            ExporterConfig::Debug(c) => {
+                std::sync::Arc::new(crate::exporter::debug::DebugExporter::new(c))
+            }
+            ExporterConfig::File(c) => {
+                std::sync::Arc::new(crate::exporter::file::FileExporter::new(c))
+            }
+            ExporterConfig::AwsCloudWatchLogs(c) => std::sync::Arc::new(
+                crate::exporter::cloudwatch_logs::CloudWatchLogsExporter::new(id, c, metrics),
+            ),
+            ExporterConfig::AwsEmf(c) => {
+                std::sync::Arc::new(crate::exporter::emf::EmfExporter::new(id, c, metrics)?)
+            }
+            ExporterConfig::AwsXray(c) => {
+                std::sync::Arc::new(crate::exporter::xray::XrayExporter::new(id, c, metrics))
+            }
+            ExporterConfig::Otlp(c) => {
+                std::sync::Arc::new(crate::exporter::otlp::OtlpExporter::new(c)?)
+            }
+            ExporterConfig::LoadBalancing(c) => std::sync::Arc::new(
+                crate::exporter::loadbalancing::LoadBalancingExporter::new(id, c)?,
+            ),
+        })
     }
 
     /// Retry and queue settings shared by every exporter type.

@@ -29,7 +29,7 @@ pub use components::{
 };
 pub use service::{LogEncoding, PipelineConfig, ServiceConfig};
 
-use crate::pipeline::signal::Signal;
+use crate::model::Signal;
 
 /// The configuration used when none is given: OTLP in on loopback, batched, written as
 /// OTLP/JSON lines under `./aurastream-data/`, health and metrics on 127.0.0.1:13133.
@@ -39,23 +39,6 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 /// function sends OTLP to loopback, platform telemetry comes from the Telemetry API, and
 /// everything is written under `/tmp/aurastream-data/` (the only writable place in Lambda).
 pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
-
-/// Longest timeout an option may set: the collector adds timeouts to the current instant,
-/// which panics past the clock's range (a few hundred billion years on Linux, far less on
-/// some platforms). A year is longer than any sensible timeout.
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-
-/// Refuses a duration option longer than [`MAX_DURATION`], naming it.
-pub fn check_duration(name: &str, value: std::time::Duration) -> Result<(), String> {
-    if value > MAX_DURATION {
-        return Err(format!(
-            "{name} {} is too long; at most {}",
-            humantime::format_duration(value),
-            humantime::format_duration(MAX_DURATION)
-        ));
-    }
-    Ok(())
-}
 
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -240,15 +223,6 @@ fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_n
     }
 }
 
-/// Deserializes an optional section where `key:` with no value means "on, with defaults".
-pub fn present_or_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
-}
-
 impl Config {
     /// Cross-references and values that a single section cannot check on its own.
     /// Errors are `(path, message)`.
@@ -372,13 +346,13 @@ impl Config {
                 .validate()
                 .map_err(|e| (format!("{at}.memory_limit"), e))?;
         }
-        if self.service.shutdown_timeout > MAX_DURATION {
+        if self.service.shutdown_timeout > crate::component::validate::MAX_DURATION {
             return Err((
                 "service.shutdown_timeout".into(),
                 format!(
                     "{} is too long; at most {}",
                     humantime::format_duration(self.service.shutdown_timeout),
-                    humantime::format_duration(MAX_DURATION)
+                    humantime::format_duration(crate::component::validate::MAX_DURATION)
                 ),
             ));
         }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::telemetry::logging::LogEncoding;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
@@ -45,9 +47,9 @@ pub struct PipelineConfig {
     /// stays bounded and nothing acknowledged is dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// Bytes this pipeline may hold (see [`crate::pipeline::memory`]); off by default.
+    /// Bytes this pipeline may hold (see [`crate::model::memory`]); off by default.
     #[serde(default)]
-    pub memory_limit: crate::pipeline::memory::MemoryLimitConfig,
+    pub memory_limit: crate::model::memory::MemoryLimitConfig,
 }
 
 fn default_queue_size() -> usize {
@@ -76,12 +78,4 @@ impl Default for LogsConfig {
             encoding: LogEncoding::Text,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogEncoding {
-    #[default]
-    Text,
-    Json,
 }

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogEncoding;
+use serde::Deserialize;
 
 /// Installs the global subscriber. The level comes from `--log-level`, else `RUST_LOG`,
 /// else the config's `service.telemetry.logs.level`. Logs go to stderr so that stdout stays
@@ -22,4 +22,13 @@ pub fn init(flag_level: Option<&str>, config_level: &str, encoding: LogEncoding)
         LogEncoding::Text => builder.try_init(),
         LogEncoding::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// `service.telemetry.logs.encoding`: how the collector writes its own log.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    #[default]
+    Text,
+    Json,
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::output::OutputDestination;
-use super::request_builder::{DEFAULT_MAX_EVENT_SIZE, HARD_MAX_EVENT_SIZE, MIN_EVENT_SIZE};
-use super::service::ClientSettings;
-use super::target::validate_retention;
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::aws::cloudwatch_logs::request_builder::{
+    DEFAULT_MAX_EVENT_SIZE, HARD_MAX_EVENT_SIZE, MIN_EVENT_SIZE,
+};
+use crate::aws::cloudwatch_logs::service::ClientSettings;
+use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::component::{RetryConfig, SendingQueueConfig};
+use crate::output::OutputDestination;
 
 /// ```yaml
 /// exporters:
@@ -101,7 +103,7 @@ pub fn seed_categories() -> BTreeMap<String, CategoryConfig> {
 impl Default for CloudWatchLogsExporterConfig {
     fn default() -> Self {
         CloudWatchLogsExporterConfig {
-            output_destination: OutputDestination::Cloudwatch,
+            output_destination: OutputDestination::Api,
             path: None,
             region: None,
             endpoint: None,

@@ -8,6 +8,7 @@
 //! and the document does not, so every line still leads to its X-Ray trace. Anything else
 //! becomes a JSON object with the body and the record's metadata.
 
+pub use crate::model::ids::hex;
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue};
 use aurastream_proto::otlp::logs::LogRecord;
@@ -152,10 +153,6 @@ pub fn any_to_json(v: &AnyValueKind) -> Value {
         // An index into a profile's string table: logs carry no table to resolve it with.
         AnyValueKind::StringValueStrindex(_) => Value::Null,
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A string attribute of the record, else of its resource.

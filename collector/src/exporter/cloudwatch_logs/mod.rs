@@ -1,24 +1,8 @@
-//! CloudWatch Logs: the shared PutLogEvents machinery and the `awscloudwatchlogs` exporter.
-//!
-//! - `request_builder`: events into API-sized batches (count, bytes, 24 h span, order,
-//!   per-event size);
-//! - `service`: the API calls (lazy client, PutLogEvents, create group/stream/retention);
-//! - `retry`: which errors are retried and the backoff;
-//! - `sink`: sends batches per log group with retries and says what happened per item;
-//! - `target`: group/stream names with placeholders, retention validation;
-//! - `format`: log records into messages (this exporter only).
-//!
-//! The `awsemf` exporter sends its documents through the same `sink`.
+//! The `awscloudwatchlogs` exporter: log records into CloudWatch Logs events (`format`),
+//! sent through the shared transport in [`crate::aws::cloudwatch_logs`].
 
 pub mod config;
 pub mod format;
-pub mod marker;
-pub mod output;
-pub mod request_builder;
-pub mod retry;
-pub mod service;
-pub mod sink;
-pub mod target;
 
 #[cfg(test)]
 mod tests;
@@ -33,13 +17,14 @@ use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use aurastream_proto::otlp::resource::Resource;
 
 use self::config::CloudWatchLogsExporterConfig;
-use self::marker::Markers;
-use self::output::{LineWriter, Output, OutputDestination};
-use self::request_builder::{Fitted, LogEvent, fit_event};
-use self::service::LogsService;
-use self::target::{LogTarget, fill_placeholders};
-use super::{ExportError, ExportReport, Exporter, Provenance};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::aws::cloudwatch_logs::marker::Markers;
+use crate::aws::cloudwatch_logs::output::Output;
+use crate::aws::cloudwatch_logs::request_builder::{Fitted, LogEvent, fit_event};
+use crate::aws::cloudwatch_logs::service::LogsService;
+use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
+use crate::component::{ExportError, ExportReport, Exporter, Provenance};
+use crate::model::{Signal, SignalData};
+use crate::output::{LineWriter, OutputDestination};
 use crate::telemetry::metrics::SelfMetrics;
 
 /// The `awscloudwatchlogs` exporter: log records into CloudWatch log events, routed to a log
@@ -50,7 +35,7 @@ pub struct CloudWatchLogsExporter {
     output: Output,
     trimmed: Counter,
     split: Counter,
-    stats: sink::DeliveryStats,
+    stats: crate::aws::cloudwatch_logs::sink::DeliveryStats,
 }
 
 impl CloudWatchLogsExporter {
@@ -64,9 +49,9 @@ impl CloudWatchLogsExporter {
             (OutputDestination::File, Some(path)) => Output::Lines(LineWriter::file(path.clone())),
             // `validate` rejects `file` without a path; fall back to the API rather than
             // silently discarding.
-            (OutputDestination::Cloudwatch | OutputDestination::File, _) => {
+            (OutputDestination::Api | OutputDestination::File, _) => {
                 let tags = config.tags.clone().into_iter().collect();
-                Output::Cloudwatch(LogsService::new(config.client_settings(), tags))
+                Output::Api(LogsService::new(config.client_settings(), tags))
             }
         };
         Self::with_output(id, config, metrics, output)
@@ -79,7 +64,7 @@ impl CloudWatchLogsExporter {
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
     ) -> CloudWatchLogsExporter {
-        Self::with_output(id, config, metrics, Output::Cloudwatch(service))
+        Self::with_output(id, config, metrics, Output::Api(service))
     }
 
     fn with_output(
@@ -94,7 +79,7 @@ impl CloudWatchLogsExporter {
             output,
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),
-            stats: sink::DeliveryStats::new(metrics, id, Signal::Logs),
+            stats: crate::aws::cloudwatch_logs::sink::DeliveryStats::new(metrics, id, Signal::Logs),
         }
     }
 
@@ -113,7 +98,7 @@ impl CloudWatchLogsExporter {
         };
         let (by_target, empty) = self.events(resources);
         let service = match &self.output {
-            Output::Cloudwatch(service) => service,
+            Output::Api(service) => service,
             Output::Lines(writer) => {
                 // No state depends on this batch, so a failed write can simply be retried.
                 let dropped = if empty > 0 {
@@ -131,7 +116,7 @@ impl CloudWatchLogsExporter {
                     .map_err(|e| ExportError::retryable("io", e.to_string()));
             }
         };
-        let delivery = sink::deliver(
+        let delivery = crate::aws::cloudwatch_logs::sink::deliver(
             service,
             &self.config.retry_on_failure,
             by_target,
@@ -257,7 +242,7 @@ fn select_records(resources: &[ResourceLogs], keep: &BTreeSet<usize>) -> Vec<Res
 fn as_lines(by_target: BTreeMap<LogTarget, Vec<LogEvent>>) -> Vec<String> {
     let mut lines = Vec::new();
     for (target, events) in by_target {
-        for batch in request_builder::build_batches(events) {
+        for batch in crate::aws::cloudwatch_logs::request_builder::build_batches(events) {
             for e in batch {
                 lines.push(
                     serde_json::json!({
@@ -296,7 +281,7 @@ impl Exporter for CloudWatchLogsExporter {
         batch: &SignalData,
         provenance: Provenance,
     ) -> Result<ExportReport, ExportError> {
-        let markers = marker::for_queued(
+        let markers = crate::aws::cloudwatch_logs::marker::for_queued(
             self.config.delivery_markers,
             &self.config.sending_queue,
             &self.id,

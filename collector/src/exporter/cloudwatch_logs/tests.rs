@@ -135,7 +135,7 @@ async fn file_output_writes_each_event_with_its_group() {
     let config = CloudWatchLogsExporterConfig {
         log_group_name: "/aws/aurastream/default".into(),
         log_stream_name: "s".into(),
-        output_destination: output::OutputDestination::File,
+        output_destination: crate::output::OutputDestination::File,
         path: Some(path.clone()),
         ..Default::default()
     };
@@ -179,7 +179,7 @@ async fn file_output_writes_each_event_with_its_group() {
 fn file_output_needs_a_path() {
     let config = CloudWatchLogsExporterConfig {
         log_group_name: "g".into(),
-        output_destination: output::OutputDestination::File,
+        output_destination: crate::output::OutputDestination::File,
         ..Default::default()
     };
     assert!(config.validate().expect_err("no path").contains("path"));
@@ -191,7 +191,7 @@ async fn empty_raw_messages_are_dropped_with_reason() {
     let config = CloudWatchLogsExporterConfig {
         log_group_name: "g".into(),
         raw_log: true,
-        output_destination: output::OutputDestination::File,
+        output_destination: crate::output::OutputDestination::File,
         path: Some(dir.path().join("logs.jsonl")),
         ..Default::default()
     };

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
 /// exporters:

@@ -8,7 +8,8 @@ use aurastream_proto::otlp::metrics::number_data_point;
 use aurastream_proto::otlp::trace::span::SpanKind;
 
 use crate::exporter::file::to_otlp_json;
-use crate::pipeline::signal::SignalData;
+use crate::model::SignalData;
+use crate::model::ids::hex;
 
 pub fn summary(batch: &SignalData) -> String {
     let resources = match batch {
@@ -174,15 +175,6 @@ fn service_name(attrs: Option<&[KeyValue]>) -> String {
         .and_then(|kv| kv.value.as_ref())
         .map(value)
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 fn attrs(kvs: &[KeyValue]) -> String {

@@ -13,8 +13,8 @@ use std::io::Write;
 use async_trait::async_trait;
 
 use self::config::{DebugExporterConfig, Verbosity};
-use super::{ExportError, ExportReport, Exporter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::component::{ExportError, ExportReport, Exporter};
+use crate::model::{Signal, SignalData};
 
 pub struct DebugExporter {
     verbosity: Verbosity,

@@ -8,12 +8,12 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::units::CLOUDWATCH_UNITS;
+use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::aws::cloudwatch_logs::service::ClientSettings;
+use crate::aws::cloudwatch_logs::target::validate_retention;
+use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::exporter::cloudwatch_logs::config::validate_event_size;
-pub use crate::exporter::cloudwatch_logs::output::OutputDestination;
-use crate::exporter::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
-use crate::exporter::cloudwatch_logs::service::ClientSettings;
-use crate::exporter::cloudwatch_logs::target::validate_retention;
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+pub use crate::output::OutputDestination;
 
 /// ```yaml
 /// exporters:
@@ -80,7 +80,7 @@ impl Default for EmfExporterConfig {
     fn default() -> Self {
         EmfExporterConfig {
             namespace: String::new(),
-            output_destination: OutputDestination::Cloudwatch,
+            output_destination: OutputDestination::Api,
             path: None,
             region: None,
             endpoint: None,
@@ -176,7 +176,7 @@ impl EmfExporterConfig {
         if self.output_destination == OutputDestination::File && self.path.is_none() {
             return Err("path is required with output_destination: file".into());
         }
-        if self.output_destination == OutputDestination::Cloudwatch {
+        if self.output_destination == OutputDestination::Api {
             if self.log_group_name.is_empty() || self.log_stream_name.is_empty() {
                 return Err("log_group_name and log_stream_name must not be empty".into());
             }

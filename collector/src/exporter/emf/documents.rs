@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::config::{DimensionRollup, MetricDeclaration};
 use super::translate::Sample;
-use crate::exporter::cloudwatch_logs::request_builder::EVENT_OVERHEAD_BYTES;
+use crate::aws::cloudwatch_logs::request_builder::EVENT_OVERHEAD_BYTES;
 
 /// Which dimension sets a metric gets.
 pub struct DimensionPolicy {

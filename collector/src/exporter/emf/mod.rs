@@ -36,14 +36,16 @@ use prometheus_client::metrics::counter::Counter;
 use self::config::{EmfExporterConfig, OutputDestination};
 use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
 use self::translate::Translator;
-use super::cloudwatch_logs::marker::{self, Markers};
-use super::cloudwatch_logs::output::{LineWriter, Output};
-use super::cloudwatch_logs::request_builder::LogEvent;
-use super::cloudwatch_logs::service::LogsService;
-use super::cloudwatch_logs::target::{LogTarget, fill_placeholders};
-use super::cloudwatch_logs::{now_ms, sink};
-use super::{ExportError, ExportReport, Exporter, Provenance};
-use crate::pipeline::signal::{Signal, SignalData};
+use super::cloudwatch_logs::now_ms;
+use crate::aws::cloudwatch_logs::marker::{self, Markers};
+use crate::aws::cloudwatch_logs::output::Output;
+use crate::aws::cloudwatch_logs::request_builder::LogEvent;
+use crate::aws::cloudwatch_logs::service::LogsService;
+use crate::aws::cloudwatch_logs::sink;
+use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
+use crate::component::{ExportError, ExportReport, Exporter, Provenance};
+use crate::model::{Signal, SignalData};
+use crate::output::LineWriter;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// A batch as EMF documents, and the points that did not become part of one.
@@ -76,7 +78,7 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
     ) -> Result<EmfExporter, String> {
         let output = match config.output_destination {
-            OutputDestination::Cloudwatch => Output::Cloudwatch(LogsService::new(
+            OutputDestination::Api => Output::Api(LogsService::new(
                 config.client_settings(),
                 config.tags.clone().into_iter().collect(),
             )),
@@ -98,7 +100,7 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
     ) -> Result<EmfExporter, String> {
-        Self::with_output(id, config, metrics, Output::Cloudwatch(service))
+        Self::with_output(id, config, metrics, Output::Api(service))
     }
 
     fn with_output(
@@ -170,7 +172,7 @@ impl EmfExporter {
             .map(|(r, n)| (r.to_string(), n))
             .collect();
         match &self.output {
-            Output::Cloudwatch(service) => {
+            Output::Api(service) => {
                 self.send_to_cloudwatch(service, resources, docs, &mut dropped, markers.as_ref())
                     .await
             }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::config::{DimensionRollup, EmfExporterConfig, InitialValue, MetricDescriptor};
 use super::*;
-use crate::exporter::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -755,9 +755,10 @@ async fn export_reports_baselines_as_withheld_not_dropped() {
 /// and every point is sent, withheld or failed with a reason.
 #[tokio::test]
 async fn the_driver_counts_withheld_points_apart_from_sent_and_failed() {
-    use crate::exporter::driver::{Driver, ExporterState, RetryConfig, SendingQueueConfig};
-    use crate::pipeline::Batch;
-    use crate::pipeline::queue::ItemBudget;
+    use crate::component::{RetryConfig, SendingQueueConfig};
+    use crate::model::Batch;
+    use crate::model::ItemBudget;
+    use crate::topology::driver::{Driver, ExporterState};
     use prometheus_client::metrics::gauge::Gauge;
 
     let dir = tempfile::tempdir().expect("tempdir");

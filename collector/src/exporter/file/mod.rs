@@ -4,7 +4,6 @@
 //! a slow disk never stalls the receivers.
 
 pub mod config;
-pub(crate) mod rotate;
 
 use std::sync::{Arc, Mutex};
 
@@ -19,9 +18,9 @@ use aurastream_proto::otlp::metrics::{
 use aurastream_proto::otlp::trace::ResourceSpans;
 
 use self::config::FileExporterConfig;
-use self::rotate::RotatingFile;
-use super::{ExportError, ExportReport, Exporter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::component::{ExportError, ExportReport, Exporter};
+use crate::model::{Signal, SignalData};
+use crate::output::rotate::RotatingFile;
 
 pub struct FileExporter {
     file: Arc<Mutex<RotatingFile>>,

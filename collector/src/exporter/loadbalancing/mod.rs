@@ -37,8 +37,8 @@ use self::ring::HashRing;
 use self::split::split_by_trace;
 use super::otlp::OtlpExporter;
 use super::otlp::config::Transport;
-use super::{ExportError, ExportReport, Exporter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::component::{ExportError, ExportReport, Exporter};
+use crate::model::{Signal, SignalData};
 
 /// The ring and an exporter per backend, index for index.
 #[derive(Default)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
 /// exporters:

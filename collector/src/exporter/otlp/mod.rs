@@ -37,8 +37,8 @@ use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceCli
 
 use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri};
 use self::request_size::MAX_REQUEST_BYTES;
-use super::{ExportError, ExportReport, Exporter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::component::{ExportError, ExportReport, Exporter};
+use crate::model::{Signal, SignalData};
 
 /// Reason for items the peer answered with partial success.
 pub const REJECTED_BY_DESTINATION: &str = "rejected_by_destination";

@@ -9,7 +9,7 @@
 
 use prost::Message;
 
-use crate::pipeline::signal::SignalData;
+use crate::model::SignalData;
 
 /// The default gRPC receive limit, less room for the request's own framing.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;

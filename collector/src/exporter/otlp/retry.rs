@@ -13,7 +13,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::exporter::ExportError;
+use crate::component::ExportError;
 
 /// The reason label for a gRPC code (`unavailable`, `invalid_argument`, ...).
 pub fn code_reason(code: Code) -> &'static str {

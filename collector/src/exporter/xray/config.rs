@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exporter::driver::{RetryConfig, SendingQueueConfig};
+use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
 /// exporters:
@@ -56,21 +56,12 @@ pub struct XrayExporterConfig {
     pub sending_queue: SendingQueueConfig,
 }
 
-/// Where the documents go.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputDestination {
-    /// The X-Ray `PutTraceSegments` API.
-    #[default]
-    Cloudwatch,
-    Stdout,
-    File,
-}
+pub use crate::output::OutputDestination;
 
 impl Default for XrayExporterConfig {
     fn default() -> Self {
         XrayExporterConfig {
-            output_destination: OutputDestination::Cloudwatch,
+            output_destination: OutputDestination::Api,
             path: None,
             region: None,
             endpoint: None,
@@ -96,7 +87,7 @@ impl XrayExporterConfig {
             (OutputDestination::File, Some(p)) if p.as_os_str().is_empty() => {
                 return Err("path must not be empty".into());
             }
-            (OutputDestination::Cloudwatch | OutputDestination::Stdout, Some(_)) => {
+            (OutputDestination::Api | OutputDestination::Stdout, Some(_)) => {
                 return Err("path is only used with output_destination: file".into());
             }
             _ => {}
@@ -143,7 +134,7 @@ mod tests {
     #[test]
     fn defaults_send_to_xray() {
         let c = parse("{}").unwrap();
-        assert_eq!(c.output_destination, OutputDestination::Cloudwatch);
+        assert_eq!(c.output_destination, OutputDestination::Api);
         assert_eq!(c.num_workers, 16);
         assert!(!c.enforce_legacy_trace_id_epoch);
     }

@@ -39,9 +39,9 @@ use self::config::{OutputDestination, XrayExporterConfig};
 use self::retry::Class;
 use self::service::{CallError, Unprocessed, XrayService};
 use self::translate::Translator;
-use super::file::rotate::RotatingFile;
-use super::{ExportError, ExportReport, Exporter};
-use crate::pipeline::signal::{Signal, SignalData};
+use crate::component::{ExportError, ExportReport, Exporter};
+use crate::model::{Signal, SignalData};
+use crate::output::rotate::RotatingFile;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// Where a span sits in a batch: resource, scope and span index.
@@ -144,7 +144,7 @@ pub struct XrayExporter {
 impl XrayExporter {
     pub fn new(id: &str, config: &XrayExporterConfig, metrics: &SelfMetrics) -> XrayExporter {
         let output = match config.output_destination {
-            OutputDestination::Cloudwatch => Output::Xray(Box::new(XrayService::new(
+            OutputDestination::Api => Output::Xray(Box::new(XrayService::new(
                 config.region.clone(),
                 config.endpoint.clone(),
                 config.request_timeout(),
@@ -259,7 +259,7 @@ impl XrayExporter {
             // Under memory pressure the driver sheds what is left instead of waiting here.
             if delivery.pending.is_empty()
                 || attempt >= self.max_retries
-                || crate::pipeline::memory::shedding()
+                || crate::model::memory::shedding()
             {
                 return delivery;
             }

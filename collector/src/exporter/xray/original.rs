@@ -19,8 +19,7 @@ use aurastream_proto::xray::MAX_DOCUMENT_BYTES;
 
 use super::translate::ids;
 
-/// Span attribute holding the X-Ray document the span was made from, as JSON text.
-pub const SEGMENT_DOCUMENT_ATTRIBUTE: &str = "aws.xray.segment_document";
+pub use crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
 
 /// The ids of a document; everything else in it is left unread.
 #[derive(Deserialize)]

@@ -1,15 +1,15 @@
 //! What is X-Ray's own in retrying: the entries of `UnprocessedTraceSegments`, and the
 //! short in-call backoff between attempts.
 //!
-//! Failed calls are classified by the shared AWS policy ([`crate::exporter::aws_retry`]):
+//! Failed calls are classified by the shared AWS policy ([`crate::aws::retry`]):
 //! throttling and server errors are retried after a pause; anything else the service
 //! refuses (bad credentials, no permission, invalid request) would fail the same way again,
 //! so those documents are dropped with the AWS error code as the reason.
 
 use std::time::Duration;
 
-pub(crate) use crate::exporter::aws_retry::RetryClass as Class;
-use crate::exporter::aws_retry::{THROTTLING_CODES, jittered};
+pub(crate) use crate::aws::retry::RetryClass as Class;
+use crate::aws::retry::{THROTTLING_CODES, jittered};
 
 /// Classifies one entry of `UnprocessedTraceSegments`. X-Ray does not document its error
 /// codes, so only codes that say the document itself is invalid are permanent; anything

@@ -18,7 +18,7 @@ use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
 use tokio::sync::OnceCell;
 
 use super::retry::Class;
-use crate::exporter::aws_retry;
+use crate::aws::retry as aws_retry;
 
 /// A failed call.
 #[derive(Debug, Clone, thiserror::Error)]

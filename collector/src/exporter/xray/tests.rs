@@ -14,7 +14,7 @@ use aurastream_proto::xray::{MAX_DOCUMENT_BYTES, SegmentDocument};
 use super::config::{OutputDestination, XrayExporterConfig};
 use super::translate::{Skip, Translator, ids};
 use super::{ExportError, Exporter, XrayExporter, trim};
-use crate::pipeline::signal::SignalData;
+use crate::model::SignalData;
 use crate::telemetry::metrics::SelfMetrics;
 
 const TRACE_ID: [u8; 16] = [
@@ -1623,12 +1623,9 @@ fn collector_config_builds_the_exporter() {
     };
     assert_eq!(c.output_destination, OutputDestination::File);
     assert_eq!(c.indexed_attributes, ["order.id"]);
-    assert_eq!(
-        exporter.signals(),
-        [crate::pipeline::signal::Signal::Traces]
-    );
+    assert_eq!(exporter.signals(), [crate::model::Signal::Traces]);
     let metrics = std::sync::Arc::new(SelfMetrics::new());
-    let built = crate::exporter::build("awsxray/local", exporter, &metrics).unwrap();
+    let built = exporter.build("awsxray/local", &metrics).unwrap();
     assert_eq!(
         built.health_detail().as_deref(),
         Some("/tmp/aurastream-xray-test.jsonl")

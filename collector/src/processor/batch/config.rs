@@ -44,11 +44,11 @@ impl BatchConfig {
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
-        if self.timeout > crate::config::MAX_DURATION {
+        if self.timeout > crate::component::validate::MAX_DURATION {
             return Err(format!(
                 "timeout ({}) is too long; at most {}",
                 humantime::format_duration(self.timeout),
-                humantime::format_duration(crate::config::MAX_DURATION)
+                humantime::format_duration(crate::component::validate::MAX_DURATION)
             ));
         }
         Ok(())

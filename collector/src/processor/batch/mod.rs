@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::config::BatchConfig;
-use super::Processor;
-use crate::pipeline::Batch;
-use crate::pipeline::flush::FlushSignal;
+use crate::component::Processor;
+use crate::component::flush::FlushSignal;
+use crate::model::Batch;
 
 pub struct BatchProcessor {
     config: BatchConfig,

@@ -3,9 +3,9 @@ use std::time::Duration;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::*;
-use crate::pipeline::flush::FlushControl;
-use crate::pipeline::queue::ItemBudget;
-use crate::pipeline::signal::SignalData;
+use crate::component::flush::FlushControl;
+use crate::model::ItemBudget;
+use crate::model::SignalData;
 use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 
 fn batch(budget: &ItemBudget, spans: usize) -> Batch {

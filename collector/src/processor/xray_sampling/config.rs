@@ -113,7 +113,7 @@ impl XRaySamplingConfig {
             return Err("rules_poll_interval must be greater than 0".into());
         }
         // Added to the clock: a value past its range would panic while running.
-        use crate::config::check_duration;
+        use crate::component::validate::check_duration;
         check_duration("decision_wait", self.decision_wait)?;
         check_duration("max_wait", self.max_wait)?;
         check_duration("rules_poll_interval", self.rules_poll_interval)?;

@@ -69,9 +69,9 @@ use self::config::XRaySamplingConfig;
 use self::rules::{RuleSet, RulesError};
 use self::sampler::{RuleCounters, Sampler};
 use self::tail::{Released, TailBuffer, TailCounters, TailLimits};
-use super::Processor;
-use crate::pipeline::Batch;
-use crate::pipeline::signal::Signal;
+use crate::component::Processor;
+use crate::model::Batch;
+use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// Why a rules file was not taken.

@@ -28,9 +28,9 @@ use tokio::time::Instant;
 
 use super::sampler::Sampler;
 use super::trace_view::TraceView;
-use crate::pipeline::Batch;
-use crate::pipeline::queue::Ticket;
-use crate::pipeline::signal::SignalData;
+use crate::model::Batch;
+use crate::model::SignalData;
+use crate::model::Ticket;
 
 /// Attribute naming the rule that kept a trace, set on its root span.
 pub const RULE_ATTRIBUTE: &str = "aws.xray.sampling_rule";

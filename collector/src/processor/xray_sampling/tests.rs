@@ -15,8 +15,8 @@ use super::sampler::{RuleCounters, Sampler, trace_draw};
 use super::tail::RULE_ATTRIBUTE;
 use super::trace_view::TraceView;
 use super::*;
-use crate::pipeline::queue::ItemBudget;
-use crate::pipeline::signal::SignalData;
+use crate::model::ItemBudget;
+use crate::model::SignalData;
 
 // ---------------------------------------------------------------------------------------
 // Building traces
@@ -1192,7 +1192,7 @@ service:
     let config = load(&yaml).unwrap();
     let metrics = Arc::new(SelfMetrics::new());
     let health = crate::telemetry::health::HealthRegistry::default();
-    let mut pipelines = crate::pipeline::build::build(&config, &metrics, &health).unwrap();
+    let mut pipelines = crate::topology::build::build(&config, &metrics, &health).unwrap();
     let consumer = pipelines
         .consumers
         .remove(&("otlp".to_string(), Signal::Traces))

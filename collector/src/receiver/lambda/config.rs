@@ -88,7 +88,7 @@ impl LambdaReceiverConfig {
         if self.flush_timeout.is_zero() {
             return Err("flush_timeout must be greater than 0".into());
         }
-        crate::config::check_duration("flush_timeout", self.flush_timeout)?;
+        crate::component::validate::check_duration("flush_timeout", self.flush_timeout)?;
         if self.destination_host.is_empty() {
             return Err("destination_host must not be empty".into());
         }

@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::LambdaReceiverConfig;
 use self::translate::{FunctionInfo, Translator};
-use crate::pipeline::signal::{Signal, SignalData};
-use crate::pipeline::{ConsumeError, Consumer};
+use crate::component::{ConsumeError, Consumer};
+use crate::model::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
 
 const TRANSPORT: &str = "telemetry_api";

@@ -26,7 +26,7 @@ use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use rand::Rng;
 
-use crate::pipeline::signal::SignalData;
+use crate::model::SignalData;
 
 /// Invocations whose `platform.start` is remembered while waiting for their
 /// `platform.runtimeDone`. Lambda runs one invocation at a time per sandbox, so anything

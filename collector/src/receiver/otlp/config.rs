@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::config::present_or_default;
+use crate::component::validate::present_or_default;
 
 /// ```yaml
 /// receivers:

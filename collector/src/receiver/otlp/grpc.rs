@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError};
-use crate::pipeline::ConsumeError;
+use crate::component::ConsumeError;
 
 pub fn serve(
     listener: TcpListener,

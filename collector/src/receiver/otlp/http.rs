@@ -18,7 +18,7 @@ use super::config::{CorsConfig, HttpConfig};
 use super::decode::{self, DecodeError, Encoding};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError};
-use crate::pipeline::ConsumeError;
+use crate::component::ConsumeError;
 
 #[derive(Clone)]
 struct Ctx {

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::OtlpReceiverConfig;
 use self::signal::{OtlpSignal, Rejected};
-use crate::pipeline::signal::Signal;
-use crate::pipeline::{ConsumeError, Consumer};
+use crate::component::{ConsumeError, Consumer};
+use crate::model::Signal;
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 

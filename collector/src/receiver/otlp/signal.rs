@@ -13,7 +13,7 @@ use aurastream_proto::otlp::trace_service::{
 
 use aurastream_proto::otlp::metrics::metric::Data;
 
-use crate::pipeline::signal::{Signal, SignalData, metric_point_count};
+use crate::model::{Signal, SignalData, metric_point_count};
 
 /// Items refused from an otherwise accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]

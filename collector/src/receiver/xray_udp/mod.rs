@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use self::config::XrayReceiverConfig;
 use self::packet::MAX_PACKET_BYTES;
 use self::proxy::SamplingProxy;
-use crate::pipeline::signal::{Signal, SignalData};
-use crate::pipeline::{ConsumeError, Consumer};
+use crate::component::{ConsumeError, Consumer};
+use crate::model::{Signal, SignalData};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 

@@ -5,7 +5,7 @@
 //! the pipeline carries. The fields are mapped to semantic-convention attributes (HTTP,
 //! AWS SDK, SQL, user, exceptions as `exception` events, annotations as attributes), and
 //! each span also carries its own document as JSON in
-//! [`SEGMENT_DOCUMENT_ATTRIBUTE`](crate::exporter::xray::SEGMENT_DOCUMENT_ATTRIBUTE), which
+//! [`SEGMENT_DOCUMENT_ATTRIBUTE`](crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE), which
 //! the `awsxray` exporter sends unchanged: what the SDK wrote reaches X-Ray field for field,
 //! including fields no attribute mapping knows.
 //!
@@ -33,7 +33,7 @@ use aurastream_proto::otlp::trace::{
 use aurastream_proto::xray::SUBSEGMENT_TYPE;
 
 use super::packet::PacketError;
-use crate::exporter::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
+use crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
 
 /// Set (to `true`) on spans of documents that were still in progress.
 pub const IN_PROGRESS_ATTRIBUTE: &str = "aws.xray.in_progress";

@@ -21,12 +21,13 @@ use super::config::ProxyServerConfig;
 use super::proxy::{self, SamplingProxy};
 use super::segment::tests::python_sdk_segment;
 use super::{Segments, packet};
-use crate::exporter::Exporter;
+use crate::component::Exporter;
+use crate::component::{Consumer, PipelineInput};
 use crate::exporter::xray::XrayExporter;
 use crate::exporter::xray::config::{OutputDestination, XrayExporterConfig};
-use crate::pipeline::queue::ItemBudget;
-use crate::pipeline::signal::{Signal, SignalData};
-use crate::pipeline::{Batch, Consumer, PipelineInput};
+use crate::model::Batch;
+use crate::model::ItemBudget;
+use crate::model::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
 
 const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";

@@ -4,21 +4,12 @@
 //! X-Ray used to read the first 32 bits as the trace's start second and refuse ids that
 //! were not recent; it now accepts W3C (random) ids, so the epoch check is optional.
 
-use std::fmt::Write;
+pub use crate::model::ids::hex;
 
 /// How old (in seconds) a legacy X-Ray trace id may be: X-Ray keeps traces 30 days.
 const MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
 /// How far in the future a legacy trace id may be: clock skew between hosts.
 const MAX_SKEW_SECS: u64 = 5 * 60;
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing into a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
 
 /// `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`, or `None` for a malformed or all-zero id.
 pub(crate) fn trace_id(bytes: &[u8]) -> Option<String> {

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::model::ids::hex;
 use aurastream_proto::otlp::trace::Span;
 
 fn translator() -> Translator {
@@ -276,8 +277,4 @@ fn unknown_and_malformed_events_are_skipped() {
     ]);
     assert!(out.traces.is_none() && out.metrics.is_none() && out.logs.is_none());
     assert!(out.runtime_done.is_empty());
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

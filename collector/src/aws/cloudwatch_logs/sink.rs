@@ -16,8 +16,8 @@ use super::request_builder::{LogEvent, MAX_BATCH_BYTES, build_batches_with_room}
 use super::retry::{Backoff, ErrorClass};
 use super::service::{CallError, LogsService};
 use super::target::LogTarget;
-use crate::exporter::driver::RetryConfig;
-use crate::pipeline::signal::Signal;
+use crate::component::RetryConfig;
+use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// What happened to the input items (`LogEvent::origin`) that were not simply delivered.

@@ -19,7 +19,7 @@ use aws_sdk_xray::config::http::HttpResponse;
 use aws_sdk_xray::error::{ProvideErrorMetadata, SdkError};
 use rand::Rng;
 
-use crate::exporter::driver::RetryConfig;
+use crate::component::RetryConfig;
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl Backoff {
     /// The wait before the next attempt, or `None` when the time budget is spent or the
     /// pipeline is above its hard memory limit (the driver then sheds what is left).
     pub fn next_wait(&mut self) -> Option<Duration> {
-        if crate::pipeline::memory::shedding() {
+        if crate::model::memory::shedding() {
             return None;
         }
         let wait = jittered(self.next);

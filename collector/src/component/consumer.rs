@@ -6,49 +6,17 @@
 //! retryable error and nothing is acknowledged. After the last processor, a fan-out task
 //! hands each batch (shared, not copied) to one driver task per exporter.
 
-pub mod build;
-pub mod flush;
-pub mod memory;
-pub mod queue;
-pub mod signal;
-
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
-use self::memory::{ByteClaim, MemoryLimiter};
-use self::queue::{AdmitError, ItemBudget, Ticket};
-use self::signal::{Signal, SignalData};
+use crate::model::memory::{self, ByteClaim, MemoryLimiter};
+use crate::model::{AdmitError, Batch, ItemBudget, Signal, SignalData};
 
 /// Batches held in a channel between two stages. Small: the item budget, not the channel,
 /// is what bounds memory; the channel only needs to keep stages busy.
 pub const STAGE_CHANNEL_CAPACITY: usize = 64;
-
-/// A batch moving through a pipeline, with its claim on the pipeline's item budget.
-#[derive(Debug)]
-pub struct Batch {
-    pub data: SignalData,
-    pub ticket: Ticket,
-}
-
-impl Batch {
-    pub fn item_count(&self) -> usize {
-        self.data.item_count()
-    }
-
-    /// Splits off the first `n` items with their share of the ticket.
-    pub fn split_front(&mut self, n: usize) -> Batch {
-        let data = self.data.split_front(n);
-        let ticket = self.ticket.split(data.item_count());
-        Batch { data, ticket }
-    }
-
-    pub fn append(&mut self, other: Batch) {
-        self.data.append(other.data);
-        self.ticket.merge(other.ticket);
-    }
-}
 
 /// The entrance of one pipeline.
 #[derive(Clone)]

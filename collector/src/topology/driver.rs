@@ -5,109 +5,22 @@
 //! destination's `Retry-After` hint is honoured when it asks for longer. Items are counted
 //! exactly once: as sent, or as failed with a reason.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::persistent_queue::{Fsync, PersistentQueue, WhenFull};
-use super::{ExportError, ExportReport, Exporter, Provenance};
-use crate::pipeline::Batch;
-use crate::pipeline::memory::{self, MemoryLimiter};
-use crate::pipeline::signal::SignalData;
+use super::persistent_queue::PersistentQueue;
+use crate::component::{ExportError, ExportReport, Exporter, Provenance};
+use crate::component::{RetryConfig, SendingQueueConfig};
+use crate::model::Batch;
+use crate::model::SignalData;
+use crate::model::memory::{self, MemoryLimiter};
 use crate::telemetry::metrics::SelfMetrics;
-
-/// `retry_on_failure`, as in the OpenTelemetry Collector's exporter helper.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    pub enabled: bool,
-    /// Wait before the first retry.
-    #[serde(with = "humantime_serde")]
-    pub initial_interval: Duration,
-    /// Longest wait between two attempts.
-    #[serde(with = "humantime_serde")]
-    pub max_interval: Duration,
-    /// Give up on a batch (counting it as failed) after retrying this long; 0 = never.
-    #[serde(with = "humantime_serde")]
-    pub max_elapsed_time: Duration,
-    pub multiplier: f64,
-}
-
-impl RetryConfig {
-    /// Refuses values the backoff arithmetic cannot hold (a wait of centuries, an infinite
-    /// multiplier): they would panic in the middle of a retry, not at start-up.
-    pub fn validate(&self) -> Result<(), String> {
-        use crate::config::check_duration;
-        check_duration("initial_interval", self.initial_interval)?;
-        check_duration("max_interval", self.max_interval)?;
-        check_duration("max_elapsed_time", self.max_elapsed_time)?;
-        if !(1.0..=MAX_MULTIPLIER).contains(&self.multiplier) {
-            return Err(format!(
-                "multiplier must be between 1 and {MAX_MULTIPLIER}, got {}",
-                self.multiplier
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Largest `retry_on_failure.multiplier`: a year times this still fits a `Duration`.
-const MAX_MULTIPLIER: f64 = 1000.0;
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            enabled: true,
-            initial_interval: Duration::from_secs(1),
-            max_interval: Duration::from_secs(30),
-            max_elapsed_time: Duration::from_secs(300),
-            multiplier: 2.0,
-        }
-    }
-}
-
-/// `sending_queue`: how many batches an exporter works on at once, and optionally a queue
-/// on disk that survives restarts (see [`super::persistent_queue`]).
-///
-/// ```yaml
-/// sending_queue:
-///   num_consumers: 4
-///   storage: /var/lib/aurastream/queue   # omit: batches wait in memory only
-///   fsync: batch                         # always | batch (<= 100 ms) | never
-///   max_bytes: 268435456                 # bytes on disk per exporter and pipeline
-///   when_full: block                     # block (push back on senders) | drop_oldest
-/// ```
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SendingQueueConfig {
-    /// Concurrent exports. 1 keeps batches in order (files, stdout); AWS destinations
-    /// usually take several.
-    pub num_consumers: usize,
-    /// Directory of the queue on disk; each exporter and pipeline gets a subdirectory.
-    pub storage: Option<PathBuf>,
-    pub fsync: Fsync,
-    pub max_bytes: u64,
-    pub when_full: WhenFull,
-}
-
-impl Default for SendingQueueConfig {
-    fn default() -> Self {
-        SendingQueueConfig {
-            num_consumers: 1,
-            storage: None,
-            fsync: Fsync::Batch,
-            max_bytes: 256 * 1024 * 1024,
-            when_full: WhenFull::Block,
-        }
-    }
-}
 
 /// The last outcome of an exporter, for `/health`.
 #[derive(Debug, Clone, Default)]
@@ -144,7 +57,7 @@ impl Driver {
         queue: &SendingQueueConfig,
         state: Arc<Mutex<ExporterState>>,
         metrics: Arc<SelfMetrics>,
-        signal: crate::pipeline::signal::Signal,
+        signal: crate::model::Signal,
     ) -> Driver {
         Driver {
             sent: metrics.exporter_sent(exporter_id, pipeline, signal),

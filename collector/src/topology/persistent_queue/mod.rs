@@ -20,27 +20,15 @@ use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
 use prost::Message;
-use serde::Deserialize;
 use tokio::sync::Notify;
 
 use aurastream_proto::otlp::logs_service::ExportLogsServiceRequest;
 use aurastream_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-pub use self::wal::Fsync;
 use self::wal::{Next, Recovery, Wal, WalError, WalOptions};
-use crate::pipeline::signal::{Signal, SignalData};
-
-/// What to do when the queue on disk reaches `max_bytes`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Stop taking batches: the pipeline fills and receivers push back on senders.
-    #[default]
-    Block,
-    /// Discard the oldest waiting batch, counting its items as dropped (`queue_full`).
-    DropOldest,
-}
+pub use crate::component::delivery::{Fsync, WhenFull};
+use crate::model::{Signal, SignalData};
 
 /// The on-disk part of `sending_queue`.
 #[derive(Debug, Clone, PartialEq)]

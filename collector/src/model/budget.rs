@@ -104,7 +104,7 @@ pub struct Ticket {
     /// Senders waiting for these items to be settled (written to an exporter's queue on
     /// disk, exported, or dropped with a reason): each request's sender closes when the
     /// last ticket holding it is dropped, which is what its receiver waits for before
-    /// acknowledging (see [`super::Consumer::try_consume_durable`]).
+    /// acknowledging (see `Consumer::try_consume_durable` in `component`).
     settle: Vec<Arc<tokio::sync::oneshot::Sender<()>>>,
     /// The items' bytes, when the pipeline has a memory limit.
     bytes: Option<ByteClaim>,

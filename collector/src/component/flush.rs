@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::queue::ItemBudget;
+use crate::model::ItemBudget;
 
 /// How often a flush that is still waiting asks the processors again. Data that reaches a
 /// batch processor *after* it answered a request (a request still being decoded by a

@@ -3,11 +3,11 @@
 //! The SDK's own retries are switched off (see `service.rs`). The codes only CloudWatch
 //! Logs uses (a missing group or stream to create, data already accepted, aborted
 //! concurrent creates) are decided here, with a metric reason per code; everything else
-//! goes by the policy the AWS exporters share ([`crate::exporter::aws_retry`]).
+//! goes by the policy the AWS exporters share ([`crate::aws::retry`]).
 
-use crate::exporter::aws_retry::{self, RetryClass, TRANSIENT_CODES};
+use crate::aws::retry::{self, RetryClass, TRANSIENT_CODES};
 
-pub use crate::exporter::aws_retry::Backoff;
+pub use crate::aws::retry::Backoff;
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub fn classify(code: Option<&str>, status: Option<u16>, transport: Transport) -
         }
         Some("AccessDeniedException") => ErrorClass::Permanent("access_denied".into()),
         Some("LimitExceededException") => ErrorClass::Permanent("limit_exceeded".into()),
-        _ => match aws_retry::classify(code, status) {
+        _ => match retry::classify(code, status) {
             RetryClass::Throttled => ErrorClass::Retryable("throttled"),
             RetryClass::Transient if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) => {
                 ErrorClass::Retryable("service_unavailable")

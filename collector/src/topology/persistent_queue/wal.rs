@@ -20,7 +20,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use crate::component::delivery::Fsync;
 
 const MAGIC: [u8; 4] = *b"ASQ1";
 /// magic (4) + payload length (4) + crc32 (4) + sequence number (8) + item count (4).
@@ -30,20 +30,6 @@ const MAX_RECORD_BYTES: u32 = 64 * 1024 * 1024;
 const ACK_FILE: &str = "ack";
 /// With `fsync: batch`, appends are synced at most this long after they were written.
 const BATCH_SYNC_INTERVAL: Duration = Duration::from_millis(100);
-
-/// When written data is forced to disk.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// After every append and acknowledgement: survives power loss, slowest.
-    Always,
-    /// At most every 100 ms and when a segment is closed: a power loss may lose the last
-    /// moments; a killed process loses nothing (the OS has the data).
-    #[default]
-    Batch,
-    /// Left to the operating system.
-    Never,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {

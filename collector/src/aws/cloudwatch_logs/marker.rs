@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use super::request_builder::{EVENT_OVERHEAD_BYTES, LogEvent};
 use super::target::LogTarget;
-use crate::exporter::Provenance;
-use crate::exporter::driver::SendingQueueConfig;
+use crate::component::Provenance;
+use crate::component::SendingQueueConfig;
 
 /// The JSON member that names a delivery marker.
 pub const MARKER_FIELD: &str = "aurastream.delivery_marker";

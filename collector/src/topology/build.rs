@@ -6,20 +6,19 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::flush::FlushControl;
-use super::memory::MemoryLimiter;
-use super::queue::ItemBudget;
-use super::signal::Signal;
-use super::{Batch, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
+use crate::component::Exporter;
+use crate::component::Processor;
+use crate::component::flush::FlushControl;
+use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
 use crate::config::{Config, ProcessorConfig, component_type};
-use crate::exporter::driver::{Driver, ExporterState};
-use crate::exporter::persistent_queue::{PersistentQueue, QueueCounters, StorageConfig, queue_dir};
-use crate::exporter::{self, Exporter};
-use crate::processor::Processor;
+use crate::model::memory::MemoryLimiter;
+use crate::model::{Batch, ItemBudget, Signal};
 use crate::processor::batch::BatchProcessor;
 use crate::processor::xray_sampling::XRaySamplingProcessor;
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
+use crate::topology::driver::{Driver, ExporterState};
+use crate::topology::persistent_queue::{PersistentQueue, QueueCounters, StorageConfig, queue_dir};
 
 /// Every pipeline, running.
 pub struct Pipelines {
@@ -30,7 +29,7 @@ pub struct Pipelines {
     /// Processor, fan-out and driver tasks; they end once every consumer is dropped and
     /// the data has drained.
     pub tasks: JoinSet<()>,
-    /// Asks every batch processor to send what it holds now (see [`super::flush`]).
+    /// Asks every batch processor to send what it holds now (see [`crate::component::flush`]).
     pub flush: FlushControl,
 }
 
@@ -56,7 +55,7 @@ pub fn build(
                 continue;
             }
             let cfg = &config.exporters.0[id];
-            let built = exporter::build(id, cfg, metrics).map_err(|message| BuildError {
+            let built = cfg.build(id, metrics).map_err(|message| BuildError {
                 id: id.clone(),
                 message,
             })?;
@@ -173,7 +172,7 @@ const MIN_REPLAY_IN_FLIGHT: usize = 16;
 /// earlier run is exported before new batches.
 fn open_persistent_queue(
     storage: &std::path::Path,
-    queue: &crate::exporter::driver::SendingQueueConfig,
+    queue: &crate::component::SendingQueueConfig,
     exporter: &str,
     pipeline: &str,
     signal: Signal,
@@ -290,7 +289,7 @@ impl HealthRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::signal::SignalData;
+    use crate::model::SignalData;
     use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
     use prometheus_client::metrics::gauge::Gauge;
 

@@ -1,4 +1,4 @@
-//! The non-AWS destinations of the CloudWatch exporters: JSON lines on stdout or in a file.
+//! The non-API destinations of the AWS exporters: JSON lines on stdout or in a file.
 //!
 //! They hold exactly what would have been sent, so the collector does its whole job on a
 //! machine without an AWS account, and a Lambda function can hand EMF to CloudWatch through
@@ -10,39 +10,24 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
-use crate::exporter::file::rotate::RotatingFile;
+pub mod rotate;
 
-/// `output_destination`.
+use self::rotate::RotatingFile;
+
+/// `output_destination` of every AWS exporter: the service's API, or JSON lines holding
+/// exactly what would have been sent.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputDestination {
-    /// PutLogEvents into the configured log groups.
+    /// The service's API (PutLogEvents, PutTraceSegments). Written `cloudwatch`, as ADOT's
+    /// `awsemf` spells it, or `api`.
     #[default]
-    Cloudwatch,
+    #[serde(rename = "cloudwatch", alias = "api")]
+    Api,
     /// One JSON document per line on stdout.
     Stdout,
     /// One JSON document per line in `path`.
     File,
-}
-
-/// Where a CloudWatch exporter (`awscloudwatchlogs`, `awsemf`) sends its events: the API, or
-/// JSON lines holding exactly what would have been sent.
-pub enum Output {
-    Cloudwatch(super::service::LogsService),
-    Lines(LineWriter),
-}
-
-impl Output {
-    /// Makes written lines durable; the API destination holds nothing to flush.
-    pub async fn flush(&self) -> Result<(), crate::exporter::ExportError> {
-        if let Output::Lines(writer) = self {
-            writer
-                .sync()
-                .await
-                .map_err(|e| crate::exporter::ExportError::retryable("io", e.to_string()))?;
-        }
-        Ok(())
-    }
 }
 
 /// Writes whole lines to stdout or a file; a line is never interleaved with another.

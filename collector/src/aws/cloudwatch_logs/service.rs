@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use super::request_builder::LogEvent;
 use super::retry::{ErrorClass, Transport, classify};
 use super::target::LogTarget;
-use crate::exporter::aws_retry;
+use crate::aws::retry as aws_retry;
 
 /// How to reach CloudWatch Logs.
 #[derive(Debug, Clone, Default, PartialEq)]

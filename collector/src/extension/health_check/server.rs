@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::HealthCheckConfig;
-use super::health::HealthRegistry;
-use super::metrics::SelfMetrics;
+use crate::telemetry::health::HealthRegistry;
+use crate::telemetry::metrics::SelfMetrics;
 
 #[derive(Clone)]
 struct AppState {

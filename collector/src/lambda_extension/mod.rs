@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::client::ExtensionClient;
 use crate::config::{self, Config, LogEncoding, ReceiverConfig};
-use crate::pipeline::signal::Signal;
+use crate::model::Signal;
 use crate::receiver::lambda::config::LambdaReceiverConfig;
 use crate::receiver::lambda::translate::FunctionInfo;
 use crate::service::Service;

@@ -1,0 +1,19 @@
+//! The contracts between the topology and the components: how a receiver hands data to
+//! pipelines ([`Consumer`]), what a processor and an exporter are ([`Processor`],
+//! [`Exporter`]), the options every exporter shares ([`delivery`]), and the factory traits
+//! through which the registration list in `config::components` builds each component.
+//!
+//! Components (receivers, processors, exporters, extensions) import from here and from the
+//! layers below (`model`, `telemetry`, `aws`, `output`), never from `topology` or `config`.
+
+pub mod consumer;
+pub mod delivery;
+pub mod exporter;
+pub mod flush;
+pub mod processor;
+pub mod validate;
+
+pub use self::consumer::{ConsumeError, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY, Settled};
+pub use self::delivery::{RetryConfig, SendingQueueConfig};
+pub use self::exporter::{ExportError, ExportReport, Exporter, Provenance};
+pub use self::processor::Processor;

@@ -1,0 +1,15 @@
+//! The processor contract: a task between two channels of one pipeline.
+//!
+//! A processor reads batches from its input and writes batches to its output; it ends
+//! (after flushing what it holds) when its input closes. Anything a processor decides not to
+//! pass on is counted as dropped with a reason.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::model::Batch;
+
+#[async_trait]
+pub trait Processor: Send + 'static {
+    async fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, output: mpsc::Sender<Batch>);
+}

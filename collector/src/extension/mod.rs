@@ -1,0 +1,3 @@
+//! Extensions: services of the collector itself rather than of a pipeline.
+
+pub mod health_check;

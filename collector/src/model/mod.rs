@@ -1,0 +1,13 @@
+//! The data model every layer shares: the three OTLP signals as one value that can be
+//! counted, split and merged, and the accounting that travels with it (item budget tickets,
+//! byte claims). It imports nothing else from this crate, so every other module may use it.
+
+pub mod batch;
+pub mod budget;
+pub mod ids;
+pub mod memory;
+pub mod signal;
+
+pub use self::batch::Batch;
+pub use self::budget::{AdmitError, ItemBudget, Ticket};
+pub use self::signal::{Signal, SignalData, metric_point_count};
