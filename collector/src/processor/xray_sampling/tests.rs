@@ -691,6 +691,11 @@ struct Harness {
 
 impl Harness {
     fn start(config: XRaySamplingConfig, rules: &str) -> Harness {
+        Harness::with_budget(config, rules, 100_000)
+    }
+
+    /// A processor in a pipeline whose item budget is `capacity`.
+    fn with_budget(config: XRaySamplingConfig, rules: &str, capacity: usize) -> Harness {
         let metrics = Arc::new(SelfMetrics::new());
         let rules = RuleSet::parse(rules).unwrap();
         let stamp = config.rules_file.as_deref().and_then(stamp);
@@ -708,7 +713,7 @@ impl Harness {
         Harness {
             tx,
             rx,
-            budget: ItemBudget::new(100_000, Gauge::default(), Gauge::default()),
+            budget: ItemBudget::new(capacity, Gauge::default(), Gauge::default()),
             metrics,
         }
     }
@@ -716,7 +721,12 @@ impl Harness {
     async fn send(&self, data: Vec<ResourceSpans>) {
         let data = SignalData::Traces(data);
         let n = data.item_count();
-        let ticket = self.budget.try_admit(n).unwrap();
+        let ticket = self.budget.try_admit(n).unwrap_or_else(|e| {
+            panic!(
+                "the pipeline refused {n} spans ({e:?}) with {} held",
+                self.budget.held()
+            )
+        });
         self.tx.send(Batch { data, ticket }).await.unwrap();
         settle().await;
     }
@@ -1120,6 +1130,33 @@ service:
 "#;
 
 #[test]
+fn per_trace_limits_default_and_must_be_positive() {
+    let defaults = XRaySamplingConfig::default();
+    assert_eq!(
+        (defaults.max_spans_per_trace, defaults.max_bytes_per_trace),
+        (10_000, 8 * 1024 * 1024)
+    );
+    let err = load(&format!(
+        "processors: {{ xray_sampling: {{ max_spans_per_trace: 0 }} }}\n{PIPELINES}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_spans_per_trace"), "{err}");
+    let config = load(&format!(
+        "processors: {{ xray_sampling: {{ max_spans_per_trace: 500, max_bytes_per_trace: 65536 }} }}\n{PIPELINES}"
+    ))
+    .unwrap();
+    let crate::config::ProcessorConfig::XRaySampling(c) = &config.processors.0["xray_sampling"]
+    else {
+        panic!("not an xray_sampling config");
+    };
+    assert_eq!(
+        (c.max_spans_per_trace, c.max_bytes_per_trace),
+        (500, 65_536)
+    );
+}
+
+#[test]
 fn config_defaults_and_validation() {
     let config = load(&format!("processors: {{ xray_sampling: }}\n{PIPELINES}")).unwrap();
     assert_eq!(
@@ -1228,4 +1265,214 @@ service:
         "rule_kept/High priority for errors",
     );
     assert_eq!(kept.get(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: one resource per request, bytes held
+
+/// The request of issue 14: a large resource attribute and spans on thousands of traces.
+fn amplifying_request(attribute_bytes: usize, traces: u64) -> ResourceSpans {
+    let mut rs = resource_spans(
+        "aurastream-api",
+        (0..traces)
+            .map(|n| span(&trace_id(1_000_000 + n), 1, 0, vec![]))
+            .collect(),
+    );
+    if let Some(r) = rs.resource.as_mut() {
+        r.attributes.push(kv("big", &"x".repeat(attribute_bytes)));
+    }
+    rs
+}
+
+fn tail_buffer(limits: tail::TailLimits, rules: &str) -> (tail::TailBuffer, tail::TailCounters) {
+    let tail_counters = tail::TailCounters::default();
+    let sampler = Sampler::new(RuleSet::parse(rules).unwrap(), &counters());
+    let buffer = tail::TailBuffer::new(
+        limits,
+        sampler,
+        tail_counters.clone(),
+        tokio::time::Instant::now(),
+    );
+    (buffer, tail_counters)
+}
+
+fn limits() -> tail::TailLimits {
+    let c = config();
+    tail::TailLimits {
+        decision_wait: c.decision_wait,
+        max_wait: c.max_wait,
+        num_traces: c.num_traces,
+        decision_cache_size: c.decision_cache_size,
+        honor_upstream_sampled: false,
+        max_spans_per_trace: c.max_spans_per_trace,
+        max_bytes_per_trace: c.max_bytes_per_trace,
+    }
+}
+
+/// Issue 14's amplification: a 0.5 MiB resource attribute and 2,000 spans on distinct
+/// traces used to be copied once per trace (1 GB held for a 0.6 MiB request). The buffer
+/// now holds the resource once and says so in `held_bytes`; what it releases carries one
+/// copy of the resource per batch, not one per trace.
+#[tokio::test(start_paused = true)]
+async fn one_request_holds_its_resource_once_however_many_traces_it_feeds() {
+    const ATTRIBUTE: usize = 512 * 1024;
+    const TRACES: u64 = 2_000;
+    let request = amplifying_request(ATTRIBUTE, TRACES);
+    let wire = prost::Message::encoded_len(&request);
+    let (mut buffer, counters) = tail_buffer(limits(), KEEP_ALL);
+    let budget = ItemBudget::new(100_000, Gauge::default(), Gauge::default());
+    let data = SignalData::Traces(vec![request]);
+    let ticket = budget.try_admit(data.item_count()).unwrap();
+    let mut out = tail::Released::default();
+    let now = tokio::time::Instant::now();
+    assert!(buffer.ingest(Batch { data, ticket }, now, &mut out).is_ok());
+    assert!(out.into_batch().is_none(), "everything waits");
+    let held = buffer.held_bytes();
+    assert_eq!(buffer.held_spans(), TRACES as usize);
+    // Once the resource plus a bounded amount per trace (a copy per trace was 1 GB).
+    assert!(
+        held > ATTRIBUTE && held < ATTRIBUTE + TRACES as usize * 1_024,
+        "{held} bytes held for a request of {wire} bytes on the wire"
+    );
+    assert_eq!(
+        counters.held_bytes.get() as usize,
+        held,
+        "the gauge is the account"
+    );
+
+    let mut out = tail::Released::default();
+    buffer.expire(now + Duration::from_secs(5), &mut out);
+    let batch = out.into_batch().expect("every trace is kept");
+    let SignalData::Traces(rs) = &batch.data else {
+        panic!("not traces");
+    };
+    assert_eq!(
+        rs.len(),
+        1,
+        "one resource for the 2,000 traces of one request"
+    );
+    assert_eq!(batch.item_count(), TRACES as usize);
+    let big = rs[0]
+        .resource
+        .as_ref()
+        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "big"));
+    assert!(big.is_some(), "the resource travels with its spans");
+    let after = buffer.held_bytes();
+    assert!(
+        after < TRACES as usize * 200,
+        "only the remembered decisions are left: {after} bytes"
+    );
+}
+
+/// Spans read back from the buffer are the spans that went in, field for field.
+#[tokio::test(start_paused = true)]
+async fn buffered_spans_come_back_unchanged() {
+    let mut h = Harness::start(config(), KEEP_ALL);
+    let id = trace_id(5);
+    let mut child = span(
+        &id,
+        2,
+        1,
+        vec![kv("db.system", "postgresql"), kv_int("n", 7)],
+    );
+    child
+        .events
+        .push(aurastream_proto::otlp::trace::span::Event {
+            name: "retry".into(),
+            time_unix_nano: 42,
+            ..Default::default()
+        });
+    child.status = Some(aurastream_proto::otlp::trace::Status {
+        message: "boom".into(),
+        code: 2,
+    });
+    let root = span(&id, 1, 0, vec![kv("url.path", "/x")]);
+    h.send(vec![resource_spans("s", vec![child.clone()])]).await;
+    h.send(vec![resource_spans("s", vec![root])]).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    let spans = h.take();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(
+        spans.iter().find(|s| s.span_id == child.span_id),
+        Some(&child)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Fairness: per-trace limits
+
+/// Issue 14's fairness case: one root-less trace of 200,000 spans sent alongside ordinary
+/// traffic into a pipeline that holds 20,000 items. Without a per-trace limit it would hold
+/// the whole budget until `max_wait` and every sender would be refused; with the default
+/// limit it is decided at 10,000 spans, its later spans follow that decision at once, and
+/// the ordinary traces keep being admitted, decided and released.
+#[tokio::test(start_paused = true)]
+async fn a_rootless_trace_at_its_span_limit_is_decided_and_the_pipeline_keeps_serving() {
+    let rules = r#"{"version": 2, "rules": [
+        {"description": "keep-normal", "service_name": "normal", "fixed_target": 0, "rate": 1},
+        {"description": "drop-rest", "fixed_target": 0, "rate": 0}]}"#;
+    let mut h = Harness::with_budget(config(), rules, 20_000);
+    let big = trace_id(999_999);
+    let mut kept = 0;
+    for request in 0..200u64 {
+        let spans = (0..1_000u64)
+            .map(|n| span(&big, 2 + request * 1_000 + n, 1, vec![]))
+            .collect();
+        let normal = span(&trace_id(request), 1, 0, vec![kv("url.path", "/x")]);
+        h.send(vec![
+            resource_spans("big", spans),
+            resource_spans("normal", vec![normal]),
+        ])
+        .await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+        settle().await;
+        kept += h.take().len();
+        assert!(
+            h.budget.held() <= 10_000 + 1_000 + 60,
+            "request {request}: {} items held",
+            h.budget.held()
+        );
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    kept += h.take().len();
+    assert_eq!(kept, 200, "every ordinary trace was decided and released");
+    assert_eq!(h.event("traces_limited/spans"), 1);
+    assert_eq!(
+        h.dropped("trace_limit"),
+        10_000,
+        "dropped when decided at its limit"
+    );
+    assert_eq!(
+        h.dropped("not_sampled"),
+        190_000,
+        "the rest followed the decision"
+    );
+    assert_eq!(h.budget.held(), 0);
+}
+
+/// A trace kept at its limit forwards its later spans at once instead of holding them.
+#[tokio::test(start_paused = true)]
+async fn a_kept_trace_at_its_byte_limit_forwards_later_spans_at_once() {
+    let cfg = XRaySamplingConfig {
+        max_bytes_per_trace: 4_096,
+        ..config()
+    };
+    let mut h = Harness::start(cfg, KEEP_ALL);
+    let id = trace_id(3);
+    let large = |n: u64| span(&id, n, 1, vec![kv("sql", &"s".repeat(1_000))]);
+    h.send(vec![resource_spans("s", vec![large(2), large(3)])])
+        .await;
+    assert!(h.take().is_empty(), "under the limit: waits");
+    h.send(vec![resource_spans(
+        "s",
+        vec![large(4), large(5), large(6)],
+    )])
+    .await;
+    assert_eq!(h.take().len(), 5, "decided at the limit, kept");
+    assert_eq!(h.event("traces_limited/bytes"), 1);
+    h.send(vec![resource_spans("s", vec![large(7)])]).await;
+    assert_eq!(h.take().len(), 1, "a later span follows at once");
+    assert_eq!(h.budget.held(), 0);
 }

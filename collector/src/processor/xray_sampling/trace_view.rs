@@ -30,7 +30,8 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// One buffered trace, as the rules see it.
 pub struct TraceView<'a> {
-    fragments: &'a [ResourceSpans],
+    /// The trace's spans with the resource each came with.
+    parts: Vec<(Option<&'a Resource>, &'a [Span])>,
     root: Option<(&'a Resource, &'a Span)>,
     /// The request fields, read once: every rule is matched against them.
     fields: Fields,
@@ -47,13 +48,26 @@ struct Fields {
 }
 
 impl<'a> TraceView<'a> {
+    /// A view of a trace held as OTLP `ResourceSpans`.
     pub fn new(fragments: &'a [ResourceSpans]) -> TraceView<'a> {
+        TraceView::from_parts(
+            fragments
+                .iter()
+                .flat_map(|rs| {
+                    rs.scope_spans
+                        .iter()
+                        .map(move |ss| (rs.resource.as_ref(), ss.spans.as_slice()))
+                })
+                .collect(),
+        )
+    }
+
+    /// A view of a trace held as runs of spans, each with the resource it came with.
+    pub fn from_parts(parts: Vec<(Option<&'a Resource>, &'a [Span])>) -> TraceView<'a> {
         let spans = || {
-            fragments.iter().flat_map(|rs| {
-                rs.scope_spans
-                    .iter()
-                    .flat_map(move |ss| ss.spans.iter().map(move |s| (rs.resource.as_ref(), s)))
-            })
+            parts
+                .iter()
+                .flat_map(|&(resource, spans)| spans.iter().map(move |s| (resource, s)))
         };
         let pick = |pred: &dyn Fn(&Span) -> bool| spans().find(|(_, s)| pred(s));
         let root = pick(&|s| s.parent_span_id.is_empty())
@@ -64,9 +78,10 @@ impl<'a> TraceView<'a> {
             dropped_attributes_count: 0,
             entity_refs: Vec::new(),
         };
+        let root = root.map(|(r, s)| (r.unwrap_or(&EMPTY), s));
         let mut view = TraceView {
-            fragments,
-            root: root.map(|(r, s)| (r.unwrap_or(&EMPTY), s)),
+            parts,
+            root,
             fields: Fields::default(),
         };
         view.fields = Fields {
@@ -83,6 +98,10 @@ impl<'a> TraceView<'a> {
     /// The root span, or the span standing in for it.
     pub fn root(&self) -> Option<&'a Span> {
         self.root.map(|(_, s)| s)
+    }
+
+    fn spans(&self) -> impl Iterator<Item = &'a Span> + '_ {
+        self.parts.iter().flat_map(|&(_, spans)| spans.iter())
     }
 
     fn service_name(&self) -> String {
@@ -161,10 +180,7 @@ impl<'a> TraceView<'a> {
                 None
             }
         });
-        self.fragments
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
+        self.spans()
             .flat_map(|s| &s.attributes)
             .filter(|kv| kv.key == key || Some(kv.key.as_str()) == alias)
             .filter_map(|kv| kv.value.as_ref().and_then(render))
