@@ -26,11 +26,14 @@
 //! * Evicted traces are decided early, not dropped ([`tail`]); so are traces that reach
 //!   `max_spans_per_trace` or `max_bytes_per_trace`; waiting traces are decided when the
 //!   input closes (shutdown), not dropped.
+//! * Adaptive sampling (`SamplingRateBoost`): a rule's rate is raised to its `MaxRate` while
+//!   its traces show a spike of faults, here or by X-Ray in centralized mode ([`sampler`]).
 //! * A rules file that does not parse is refused with an error log and counted in
 //!   `rules_rejected`; the rules in force stay. New rules start with empty reservoirs.
 //!
 //! Counted on `/metrics`: per rule, `component_events{component=ID,event="rule_kept/NAME"}`,
-//! `rule_dropped/NAME` and `rule_borrowed/NAME` (traces); `traces_evicted`, `traces_limited/spans`, `traces_limited/bytes`,
+//! `rule_dropped/NAME`, `rule_borrowed/NAME` (traces) and `rule_boosted/NAME` (local
+//! boosts started); `traces_evicted`, `traces_limited/spans`, `traces_limited/bytes`,
 //! `upstream_sampled`, `no_matching_rule`, `rules_reloaded` (a rules file or X-Ray's
 //! rules taken), `rules_rejected`, `targets_applied` (X-Ray targets, centralized mode);
 //! dropped spans in `pipeline_dropped_items` with reason `not_sampled`, `evicted`,
@@ -268,7 +271,8 @@ impl XRaySamplingProcessor {
         match update {
             Update::Rules(rules) => {
                 let (metrics, id) = (&self.metrics, self.id.as_str());
-                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name));
+                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name))
+                    .with_boosts_from_xray();
                 self.buffer.set_sampler(sampler);
                 self.centralized_in_force = true;
                 self.reloaded.inc();
@@ -313,6 +317,7 @@ fn rule_counters(metrics: &SelfMetrics, id: &str, rule: &str) -> RuleCounters {
         kept: event("rule_kept"),
         dropped: event("rule_dropped"),
         borrowed: event("rule_borrowed"),
+        boosted: event("rule_boosted"),
     }
 }
 

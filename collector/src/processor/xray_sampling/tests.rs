@@ -1,6 +1,6 @@
 //! Rule documents, matching, the sampling statistics and the tail buffer run as a task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aurastream_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -1202,7 +1202,7 @@ fn rule_counters_appear_on_metrics() {
         "Critical endpoints",
         "Default sampling rule",
     ] {
-        for what in ["rule_kept", "rule_dropped", "rule_borrowed"] {
+        for what in ["rule_kept", "rule_dropped", "rule_borrowed", "rule_boosted"] {
             let needle = format!("event=\"{what}/{rule}\"");
             assert!(text.contains(&needle), "{needle} missing from\n{text}");
         }
@@ -1475,4 +1475,163 @@ async fn a_kept_trace_at_its_byte_limit_forwards_later_spans_at_once() {
     h.send(vec![resource_spans("s", vec![large(7)])]).await;
     assert_eq!(h.take().len(), 1, "a later span follows at once");
     assert_eq!(h.budget.held(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Adaptive sampling
+
+const BOOSTED: &str = r#"{"version": 2, "rules": [{"description": "api", "fixed_target": 0,
+    "rate": 0.1, "sampling_rate_boost": {"max_rate": 0.6, "cooldown_window_minutes": 5}}]}"#;
+
+/// A one-span trace of the `api` rule, failed (500) or not.
+fn status_trace(n: u64, status: i64) -> ResourceSpans {
+    resource_spans(
+        "aurastream-api",
+        vec![span(
+            &trace_id(n),
+            1,
+            0,
+            vec![kv_int("http.response.status_code", status)],
+        )],
+    )
+}
+
+/// Sends `per_second` traces each second for `seconds` seconds (every `fault_every`-th
+/// failed, 0 = none), numbered from `*next`; lets the last ones be decided. The trace ids
+/// sent and the trace ids released.
+async fn traffic(
+    h: &mut Harness,
+    next: &mut u64,
+    seconds: u64,
+    per_second: u64,
+    fault_every: u64,
+) -> (Vec<Vec<u8>>, BTreeSet<Vec<u8>>) {
+    let mut sent = Vec::new();
+    let mut kept = BTreeSet::new();
+    for _ in 0..seconds {
+        let mut data = Vec::new();
+        for _ in 0..per_second {
+            let failed = fault_every > 0 && next.is_multiple_of(fault_every);
+            data.push(status_trace(*next, if failed { 503 } else { 200 }));
+            sent.push(trace_id(*next));
+            *next += 1;
+        }
+        h.send(data).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        kept.extend(h.take().into_iter().map(|s| s.trace_id));
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    kept.extend(h.take().into_iter().map(|s| s.trace_id));
+    (sent, kept)
+}
+
+/// The traces a rate keeps, by the trace-id draw.
+fn kept_at(rate: f64, sent: &[Vec<u8>]) -> BTreeSet<Vec<u8>> {
+    sent.iter()
+        .filter(|id| trace_draw(id) < rate)
+        .cloned()
+        .collect()
+}
+
+/// Issue 18's adaptive sampling in the tail sampler, on tokio's paused clock: a burst of 5xx
+/// traces raises the rule's kept share to its `MaxRate` for a minute, faults that go on
+/// within the cooldown do not raise it again, and after the cooldown a new burst does.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_faults_boosts_the_rule_to_max_rate_until_the_boost_ends() {
+    let cfg = XRaySamplingConfig {
+        decision_wait: Duration::from_secs(1),
+        max_wait: Duration::from_secs(30),
+        ..XRaySamplingConfig::default()
+    };
+    let mut h = Harness::start(cfg, BOOSTED);
+    let mut next = 0;
+    // A minute of healthy traffic: the base rate.
+    let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 0).await;
+    assert_eq!(kept, kept_at(0.1, &sent), "healthy: the base rate");
+    assert_eq!(h.event("rule_boosted/api"), 0);
+    // Faults start: half of the traces fail. The fifth failure of the window is a spike.
+    let (_, _) = traffic(&mut h, &mut next, 1, 20, 2).await;
+    assert_eq!(h.event("rule_boosted/api"), 1, "the burst boosts the rule");
+    // Boosted: every trace of the rule, failed or not, is kept at MaxRate.
+    let (sent, kept) = traffic(&mut h, &mut next, 40, 20, 2).await;
+    assert_eq!(kept, kept_at(0.6, &sent), "boosted: MaxRate");
+    let share = kept.len() as f64 / sent.len() as f64;
+    assert!((0.5..0.7).contains(&share), "kept share {share}");
+    // The boost lasts a minute; the faults go on, but within the cooldown nothing boosts.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    settle().await;
+    h.take();
+    let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 2).await;
+    assert_eq!(kept, kept_at(0.1, &sent), "after the boost: the base rate");
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        1,
+        "no second boost within the cooldown"
+    );
+    // Healthy again until the cooldown (5 minutes from the boost) is long over.
+    let (sent, kept) = traffic(&mut h, &mut next, 200, 5, 0).await;
+    assert_eq!(kept, kept_at(0.1, &sent));
+    // A new burst after the cooldown boosts again.
+    traffic(&mut h, &mut next, 2, 20, 2).await;
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        2,
+        "a new burst after the cooldown"
+    );
+    let (sent, kept) = traffic(&mut h, &mut next, 20, 20, 2).await;
+    assert_eq!(kept, kept_at(0.6, &sent));
+}
+
+/// Steady faults are the rule's usual share, not a spike: no boost.
+#[tokio::test(start_paused = true)]
+async fn a_steady_fault_share_does_not_boost() {
+    let cfg = XRaySamplingConfig {
+        decision_wait: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = Harness::start(cfg, BOOSTED);
+    let mut next = 1;
+    // One failure in ten from the start: the first window (no history yet) may boost once,
+    // after which the same share is the usual one.
+    traffic(&mut h, &mut next, 400, 10, 10).await;
+    assert!(h.event("rule_boosted/api") <= 1);
+    let before = h.event("rule_boosted/api");
+    let (sent, kept) = traffic(&mut h, &mut next, 400, 10, 10).await;
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        before,
+        "a steady share is no spike"
+    );
+    assert_eq!(kept, kept_at(0.1, &sent));
+}
+
+#[test]
+fn sampling_rate_boost_is_read_from_both_rule_shapes_and_checked() {
+    let set = RuleSet::parse(BOOSTED).unwrap();
+    assert_eq!(
+        set.rules[0].boost,
+        Some(rules::Boost {
+            max_rate: 0.6,
+            cooldown_seconds: 300
+        })
+    );
+    let xray = r#"[{"RuleName": "api", "Priority": 1, "ReservoirSize": 0, "FixedRate": 0.05,
+        "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*",
+        "URLPath": "*", "ResourceARN": "*", "Version": 1,
+        "SamplingRateBoost": {"MaxRate": 0.25, "CooldownWindowMinutes": 1}}]"#;
+    let set = RuleSet::parse(xray).unwrap();
+    assert_eq!(set.rules[0].boost.map(|b| b.cooldown_seconds), Some(60));
+    let err = RuleSet::parse(&BOOSTED.replace("0.6", "1.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MaxRate 1.5"), "{err}");
+    let err = RuleSet::parse(&BOOSTED.replace(
+        "\"cooldown_window_minutes\": 5",
+        "\"cooldown_window_minutes\": -1",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("CooldownWindowMinutes -1"), "{err}");
 }

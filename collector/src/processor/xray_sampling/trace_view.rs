@@ -9,7 +9,7 @@
 
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
-use aurastream_proto::otlp::trace::{ResourceSpans, Span, span::SpanKind};
+use aurastream_proto::otlp::trace::{ResourceSpans, Span, span::SpanKind, status::StatusCode};
 
 use super::glob::Glob;
 use super::rules::Rule;
@@ -100,8 +100,32 @@ impl<'a> TraceView<'a> {
         self.root.map(|(_, s)| s)
     }
 
+    /// The service the trace is about: the root's resource `service.name`.
+    pub fn service(&self) -> &str {
+        &self.fields.service_name
+    }
+
     fn spans(&self) -> impl Iterator<Item = &'a Span> + '_ {
         self.parts.iter().flat_map(|&(_, spans)| spans.iter())
+    }
+
+    /// The trace shows a fault: some span has an HTTP status of 500 to 599 (under either
+    /// convention's name) or the span status `ERROR`. This is what adaptive sampling
+    /// counts as an anomaly (X-Ray's default anomaly is a 5xx status; a failed span
+    /// without HTTP, a database call say, counts too).
+    pub fn has_fault(&self) -> bool {
+        self.spans().any(|s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.code == StatusCode::Error as i32)
+                || s.attributes
+                    .iter()
+                    .filter(|kv| {
+                        kv.key == "http.response.status_code" || kv.key == "http.status_code"
+                    })
+                    .filter_map(|kv| kv.value.as_ref())
+                    .any(is_5xx)
+        })
     }
 
     fn service_name(&self) -> String {
@@ -205,6 +229,16 @@ impl<'a> TraceView<'a> {
     fn root_attr(&self, keys: &[&str]) -> Option<String> {
         self.root.and_then(|(_, s)| find_str(&s.attributes, keys))
     }
+}
+
+/// An HTTP status code from 500 to 599, as an integer or as text.
+fn is_5xx(v: &AnyValue) -> bool {
+    let code = match v.value.as_ref() {
+        Some(Value::IntValue(i)) => *i,
+        Some(Value::StringValue(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    (500..600).contains(&code)
 }
 
 /// The first of `keys` (in order of preference) present in `attributes`, as text.
