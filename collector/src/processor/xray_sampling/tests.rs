@@ -1399,6 +1399,47 @@ async fn buffered_spans_come_back_unchanged() {
     );
 }
 
+/// A span nested deeper than protobuf decoding allows (possible through OTLP/JSON, whose
+/// parser allows more nesting) cannot be read back from the buffer: it is dropped with
+/// reason `unreadable`, not lost silently, and the rest of its trace is decided as usual.
+#[tokio::test(start_paused = true)]
+async fn a_span_that_cannot_be_read_back_is_counted_as_unreadable() {
+    let mut h = Harness::start(config(), KEEP_ALL);
+    let id = trace_id(8);
+    let mut value = AnyValue {
+        value: Some(any_value::Value::IntValue(1)),
+    };
+    for _ in 0..120 {
+        value = AnyValue {
+            value: Some(any_value::Value::KvlistValue(
+                aurastream_proto::otlp::common::KeyValueList {
+                    values: vec![KeyValue {
+                        key: "k".into(),
+                        value: Some(value),
+                        ..Default::default()
+                    }],
+                },
+            )),
+        };
+    }
+    let deep = KeyValue {
+        key: "deep".into(),
+        value: Some(value),
+        ..Default::default()
+    };
+    h.send(vec![
+        resource_spans("s", vec![span(&id, 2, 1, vec![deep])]),
+        resource_spans("t", vec![span(&id, 1, 0, vec![])]),
+    ])
+    .await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    let spans = h.take();
+    assert_eq!(spans.len(), 1, "the readable root is kept");
+    assert_eq!(h.dropped("unreadable"), 1);
+    assert_eq!(h.budget.held(), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Fairness: per-trace limits
 
