@@ -9,6 +9,7 @@
 pub mod consumer;
 pub mod delivery;
 pub mod exporter;
+pub mod factory;
 pub mod flush;
 pub mod processor;
 pub mod validate;
