@@ -54,6 +54,19 @@ pub struct LocalSamplingRule {
     /// Span attribute name to glob; every entry must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Adaptive sampling: raise `rate` while the rule's error traces spike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_rate_boost: Option<LocalSamplingRateBoost>,
+}
+
+/// X-Ray's `SamplingRateBoost` in the local documents' snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSamplingRateBoost {
+    /// The highest rate a boost may raise the rule to, in [0, 1].
+    pub max_rate: f64,
+    /// At most one boost starts within this many minutes.
+    pub cooldown_window_minutes: i64,
 }
 
 /// The SDK file's `default` rule: matches everything.
@@ -122,13 +135,28 @@ pub struct SamplingRule {
     /// Format version of the rule; X-Ray only knows 1.
     #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
-    /// Newer X-Ray responses carry the adaptive-sampling boost; read and ignored.
+    /// Adaptive sampling: how far and how often the rule's rate may be raised while its
+    /// error traces spike.
     #[serde(
         rename = "SamplingRateBoost",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub sampling_rate_boost: Option<serde_json::Value>,
+    pub sampling_rate_boost: Option<SamplingRateBoost>,
+}
+
+/// X-Ray's `SamplingRateBoost` (API `SamplingRateBoost`): a temporary raise of a rule's
+/// rate when its traces show anomalies (errors), at most `MaxRate`, at most once per
+/// `CooldownWindowMinutes`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingRateBoost {
+    /// The highest rate a boost may raise the rule to, in [0, 1].
+    #[serde(rename = "MaxRate")]
+    pub max_rate: f64,
+    /// At most one boost starts within this many minutes.
+    #[serde(rename = "CooldownWindowMinutes")]
+    pub cooldown_window_minutes: i64,
 }
 
 /// Any of the accepted rule documents.
@@ -164,6 +192,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.sampling_rule_records[0].sampling_rule.priority, 10000);
+    }
+
+    #[test]
+    fn sampling_rate_boost_reads_in_both_shapes() {
+        let rule: SamplingRule = serde_json::from_str(
+            r#"{"RuleName": "api", "Priority": 10, "ReservoirSize": 1, "FixedRate": 0.05,
+                "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*",
+                "URLPath": "*", "ResourceARN": "*",
+                "SamplingRateBoost": {"MaxRate": 0.5, "CooldownWindowMinutes": 5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rule.sampling_rate_boost,
+            Some(SamplingRateBoost {
+                max_rate: 0.5,
+                cooldown_window_minutes: 5
+            })
+        );
+        let local: LocalSamplingRules = serde_json::from_str(
+            r#"{"version": 2, "rules": [{"fixed_target": 1, "rate": 0.1,
+                "sampling_rate_boost": {"max_rate": 0.8, "cooldown_window_minutes": 1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            local.rules[0].sampling_rate_boost.map(|b| b.max_rate),
+            Some(0.8)
+        );
     }
 
     #[test]

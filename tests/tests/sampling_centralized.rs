@@ -2,7 +2,9 @@
 //!
 //! moto has no X-Ray sampling API, so the fake is here: an axum server answering
 //! `GetSamplingRules` with a fixed rule set and `GetSamplingTargets` with a target that
-//! raises the `Checkout` rule's rate to 1, recording the statistics it was sent.
+//! raises the `Checkout` rule's rate to 1, recording the statistics it was sent. Once it has
+//! been sent faults of the `Payments` rule (adaptive sampling's boost statistics), its
+//! answer also boosts `Payments` to 0.5, as X-Ray does within a rule's `MaxRate`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -29,6 +31,8 @@ struct Recorded {
     rules_calls: usize,
     /// Every `SamplingStatisticsDocument` received.
     statistics: Vec<Value>,
+    /// Every `SamplingBoostStatisticsDocument` received.
+    boost_statistics: Vec<Value>,
 }
 
 type Shared = Arc<Mutex<Recorded>>;
@@ -55,9 +59,13 @@ fn rule(name: &str, priority: i64, service: &str, rate: f64) -> Value {
 
 async fn get_sampling_rules(State(rec): State<Shared>) -> String {
     rec.lock().unwrap().rules_calls += 1;
+    let mut payments = rule("Payments", 2, "payments", 0.0);
+    payments["SamplingRule"]["SamplingRateBoost"] =
+        json!({ "MaxRate": 0.5, "CooldownWindowMinutes": 1 });
     json!({ "SamplingRuleRecords": [
         rule("Default", 10000, "*", 1.0),
         rule("Checkout", 1, "checkout", 0.0),
+        payments,
     ]})
     .to_string()
 }
@@ -68,12 +76,34 @@ async fn get_sampling_targets(State(rec): State<Shared>, body: Bytes) -> String 
         .as_array()
         .cloned()
         .unwrap_or_default();
-    rec.lock().unwrap().statistics.extend(docs);
+    let boost_docs = request["SamplingBoostStatisticsDocuments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut rec = rec.lock().unwrap();
+    rec.statistics.extend(docs);
+    rec.boost_statistics.extend(boost_docs);
+    let mut targets = vec![json!({
+        "RuleName": "Checkout", "FixedRate": 1.0, "ReservoirQuota": 0,
+        "ReservoirQuotaTTL": epoch_seconds(Duration::from_secs(60)), "Interval": 10
+    })];
+    let faults: i64 = rec
+        .boost_statistics
+        .iter()
+        .filter(|d| d["RuleName"] == "Payments")
+        .map(|d| d["AnomalyCount"].as_i64().unwrap_or(0))
+        .sum();
+    if faults > 0 {
+        targets.push(json!({
+            "RuleName": "Payments", "FixedRate": 0.0, "Interval": 10,
+            "SamplingBoost": {
+                "BoostRate": 0.5,
+                "BoostRateTTL": epoch_seconds(Duration::from_secs(600))
+            }
+        }));
+    }
     json!({
-        "SamplingTargetDocuments": [{
-            "RuleName": "Checkout", "FixedRate": 1.0, "ReservoirQuota": 0,
-            "ReservoirQuotaTTL": epoch_seconds(Duration::from_secs(60)), "Interval": 10
-        }],
+        "SamplingTargetDocuments": targets,
         "LastRuleModification": 1.7e9,
         "UnprocessedStatistics": []
     })
@@ -116,6 +146,15 @@ fn trace_id(n: u64) -> [u8; 16] {
 
 /// One single-span trace per `n`, of `service`.
 fn request(service: &str, ns: std::ops::Range<u64>) -> ExportTraceServiceRequest {
+    request_with_status(service, ns, "200")
+}
+
+/// The same, with the given HTTP status on every span.
+fn request_with_status(
+    service: &str,
+    ns: std::ops::Range<u64>,
+    status: &str,
+) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
@@ -129,7 +168,11 @@ fn request(service: &str, ns: std::ops::Range<u64>) -> ExportTraceServiceRequest
                         span_id: (n + 1).to_be_bytes().to_vec(),
                         name: "GET /cart".into(),
                         kind: SpanKind::Server as i32,
-                        attributes: vec![kv("http.request.method", "GET"), kv("url.path", "/cart")],
+                        attributes: vec![
+                            kv("http.request.method", "GET"),
+                            kv("url.path", "/cart"),
+                            kv("http.response.status_code", status),
+                        ],
                         ..Span::default()
                     })
                     .collect(),
@@ -312,5 +355,80 @@ fn an_unreachable_xray_api_leaves_the_local_rules_in_force() {
         c.stderr().contains("unreachable"),
         "says why:\n{}",
         c.stderr()
+    );
+}
+
+/// Adaptive sampling in centralized mode: the collector reports the `Payments` rule's
+/// faults per service in `SamplingBoostStatisticsDocuments`, and X-Ray's `SamplingBoost`
+/// raises the rule (base rate 0) to the boost rate until the boost's TTL.
+#[test]
+fn an_xray_sampling_boost_raises_a_rule_from_its_fault_statistics() {
+    aws::use_test_credentials();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (recorded, fake) = start_fake(&runtime);
+    let mut c = Collector::start(|ports, dir| {
+        config(
+            ports,
+            dir,
+            &format!(
+                "{{ endpoint: \"http://{fake}\", region: us-east-1, rules_interval: 1s, \
+                 targets_interval: 300ms }}"
+            ),
+            None,
+        )
+    });
+    eventually("X-Ray's rules in force", Duration::from_secs(20), || {
+        event(&c, "rules_reloaded") >= 1.0
+    });
+    send(&runtime, &c, request_with_status("payments", 0..100, "503"));
+    eventually("failed traces decided", Duration::from_secs(20), || {
+        decided(&c) == 100.0
+    });
+    assert!(
+        kept(&c.path("traces.jsonl")).is_empty(),
+        "Payments' base rate is 0"
+    );
+    eventually("fault statistics reported", Duration::from_secs(20), || {
+        let rec = recorded.lock().unwrap();
+        let sum = |field: &str| -> i64 {
+            rec.boost_statistics
+                .iter()
+                .filter(|d| d["RuleName"] == "Payments" && d["ServiceName"] == "payments")
+                .map(|d| d[field].as_i64().unwrap_or(0))
+                .sum()
+        };
+        sum("TotalCount") == 100 && sum("AnomalyCount") == 100 && sum("SampledAnomalyCount") == 0
+    });
+    assert!(
+        recorded
+            .lock()
+            .unwrap()
+            .boost_statistics
+            .iter()
+            .all(|d| d["RuleName"] == "Payments"),
+        "boost statistics only for the rule with a SamplingRateBoost"
+    );
+    // The first statistics with Payments' faults are answered with its boost (two target
+    // documents: Checkout's and Payments'); traces decided after it are kept at 0.5.
+    eventually("X-Ray's boost applied", Duration::from_secs(20), || {
+        event(&c, "targets_applied") >= 2.0
+    });
+    send(
+        &runtime,
+        &c,
+        request_with_status("payments", 100..400, "200"),
+    );
+    eventually("boosted traces decided", Duration::from_secs(20), || {
+        decided(&c) == 400.0
+    });
+    assert_eq!(c.stop(), 0, "clean exit:\n{}", c.stderr());
+    let expected: BTreeSet<String> = (100..400)
+        .filter(|n| trace_draw(&trace_id(*n)) < 0.5)
+        .map(hex)
+        .collect();
+    assert_eq!(
+        kept(&c.path("traces.jsonl")),
+        expected,
+        "exactly the traces the boost rate's draw keeps"
     );
 }

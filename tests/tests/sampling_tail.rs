@@ -740,3 +740,128 @@ service:
         .collect();
     assert_eq!(kept, expected);
 }
+
+/// Spans dropped by the sampler for any reason.
+fn dropped(c: &Collector) -> f64 {
+    c.metric(
+        "aurastream_pipeline_dropped_items_total",
+        &["component=\"xray_sampling\""],
+    )
+}
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Issue 14's fairness case through the real binary: one trace whose root never comes,
+/// 200,000 spans, sent alongside 2,000 ordinary traces. `max_wait` is ten minutes, so had
+/// the big trace held its spans until then, the pipeline (100,000 items) would have been
+/// full for ten minutes. The default `max_spans_per_trace` decides it at 10,000 spans;
+/// the ordinary traces are all decided and accounted for meanwhile, and the big trace is
+/// kept or dropped whole.
+#[test]
+fn a_rootless_trace_of_200k_spans_does_not_hold_the_pipeline() {
+    let traces = traces(2_000);
+    let normal_spans: usize = traces.iter().map(TraceSpec::span_count).sum();
+    let mut c = Collector::start(|ports, dir| {
+        sampling_config(
+            ports,
+            dir,
+            "xray_sampling: { decision_wait: 500ms, max_wait: 10m }",
+        )
+    });
+    let big = trace_id(9_000_000);
+    let root = span_id(&big, 0);
+    let big_requests: Vec<Vec<ResourceSpans>> = (0..200u64)
+        .map(|r| {
+            let spans = (0..1_000u64)
+                .map(|n| {
+                    let mut s = span(&big, 0, Some(&root), "batch step");
+                    s.span_id = (r * 1_000 + n + 1).to_be_bytes().to_vec();
+                    s
+                })
+                .collect();
+            vec![resource_spans("batch-job", spans)]
+        })
+        .collect();
+    let url = c.ports.grpc_url();
+    let sender = std::thread::spawn(move || send(url, big_requests));
+    send(c.ports.grpc_url(), requests(&traces, None));
+    sender.join().expect("big trace sent");
+
+    let total = (normal_spans + 200_000) as f64;
+    eventually(
+        "every span exported or dropped with a reason, long before max_wait",
+        Duration::from_secs(120),
+        || c.metric("aurastream_exporter_sent_items_total", &[]) + dropped(&c) == total,
+    );
+    assert_eq!(
+        c.metric(
+            "aurastream_component_events_total",
+            &["event=\"traces_limited/spans\""]
+        ),
+        1.0,
+        "the big trace was decided at its limit"
+    );
+    assert_eq!(c.stop(), 0, "clean exit:\n{}", c.stderr());
+    let kept = spans_by_trace(&c.path("traces.jsonl"));
+    let big_kept = kept.get(&hex(&big)).map_or(0, Vec::len);
+    assert!(
+        big_kept == 0 || big_kept == 200_000,
+        "the big trace is kept or dropped whole: {big_kept} spans"
+    );
+    let normal: BTreeSet<String> = traces.iter().map(TraceSpec::hex).collect();
+    assert!(
+        kept.keys().filter(|id| normal.contains(*id)).count() > 0,
+        "ordinary traces were kept"
+    );
+}
+
+/// Issue 14's amplification case through the real binary: a 0.6 MiB request with a
+/// 0.5 MiB resource attribute and 2,000 spans on distinct traces, sent five times. A copy
+/// of the resource per trace took the process from 12 MB to 1.0 GB for one such request;
+/// now the resource is held once per request.
+#[test]
+fn a_large_resource_on_thousands_of_traces_is_held_once() {
+    let mut c = Collector::start(|ports, dir| {
+        sampling_config(ports, dir, "xray_sampling: { decision_wait: 500ms }")
+    });
+    let attribute = "r".repeat(512 * 1024);
+    let requests: Vec<Vec<ResourceSpans>> = (0..5u64)
+        .map(|r| {
+            let spans = (0..2_000u64)
+                .map(|n| span(&trace_id(5_000_000 + r * 10_000 + n), 0, None, "GET /"))
+                .collect();
+            let mut rs = resource_spans("aurastream-api", spans);
+            if let Some(resource) = rs.resource.as_mut() {
+                resource
+                    .attributes
+                    .push(kv("aurastream.blob", str_value(&attribute)));
+            }
+            vec![rs]
+        })
+        .collect();
+    send(c.ports.grpc_url(), requests);
+    eventually(
+        "every span exported or dropped",
+        Duration::from_secs(60),
+        || c.metric("aurastream_exporter_sent_items_total", &[]) + dropped(&c) == 10_000.0,
+    );
+    let peak = peak_rss(c.pid());
+    println!("peak RSS: {} MB", peak / (1024 * 1024));
+    assert_eq!(c.stop(), 0, "clean exit:\n{}", c.stderr());
+    assert!(
+        peak < 200 * 1024 * 1024,
+        "peak RSS {} MB for five 0.6 MiB requests",
+        peak / (1024 * 1024)
+    );
+    let kept = spans_by_trace(&c.path("traces.jsonl"));
+    assert!(!kept.is_empty(), "some traces were kept");
+}

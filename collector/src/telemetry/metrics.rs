@@ -51,6 +51,12 @@ pub struct PipelineReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PipelineComponentLabels {
+    pub pipeline: String,
+    pub component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExporterLabels {
     pub exporter: String,
     pub pipeline: String,
@@ -82,6 +88,7 @@ pub struct SelfMetrics {
     queue_items: Family<PipelineLabels, Gauge>,
     queue_capacity: Family<PipelineLabels, Gauge>,
     memory_bytes: Family<PipelineLabels, Gauge>,
+    processor_held_bytes: Family<PipelineComponentLabels, Gauge>,
     exporter_sent: Family<ExporterLabels, Counter>,
     exporter_failed: Family<ExporterReasonLabels, Counter>,
     exporter_withheld: Family<ExporterReasonLabels, Counter>,
@@ -107,6 +114,7 @@ impl SelfMetrics {
             queue_items: Family::default(),
             queue_capacity: Family::default(),
             memory_bytes: Family::default(),
+            processor_held_bytes: Family::default(),
             exporter_sent: Family::default(),
             exporter_failed: Family::default(),
             exporter_withheld: Family::default(),
@@ -149,6 +157,12 @@ impl SelfMetrics {
             "pipeline_memory_bytes",
             "OTLP-encoded bytes a pipeline with a memory_limit holds",
             m.memory_bytes.clone(),
+        );
+        registry.register(
+            "processor_held_bytes",
+            "Bytes a processor holds between batches (spans waiting in a tail-sampling buffer, \
+             with the resources they share and the buffer's bookkeeping)",
+            m.processor_held_bytes.clone(),
         );
         registry.register(
             "exporter_sent_items",
@@ -235,6 +249,16 @@ impl SelfMetrics {
         self.memory_bytes
             .get_or_create(&PipelineLabels {
                 pipeline: pipeline.into(),
+            })
+            .clone()
+    }
+
+    /// Bytes held by processor `component` of `pipeline`.
+    pub fn processor_held_bytes(&self, pipeline: &str, component: &str) -> Gauge {
+        self.processor_held_bytes
+            .get_or_create(&PipelineComponentLabels {
+                pipeline: pipeline.into(),
+                component: component.into(),
             })
             .clone()
     }

@@ -8,19 +8,24 @@
 //! SDKs' protocol, so X-Ray's console shows the collector's statistics per rule and shares
 //! each rule's reservoir across the fleet.
 //!
+//! Adaptive sampling: for rules with a `SamplingRateBoost`, the statistics carry
+//! `SamplingBoostStatisticsDocuments` (traces and anomalies per service), and the
+//! `SamplingBoost` of X-Ray's answer (a rate and its TTL) raises the rule's rate until the
+//! TTL; see [`super::sampler`].
+//!
 //! Failures are logged and retried at the next interval; the rules in force stay (the
 //! local ones until X-Ray's first answer).
 
 use std::time::SystemTime;
 
-use aurastream_proto::sampling::SamplingRule;
+use aurastream_proto::sampling::{SamplingRateBoost, SamplingRule};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_xray::Client;
 use aws_sdk_xray::config::retry::RetryConfig;
 use aws_sdk_xray::config::timeout::TimeoutConfig;
 use aws_sdk_xray::error::DisplayErrorContext;
 use aws_sdk_xray::primitives::DateTime;
-use aws_sdk_xray::types::SamplingStatisticsDocument;
+use aws_sdk_xray::types::{SamplingBoostStatisticsDocument, SamplingStatisticsDocument};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -55,23 +60,25 @@ pub struct Assignment {
     pub fixed_rate: f64,
     pub quota: Option<u32>,
     pub quota_ttl: Option<SystemTime>,
+    /// X-Ray's `SamplingBoost`: the boosted rate and when it ends.
+    pub boost: Option<(f64, SystemTime)>,
 }
 
 impl Assignment {
     /// The target on the sampler's clock: `now_second` is the sampler's second at the
     /// wall-clock time `now`.
     pub fn to_target(&self, now_second: u64, now: SystemTime) -> Target {
-        let quota = self.quota.map(|q| {
-            let left = self
-                .quota_ttl
+        let until = |ttl: Option<SystemTime>| {
+            let left = ttl
                 .and_then(|ttl| ttl.duration_since(now).ok())
                 .unwrap_or_default();
-            (q, now_second + left.as_secs())
-        });
+            now_second + left.as_secs()
+        };
         Target {
             rule: self.rule.clone(),
             fixed_rate: self.fixed_rate,
-            quota,
+            quota: self.quota.map(|q| (q, until(self.quota_ttl))),
+            boost: self.boost.map(|(rate, ttl)| (rate, until(Some(ttl)))),
         }
     }
 }
@@ -144,7 +151,10 @@ impl SamplingApi {
                             .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                             .unwrap_or_default(),
                         version: Some(i64::from(r.version())),
-                        sampling_rate_boost: None,
+                        sampling_rate_boost: r.sampling_rate_boost().map(|b| SamplingRateBoost {
+                            max_rate: b.max_rate(),
+                            cooldown_window_minutes: i64::from(b.cooldown_window_minutes()),
+                        }),
                     }),
             );
             match page.next_token() {
@@ -175,10 +185,28 @@ impl SamplingApi {
                     .map_err(|e| CentralizedError::Targets(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let boost_documents = statistics
+            .iter()
+            .flat_map(|s| s.boost.iter().map(move |b| (s, b)))
+            .map(|(s, b)| {
+                SamplingBoostStatisticsDocument::builder()
+                    .rule_name(&s.rule)
+                    .service_name(&b.service)
+                    .timestamp(now)
+                    .total_count(count(b.total))
+                    .anomaly_count(count(b.anomalies))
+                    .sampled_anomaly_count(count(b.sampled_anomalies))
+                    .build()
+                    .map_err(|e| CentralizedError::Targets(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let out = self
             .client
             .get_sampling_targets()
             .set_sampling_statistics_documents(Some(documents))
+            .set_sampling_boost_statistics_documents(
+                (!boost_documents.is_empty()).then_some(boost_documents),
+            )
             .send()
             .await
             .map_err(|e| CentralizedError::Targets(DisplayErrorContext(&e).to_string()))?;
@@ -193,6 +221,12 @@ impl SamplingApi {
                     quota_ttl: d
                         .reservoir_quota_ttl()
                         .and_then(|t| SystemTime::try_from(*t).ok()),
+                    boost: d.sampling_boost().and_then(|b| {
+                        Some((
+                            b.boost_rate(),
+                            SystemTime::try_from(*b.boost_rate_ttl()).ok()?,
+                        ))
+                    }),
                 })
             })
             .collect())
@@ -292,7 +326,7 @@ mod tests {
     use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
-    use crate::processor::xray_sampling::sampler::{RuleCounters, Sampler};
+    use crate::processor::xray_sampling::sampler::{RuleCounters, Sampler, trace_draw};
     use crate::processor::xray_sampling::trace_view::TraceView;
 
     fn xray_rule(
@@ -413,6 +447,7 @@ mod tests {
             fixed_rate: 0.0,
             quota: Some(5),
             quota_ttl: Some(now + Duration::from_secs(10)),
+            boost: None,
         };
         let target = assignment.to_target(100, now);
         assert_eq!(target.quota, Some((5, 110)));
@@ -439,13 +474,112 @@ mod tests {
             rule: "Checkout".into(),
             fixed_rate: 1.0,
             quota: None,
+            boost: None,
         }]);
         assert_eq!(keep_checkout(&mut s, 20, 111), 20, "the target's rate");
         s.apply_targets(&[Target {
             rule: "Unknown".into(),
             fixed_rate: 1.0,
             quota: None,
+            boost: None,
         }]);
+    }
+
+    /// `count` checkout traces of `service` in second `second`, every other one failed
+    /// (HTTP 500); the keeps.
+    fn failing(s: &mut Sampler, service: &str, count: u64, second: u64) -> usize {
+        (0..count)
+            .filter(|n| {
+                let (id, mut fragments) = trace(service, 1_000 + *n);
+                if n % 2 == 0 {
+                    fragments[0].scope_spans[0].spans[0]
+                        .attributes
+                        .push(KeyValue {
+                            key: "http.response.status_code".into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(500)),
+                            }),
+                            ..KeyValue::default()
+                        });
+                }
+                s.decide(&TraceView::new(&fragments), &id, second).keep
+            })
+            .count()
+    }
+
+    fn boosted_sampler() -> Sampler {
+        let mut checkout = xray_rule("Checkout", 1, "checkout*", 2, 0.0);
+        checkout.sampling_rate_boost = Some(SamplingRateBoost {
+            max_rate: 0.5,
+            cooldown_window_minutes: 5,
+        });
+        let rules = rule_set(&[xray_rule("Default", 10000, "*", 1, 0.0), checkout]).unwrap();
+        Sampler::new(rules, &|_| RuleCounters::default()).with_boosts_from_xray()
+    }
+
+    #[test]
+    fn boost_rules_report_traces_and_faults_per_service() {
+        let mut s = boosted_sampler();
+        let kept = failing(&mut s, "checkout", 10, 0) + failing(&mut s, "checkout-eu", 4, 0);
+        assert_eq!(
+            kept, 2,
+            "the reservoir only: X-Ray's rules are not boosted locally"
+        );
+        let (id, fragments) = trace("other", 1);
+        s.decide(&TraceView::new(&fragments), &id, 0);
+        let stats = s.take_statistics();
+        let checkout = stats.iter().find(|r| r.rule == "Checkout").unwrap();
+        let by_service: Vec<_> = checkout
+            .boost
+            .iter()
+            .map(|b| {
+                (
+                    b.service.as_str(),
+                    b.total,
+                    b.anomalies,
+                    b.sampled_anomalies,
+                )
+            })
+            .collect();
+        // The reservoir kept the first two traces of the second: both failed (n = 0, 1
+        // ... every even n fails), one of them.
+        assert_eq!(
+            by_service,
+            [("checkout", 10, 5, 1), ("checkout-eu", 4, 2, 0)]
+        );
+        let default = stats.iter().find(|r| r.rule == "Default").unwrap();
+        assert!(default.boost.is_empty(), "no boost, no boost statistics");
+        assert!(
+            s.take_statistics().is_empty(),
+            "reported once, boost statistics included"
+        );
+    }
+
+    #[test]
+    fn an_xray_boost_raises_the_rate_within_max_rate_until_its_ttl() {
+        let mut s = boosted_sampler();
+        let now = SystemTime::now();
+        let assignment = Assignment {
+            rule: "Checkout".into(),
+            fixed_rate: 0.0,
+            quota: None,
+            quota_ttl: None,
+            boost: Some((0.9, now + Duration::from_secs(60))),
+        };
+        let target = assignment.to_target(100, now);
+        assert_eq!(target.boost, Some((0.9, 160)));
+        s.apply_targets(&[target]);
+        let draws: Vec<f64> = (0..200)
+            .map(|n| trace_draw(&trace("checkout", n).0))
+            .collect();
+        let at_max_rate = draws.iter().filter(|d| **d < 0.5).count();
+        assert_eq!(
+            keep_checkout(&mut s, 200, 120),
+            2 + draws[2..].iter().filter(|d| **d < 0.5).count(),
+            "the reservoir, then X-Ray's boost capped at the rule's MaxRate 0.5"
+        );
+        assert!(at_max_rate > 60, "{at_max_rate} of 200 under 0.5");
+        assert_eq!(keep_checkout(&mut s, 200, 160), 2, "the TTL is over");
     }
 
     #[test]
@@ -456,6 +590,7 @@ mod tests {
             fixed_rate: 0.5,
             quota: Some(3),
             quota_ttl: Some(now - Duration::from_secs(5)),
+            boost: None,
         };
         assert_eq!(a.to_target(7, now).quota, Some((3, 7)));
         let none = Assignment {

@@ -17,6 +17,8 @@ use super::load_rules_file;
 ///     decision_cache_size: 100000  # decided trace ids remembered for late spans
 ///     honor_upstream_sampled: false  # keep traces whose root span has the W3C sampled flag
 ///     rules_poll_interval: 5s    # how often `rules_file` is checked for changes
+///     max_spans_per_trace: 10000 # a trace holding this many spans is decided at once
+///     max_bytes_per_trace: 8388608  # likewise for its encoded bytes (8 MiB)
 ///     centralized:               # absent: local rules only
 ///       endpoint: http://127.0.0.1:2000  # X-Ray API; absent: the region's endpoint
 ///       region: eu-west-1        # absent: the standard AWS region chain
@@ -35,6 +37,14 @@ use super::load_rules_file;
 /// of `aws xray get-sampling-rules`, or a JSON list of `SamplingRule`). It is re-read when
 /// it changes and on SIGHUP; a file that does not parse is refused and the rules in force
 /// stay.
+///
+/// `max_spans_per_trace` and `max_bytes_per_trace` keep one trace from holding the
+/// pipeline: without them a trace whose root never arrives holds its spans (and their share
+/// of the pipeline's `queue_size`) until `max_wait`, and a big enough one makes every
+/// sender retry meanwhile. A trace that reaches either limit is decided at once with what
+/// has arrived, and its later spans follow that decision without waiting. The defaults
+/// leave room for ten such traces in the default `queue_size` of 100,000 and are far
+/// above what request traces hold.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct XRaySamplingConfig {
@@ -48,6 +58,8 @@ pub struct XRaySamplingConfig {
     pub honor_upstream_sampled: bool,
     #[serde(with = "humantime_serde")]
     pub rules_poll_interval: Duration,
+    pub max_spans_per_trace: usize,
+    pub max_bytes_per_trace: usize,
     pub centralized: Option<CentralizedConfig>,
 }
 
@@ -87,6 +99,8 @@ impl Default for XRaySamplingConfig {
             decision_cache_size: 100_000,
             honor_upstream_sampled: false,
             rules_poll_interval: Duration::from_secs(5),
+            max_spans_per_trace: 10_000,
+            max_bytes_per_trace: 8 * 1024 * 1024,
             centralized: None,
         }
     }
@@ -108,6 +122,9 @@ impl XRaySamplingConfig {
                 humantime::format_duration(self.max_wait),
                 humantime::format_duration(self.decision_wait)
             ));
+        }
+        if self.max_spans_per_trace == 0 || self.max_bytes_per_trace == 0 {
+            return Err("max_spans_per_trace and max_bytes_per_trace must be at least 1".into());
         }
         if self.rules_poll_interval.is_zero() {
             return Err("rules_poll_interval must be greater than 0".into());

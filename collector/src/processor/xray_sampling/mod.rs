@@ -23,18 +23,24 @@
 //! * `honor_upstream_sampled`: a root span whose OTLP `flags` carry the W3C `sampled` bit
 //!   (`flags & 0x01`; `0x100`/`0x200` are the "is remote" bits, not the decision) is kept
 //!   without consulting the rules or spending a reservoir.
-//! * Evicted traces are decided early, not dropped ([`tail`]); waiting traces are decided
-//!   when the input closes (shutdown), not dropped.
+//! * Evicted traces are decided early, not dropped ([`tail`]); so are traces that reach
+//!   `max_spans_per_trace` or `max_bytes_per_trace`; waiting traces are decided when the
+//!   input closes (shutdown), not dropped.
+//! * Adaptive sampling (`SamplingRateBoost`): a rule's rate is raised to its `MaxRate` while
+//!   its traces show a spike of faults, here or by X-Ray in centralized mode ([`sampler`]).
 //! * A rules file that does not parse is refused with an error log and counted in
 //!   `rules_rejected`; the rules in force stay. New rules start with empty reservoirs.
 //!
 //! Counted on `/metrics`: per rule, `component_events{component=ID,event="rule_kept/NAME"}`,
-//! `rule_dropped/NAME` and `rule_borrowed/NAME` (traces); `traces_evicted`,
+//! `rule_dropped/NAME`, `rule_borrowed/NAME` (traces) and `rule_boosted/NAME` (local
+//! boosts started); `traces_evicted`, `traces_limited/spans`, `traces_limited/bytes`,
 //! `upstream_sampled`, `no_matching_rule`, `rules_reloaded` (a rules file or X-Ray's
 //! rules taken), `rules_rejected`, `targets_applied` (X-Ray targets, centralized mode);
-//! dropped spans in `pipeline_dropped_items` with reason `not_sampled` or `evicted`. The rule
-//! counters are labelled by processor id only: one id used in two trace pipelines adds up
-//! both instances, as X-Ray's own per-rule statistics add up hosts.
+//! dropped spans in `pipeline_dropped_items` with reason `not_sampled`, `evicted`,
+//! `trace_limit` or `unreadable`. The rule counters are labelled by processor id only: one
+//! id used in two trace pipelines adds up both instances, as X-Ray's own per-rule
+//! statistics add up hosts. What the buffer holds is the gauge
+//! `processor_held_bytes{pipeline,component}` ([`XRaySamplingProcessor::held_bytes`]).
 //!
 //! Whole traces across services: sidecars route every span of a trace to one gateway
 //! running this processor with the `loadbalancing` exporter
@@ -61,6 +67,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -122,6 +129,8 @@ pub struct XRaySamplingProcessor {
     centralized_in_force: bool,
     /// Counted if the next stage has gone away (only possible while shutting down).
     lost: Counter,
+    /// The buffer's `held_bytes`, readable after the processor has moved into its task.
+    held_bytes: Gauge,
 }
 
 impl XRaySamplingProcessor {
@@ -160,12 +169,19 @@ impl XRaySamplingProcessor {
         metrics: Arc<SelfMetrics>,
     ) -> XRaySamplingProcessor {
         let event = |e: &str| metrics.component_event(id, Signal::Traces, e);
+        let dropped = |reason: &str| metrics.pipeline_dropped(pipeline, id, reason);
+        let held_bytes = metrics.processor_held_bytes(pipeline, id);
         let counters = TailCounters {
-            not_sampled: metrics.pipeline_dropped(pipeline, id, "not_sampled"),
-            evicted: metrics.pipeline_dropped(pipeline, id, "evicted"),
+            not_sampled: dropped("not_sampled"),
+            evicted: dropped("evicted"),
             traces_evicted: event("traces_evicted"),
+            trace_limit: dropped("trace_limit"),
+            traces_limited_spans: event("traces_limited/spans"),
+            traces_limited_bytes: event("traces_limited/bytes"),
+            unreadable: dropped("unreadable"),
             upstream_sampled: event("upstream_sampled"),
             no_matching_rule: event("no_matching_rule"),
+            held_bytes: held_bytes.clone(),
         };
         let limits = TailLimits {
             decision_wait: config.decision_wait,
@@ -173,6 +189,8 @@ impl XRaySamplingProcessor {
             num_traces: config.num_traces,
             decision_cache_size: config.decision_cache_size,
             honor_upstream_sampled: config.honor_upstream_sampled,
+            max_spans_per_trace: config.max_spans_per_trace,
+            max_bytes_per_trace: config.max_bytes_per_trace,
         };
         let sampler = Sampler::new(rules, &|name| rule_counters(&metrics, id, name));
         XRaySamplingProcessor {
@@ -182,11 +200,25 @@ impl XRaySamplingProcessor {
             targets_applied: event("targets_applied"),
             centralized_in_force: false,
             lost: metrics.pipeline_dropped(pipeline, id, "shutdown"),
+            held_bytes,
             id: id.to_string(),
             config,
             metrics,
             rules_stamp,
         }
+    }
+
+    /// Bytes the tail buffer holds now: the spans waiting for a decision (encoded), the
+    /// resources and scopes they share (each once), and the buffer's bookkeeping. Also on
+    /// `/metrics` as `processor_held_bytes`.
+    pub fn held_bytes(&self) -> usize {
+        usize::try_from(self.held_bytes.get()).unwrap_or(0)
+    }
+
+    /// A live view of [`Self::held_bytes`] that stays readable after the processor has
+    /// been moved into its task, for a process-wide memory budget.
+    pub fn held_bytes_gauge(&self) -> Gauge {
+        self.held_bytes.clone()
     }
 
     /// Re-reads the rules file if it changed since it was last read (or always, on
@@ -239,7 +271,8 @@ impl XRaySamplingProcessor {
         match update {
             Update::Rules(rules) => {
                 let (metrics, id) = (&self.metrics, self.id.as_str());
-                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name));
+                let sampler = Sampler::new(rules, &|name| rule_counters(metrics, id, name))
+                    .with_boosts_from_xray();
                 self.buffer.set_sampler(sampler);
                 self.centralized_in_force = true;
                 self.reloaded.inc();
@@ -284,6 +317,7 @@ fn rule_counters(metrics: &SelfMetrics, id: &str, rule: &str) -> RuleCounters {
         kept: event("rule_kept"),
         dropped: event("rule_dropped"),
         borrowed: event("rule_borrowed"),
+        boosted: event("rule_boosted"),
     }
 }
 

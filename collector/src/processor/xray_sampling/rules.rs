@@ -43,6 +43,10 @@ pub enum RulesError {
     Rate { rule: String, rate: f64 },
     #[error("rule {rule}: fixed target {value} is negative; use 0 for no reservoir")]
     FixedTarget { rule: String, value: i64 },
+    #[error("rule {rule}: SamplingRateBoost MaxRate {rate} is outside [0, 1]")]
+    BoostRate { rule: String, rate: f64 },
+    #[error("rule {rule}: SamplingRateBoost CooldownWindowMinutes {value} is negative")]
+    BoostCooldown { rule: String, value: i64 },
     #[error("rule {rule}: priority {value} is outside 1..=10000")]
     Priority { rule: String, value: i64 },
     #[error("two rules are named `{0}`; rule names label the metrics and must be unique")]
@@ -67,6 +71,37 @@ pub struct Rule {
     /// Traces per second kept before `rate` applies.
     pub fixed_target: u32,
     pub rate: f64,
+    /// Adaptive sampling: how far and how often `rate` may be raised while the rule's
+    /// error traces spike ([`super::sampler`]).
+    pub boost: Option<Boost>,
+}
+
+/// X-Ray's `SamplingRateBoost` of a rule, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boost {
+    /// The rate a boost raises the rule to (never lowers it).
+    pub max_rate: f64,
+    /// At most one boost starts within this many seconds.
+    pub cooldown_seconds: u64,
+}
+
+impl Boost {
+    fn new(name: &str, max_rate: f64, cooldown_minutes: i64) -> Result<Boost, RulesError> {
+        if !(0.0..=1.0).contains(&max_rate) {
+            return Err(RulesError::BoostRate {
+                rule: format!("`{name}`"),
+                rate: max_rate,
+            });
+        }
+        let minutes = u64::try_from(cooldown_minutes).map_err(|_| RulesError::BoostCooldown {
+            rule: format!("`{name}`"),
+            value: cooldown_minutes,
+        })?;
+        Ok(Boost {
+            max_rate,
+            cooldown_seconds: minutes.saturating_mul(60),
+        })
+    }
 }
 
 impl Rule {
@@ -192,6 +227,10 @@ fn local_rules(doc: LocalSamplingRules) -> Result<Vec<Rule>, RulesError> {
             _ => format!("rule-{}", i + 1),
         };
         let (fixed_target, rate) = check_values(&name, r.fixed_target, r.rate)?;
+        let boost = r
+            .sampling_rate_boost
+            .map(|b| Boost::new(&name, b.max_rate, b.cooldown_window_minutes))
+            .transpose()?;
         rules.push(Rule {
             service_name: glob_or_any(r.service_name.as_deref()),
             service_type: Glob::new("*"),
@@ -206,6 +245,7 @@ fn local_rules(doc: LocalSamplingRules) -> Result<Vec<Rule>, RulesError> {
                 .collect(),
             fixed_target,
             rate,
+            boost,
             name,
         });
     }
@@ -222,6 +262,7 @@ fn local_rules(doc: LocalSamplingRules) -> Result<Vec<Rule>, RulesError> {
             attributes: Vec::new(),
             fixed_target,
             rate,
+            boost: None,
             name,
         });
     }
@@ -251,6 +292,10 @@ fn centralized_rules(rules: Vec<SamplingRule>) -> Result<Vec<Rule>, RulesError> 
             });
         }
         let (fixed_target, rate) = check_values(&name, r.reservoir_size, r.fixed_rate)?;
+        let boost = r
+            .sampling_rate_boost
+            .map(|b| Boost::new(&name, b.max_rate, b.cooldown_window_minutes))
+            .transpose()?;
         out.push((
             r.priority,
             Rule {
@@ -267,6 +312,7 @@ fn centralized_rules(rules: Vec<SamplingRule>) -> Result<Vec<Rule>, RulesError> 
                     .collect(),
                 fixed_target,
                 rate,
+                boost,
                 name,
             },
         ));

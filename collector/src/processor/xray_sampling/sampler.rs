@@ -29,11 +29,51 @@
 //! that replaces the per-instance reservoir until its TTL, so the fleet shares the rule's
 //! reservoir as X-Ray intends. Quota keeps are X-Ray's assignment, not borrowing, and are
 //! not counted in `borrowed`. When the TTL passes, the rule borrows again.
+//!
+//! # Adaptive sampling
+//!
+//! A rule with a `SamplingRateBoost` (`MaxRate`, `CooldownWindowMinutes`) has its rate
+//! raised to `MaxRate` for a while when its traces start failing, so that an incident is
+//! seen in full and ordinary traffic stays cheap. A trace counts as an anomaly when it
+//! shows a fault ([`TraceView::has_fault`]: a 5xx status or span status `ERROR`).
+//!
+//! * Locally (rules from a file, or before X-Ray's arrive), each rule's traces are counted
+//!   in windows of [`BOOST_WINDOW_SECONDS`]. A spike is a window with at least
+//!   [`SPIKE_MIN_ANOMALIES`] anomalies whose anomaly share is more than
+//!   [`SPIKE_FACTOR`] times the rule's usual share (an average over earlier windows, so a
+//!   steady error level is not a spike). A spike boosts the rule to `MaxRate` for
+//!   [`BOOST_SECONDS`] (X-Ray's boosts are brief: up to a minute), and no new boost starts
+//!   until `CooldownWindowMinutes` after the last one started. Boosts are counted in
+//!   `rule_boosted/NAME`.
+//! * In centralized mode X-Ray decides: the sampler reports each boost rule's traces and
+//!   anomalies per service (`SamplingBoostStatisticsDocuments`) with its statistics, and
+//!   applies the `SamplingBoost` rate X-Ray answers with until its TTL; it does not boost
+//!   X-Ray's rules on its own.
+//!
+//! A boost never lowers a rule's rate: the rate in force is the larger of the two.
+
+use std::collections::BTreeMap;
 
 use prometheus_client::metrics::counter::Counter;
 
 use super::rules::{Rule, RuleSet};
 use super::trace_view::TraceView;
+
+/// Length of the windows in which a rule's anomalies are counted: X-Ray's statistics
+/// interval.
+pub const BOOST_WINDOW_SECONDS: u64 = 10;
+/// How long a local boost lasts.
+pub const BOOST_SECONDS: u64 = 60;
+/// Fewest anomalies in a window that can make a spike: a handful of failures is noise.
+pub const SPIKE_MIN_ANOMALIES: u64 = 5;
+/// How many times its usual anomaly share a window must show to be a spike.
+pub const SPIKE_FACTOR: f64 = 2.0;
+/// Weight of the latest window in the usual anomaly share (an exponential average over
+/// about the last minute of windows).
+const BASELINE_WEIGHT: f64 = 0.2;
+/// Services per rule whose boost statistics are kept between two reports; more are not
+/// reported (one rule rarely spans more services, and the map must stay bounded).
+const MAX_BOOST_SERVICES: usize = 64;
 
 /// A deterministic number in [0, 1) for a trace id, the same in every collector.
 ///
@@ -66,6 +106,8 @@ pub struct RuleCounters {
     pub dropped: Counter,
     /// Kept from this instance's own reservoir (a subset of `kept`).
     pub borrowed: Counter,
+    /// Local boosts started (adaptive sampling).
+    pub boosted: Counter,
 }
 
 /// Where the counters come from: the processor passes `/metrics` families, tests plain
@@ -88,6 +130,8 @@ pub struct Target {
     /// Traces per second this instance may keep from the rule's shared reservoir, until
     /// `quota_until_second` (the processor's clock, like `now_second`); `None` = borrow.
     pub quota: Option<(u32, u64)>,
+    /// X-Ray's `SamplingBoost`: the rate in force until the second given (same clock).
+    pub boost: Option<(f64, u64)>,
 }
 
 /// What a rule saw since the last report, in X-Ray's `SamplingStatisticsDocument` terms.
@@ -100,6 +144,21 @@ pub struct RuleStatistics {
     pub sampled: u64,
     /// Kept from this instance's own reservoir.
     pub borrowed: u64,
+    /// Per service, for a rule with a `SamplingRateBoost`: X-Ray's
+    /// `SamplingBoostStatisticsDocument` terms.
+    pub boost: Vec<BoostStatistics>,
+}
+
+/// A boost rule's traces of one service since the last report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoostStatistics {
+    pub service: String,
+    /// Traces the rule decided.
+    pub total: u64,
+    /// Of which showed a fault.
+    pub anomalies: u64,
+    /// Of which were kept.
+    pub sampled_anomalies: u64,
 }
 
 /// A rule's live state beyond its definition.
@@ -110,6 +169,58 @@ struct RuleState {
     requests: u64,
     sampled: u64,
     borrowed: u64,
+    /// The boosted rate and the second it ends, locally or from X-Ray.
+    boost: Option<(f64, u64)>,
+    /// First second a new local boost may start.
+    next_boost: u64,
+    spikes: SpikeWindow,
+    by_service: BTreeMap<String, BoostStatistics>,
+}
+
+impl RuleState {
+    /// The rate in force at `now_second`.
+    fn rate(&self, rule: &Rule, now_second: u64) -> f64 {
+        let base = self.rate.unwrap_or(rule.rate);
+        match self.boost {
+            Some((boosted, until)) if now_second < until => base.max(boosted),
+            _ => base,
+        }
+    }
+}
+
+/// A rule's anomalies in the current window, against its usual share.
+#[derive(Debug, Clone, Default)]
+struct SpikeWindow {
+    /// First second of the current window.
+    start: u64,
+    traces: u64,
+    anomalies: u64,
+    /// The usual anomaly share: an exponential average over the earlier windows; `None`
+    /// until a window has closed.
+    usual: Option<f64>,
+}
+
+impl SpikeWindow {
+    /// Counts one trace at `now_second`; whether the current window is now a spike.
+    fn observe(&mut self, now_second: u64, anomaly: bool) -> bool {
+        if now_second >= self.start + BOOST_WINDOW_SECONDS {
+            if self.traces > 0 {
+                let share = self.anomalies as f64 / self.traces as f64;
+                self.usual = Some(match self.usual {
+                    Some(usual) => usual + BASELINE_WEIGHT * (share - usual),
+                    None => share,
+                });
+            }
+            self.start = now_second - now_second % BOOST_WINDOW_SECONDS;
+            (self.traces, self.anomalies) = (0, 0);
+        }
+        self.traces += 1;
+        self.anomalies += u64::from(anomaly);
+        let share = self.anomalies as f64 / self.traces as f64;
+        anomaly
+            && self.anomalies >= SPIKE_MIN_ANOMALIES
+            && share > SPIKE_FACTOR * self.usual.unwrap_or(0.0)
+    }
 }
 
 /// The outcome for one trace.
@@ -126,6 +237,8 @@ pub struct Sampler {
     reservoirs: Vec<Reservoir>,
     counters: Vec<RuleCounters>,
     state: Vec<RuleState>,
+    /// Whether spikes boost rules here, or X-Ray decides boosts (its own rules).
+    local_boost: bool,
 }
 
 impl Sampler {
@@ -136,7 +249,14 @@ impl Sampler {
             state: vec![RuleState::default(); rules.rules.len()],
             rules,
             counters,
+            local_boost: true,
         }
+    }
+
+    /// For X-Ray's rules: boosts come from X-Ray's targets only.
+    pub fn with_boosts_from_xray(mut self) -> Sampler {
+        self.local_boost = false;
+        self
     }
 
     pub fn rule(&self, index: usize) -> Option<&Rule> {
@@ -150,6 +270,11 @@ impl Sampler {
                 self.state[i].rate = Some(t.fixed_rate.clamp(0.0, 1.0));
                 if t.quota.is_some() {
                     self.state[i].quota = t.quota;
+                }
+                if let Some((rate, until)) = t.boost {
+                    // X-Ray's boost stays within the rule's own `MaxRate`.
+                    let max = self.rules.rules[i].boost.map_or(1.0, |b| b.max_rate);
+                    self.state[i].boost = Some((rate.clamp(0.0, max), until));
                 }
             }
         }
@@ -168,6 +293,7 @@ impl Sampler {
                     requests: s.requests,
                     sampled: s.sampled,
                     borrowed: s.borrowed,
+                    boost: std::mem::take(&mut s.by_service).into_values().collect(),
                 };
                 (s.requests, s.sampled, s.borrowed) = (0, 0, 0);
                 stats
@@ -179,6 +305,8 @@ impl Sampler {
     pub fn decide(&mut self, trace: &TraceView<'_>, trace_id: &[u8], now_second: u64) -> Decision {
         let draw = trace_draw(trace_id);
         let mut deciding: Option<usize> = None;
+        // Whether the trace is an anomaly, when the deciding rule has a boost to feed.
+        let mut anomaly = false;
         for i in 0..self.rules.rules.len() {
             let rule = &self.rules.rules[i];
             let second_turn = deciding.is_some();
@@ -191,8 +319,15 @@ impl Sampler {
             if deciding.is_none() {
                 deciding = Some(i);
                 self.state[i].requests += 1;
+                if rule.boost.is_some() {
+                    anomaly = trace.has_fault();
+                    self.observe(i, trace.service(), anomaly, now_second);
+                }
             }
             if self.try_keep(i, draw, now_second) {
+                if anomaly && let Some(d) = deciding {
+                    self.count_sampled_anomaly(d, trace.service());
+                }
                 return Decision {
                     keep: true,
                     rule: Some(i),
@@ -205,6 +340,35 @@ impl Sampler {
         Decision {
             keep: false,
             rule: deciding,
+        }
+    }
+
+    /// Feeds a trace that boost rule `i` decides to its statistics and, locally, to its
+    /// spike detection; starts a boost on a spike outside the cooldown.
+    fn observe(&mut self, i: usize, service: &str, anomaly: bool, now_second: u64) {
+        let Some(boost) = self.rules.rules[i].boost else {
+            return;
+        };
+        let state = &mut self.state[i];
+        if let Some(stats) = service_statistics(&mut state.by_service, service) {
+            stats.total += 1;
+            stats.anomalies += u64::from(anomaly);
+        }
+        if !self.local_boost {
+            return;
+        }
+        let spike = state.spikes.observe(now_second, anomaly);
+        let boosting = state.boost.is_some_and(|(_, until)| now_second < until);
+        if spike && !boosting && now_second >= state.next_boost {
+            state.boost = Some((boost.max_rate, now_second + BOOST_SECONDS));
+            state.next_boost = now_second + boost.cooldown_seconds.max(BOOST_SECONDS);
+            self.counters[i].boosted.inc();
+        }
+    }
+
+    fn count_sampled_anomaly(&mut self, i: usize, service: &str) {
+        if let Some(stats) = service_statistics(&mut self.state[i].by_service, service) {
+            stats.sampled_anomalies += 1;
         }
     }
 
@@ -233,11 +397,31 @@ impl Sampler {
             }
             return true;
         }
-        if draw < state.rate.unwrap_or(rule.rate) {
+        if draw < state.rate(rule, now_second) {
             counters.kept.inc();
             state.sampled += 1;
             return true;
         }
         false
     }
+}
+
+/// The statistics of `service`, unless the map is full of other services.
+fn service_statistics<'a>(
+    by_service: &'a mut BTreeMap<String, BoostStatistics>,
+    service: &str,
+) -> Option<&'a mut BoostStatistics> {
+    if !by_service.contains_key(service) {
+        if by_service.len() >= MAX_BOOST_SERVICES {
+            return None;
+        }
+        by_service.insert(
+            service.to_string(),
+            BoostStatistics {
+                service: service.to_string(),
+                ..BoostStatistics::default()
+            },
+        );
+    }
+    by_service.get_mut(service)
 }

@@ -12,18 +12,41 @@
 //! none); if the rules drop it, its spans are counted as dropped with reason `evicted`, and
 //! every eviction is counted in `traces_evicted`.
 //!
+//! `max_spans_per_trace` and `max_bytes_per_trace` bound what one trace may hold while it
+//! waits. A trace that reaches either is decided at once the same way (counted in
+//! `traces_limited/spans` or `traces_limited/bytes`; its dropped spans with reason
+//! `trace_limit`), and its later spans follow the decision like any late span: one huge or
+//! root-less trace cannot sit on the pipeline's item budget until `max_wait` while every
+//! sender is told to retry.
+//!
 //! Decisions are remembered for the last `decision_cache_size` traces (oldest forgotten
 //! first), so spans arriving after their trace was decided follow it: forwarded at once or
 //! dropped as `not_sampled`. A span of a forgotten trace starts a new trace and gets the
 //! same `rate` draw (it is a function of the trace id), so it usually still agrees.
+//!
+//! # Memory
+//!
+//! A request's spans usually belong to many traces, but they share the request's resource
+//! and scopes. Those are held once per request behind an [`Arc`] however many traces the
+//! request feeds (a copy per trace let one request with a large resource attribute and
+//! spans on thousands of traces ask for gigabytes). The waiting spans themselves are kept
+//! protobuf-encoded, one buffer per trace and scope, and decoded when their trace is
+//! decided: about a third of their decoded size, which is what lets the buffer hold many
+//! traces. [`TailBuffer::held_bytes`] is what the buffer holds: the encoded spans, the
+//! shared resources and scopes (each counted once), and an estimate of the bookkeeping
+//! per trace and per remembered decision.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::mem::size_of;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
-use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans};
+use aurastream_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
+use aurastream_proto::otlp::resource::Resource;
+use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prost::Message;
 use tokio::time::Instant;
 
 use super::sampler::Sampler;
@@ -46,6 +69,10 @@ pub struct TailLimits {
     pub num_traces: usize,
     pub decision_cache_size: usize,
     pub honor_upstream_sampled: bool,
+    /// A trace holding this many spans is decided at once.
+    pub max_spans_per_trace: usize,
+    /// A trace holding this many (encoded) bytes is decided at once.
+    pub max_bytes_per_trace: usize,
 }
 
 /// Where the buffer reports what it did, beyond the per-rule counters.
@@ -57,22 +84,114 @@ pub struct TailCounters {
     pub evicted: Counter,
     /// Traces decided early because of `num_traces`.
     pub traces_evicted: Counter,
+    /// Spans of traces decided early because of a per-trace limit, and dropped.
+    pub trace_limit: Counter,
+    /// Traces decided early because they reached `max_spans_per_trace`.
+    pub traces_limited_spans: Counter,
+    /// Traces decided early because they reached `max_bytes_per_trace`.
+    pub traces_limited_bytes: Counter,
+    /// Spans that could not be read back from the buffer (dropped).
+    pub unreadable: Counter,
     /// Traces kept because the upstream service had sampled them.
     pub upstream_sampled: Counter,
     /// Traces no rule matched (dropped).
     pub no_matching_rule: Counter,
+    /// Bytes the buffer holds; the buffer keeps its own account in it.
+    pub held_bytes: Gauge,
 }
 
 type TraceId = Vec<u8>;
+
+/// Bytes counted in the buffer's `held_bytes` for as long as this value lives.
+#[derive(Debug)]
+struct Charge {
+    bytes: usize,
+    held: Gauge,
+}
+
+impl Charge {
+    fn new(held: &Gauge, bytes: usize) -> Charge {
+        let mut charge = Charge {
+            bytes: 0,
+            held: held.clone(),
+        };
+        charge.add(bytes);
+        charge
+    }
+
+    fn add(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.held.inc_by(bytes as i64);
+    }
+
+    fn sub(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.held.dec_by(bytes as i64);
+    }
+
+    fn set(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            self.add(bytes - self.bytes);
+        } else {
+            self.sub(self.bytes - bytes);
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.dec_by(self.bytes as i64);
+    }
+}
+
+/// A request's resource, shared by every trace its spans belong to.
+struct SharedResource {
+    resource: Option<Resource>,
+    schema_url: String,
+    _charge: Charge,
+}
+
+/// One scope of a request with its resource: what a span needs besides itself to become a
+/// `ResourceSpans` again.
+struct Origin {
+    resource: Arc<SharedResource>,
+    scope: Option<InstrumentationScope>,
+    schema_url: String,
+    _charge: Charge,
+}
+
+impl Origin {
+    fn resource(&self) -> Option<&Resource> {
+        self.resource.resource.as_ref()
+    }
+}
+
+/// Spans of one trace from one origin, decoded.
+struct Part {
+    origin: Arc<Origin>,
+    spans: Vec<Span>,
+}
+
+/// Spans of one trace from one origin, stored: length-delimited protobuf `Span`s.
+struct Stored {
+    origin: Arc<Origin>,
+    encoded: Vec<u8>,
+    spans: usize,
+}
 
 struct Pending {
     seq: u64,
     first_seen: Instant,
     /// `decision_wait` after the root span arrived; `None` until it has.
     root_due: Option<Instant>,
-    fragments: Vec<ResourceSpans>,
+    stored: Vec<Stored>,
     spans: usize,
+    /// Encoded bytes of the spans.
+    bytes: usize,
     ticket: Ticket,
+    /// The spans' bytes and the trace's bookkeeping, in `held_bytes`.
+    charge: Charge,
 }
 
 #[derive(Clone)]
@@ -85,13 +204,13 @@ struct Decided {
 /// Kept spans on their way out, with their share of the budget.
 #[derive(Default)]
 pub struct Released {
-    data: Vec<ResourceSpans>,
+    parts: Vec<Part>,
     ticket: Option<Ticket>,
 }
 
 impl Released {
-    fn push(&mut self, fragments: Vec<ResourceSpans>, ticket: Ticket) {
-        self.data.extend(fragments);
+    fn push(&mut self, parts: Vec<Part>, ticket: Ticket) {
+        self.parts.extend(parts);
         match &mut self.ticket {
             Some(t) => t.merge(ticket),
             None => self.ticket = Some(ticket),
@@ -101,11 +220,11 @@ impl Released {
     /// The batch to send on, if anything was kept.
     pub fn into_batch(self) -> Option<Batch> {
         let ticket = self.ticket?;
-        if self.data.is_empty() {
+        if self.parts.is_empty() {
             return None;
         }
         Some(Batch {
-            data: SignalData::Traces(self.data),
+            data: SignalData::Traces(rebuild(self.parts)),
             ticket,
         })
     }
@@ -118,6 +237,8 @@ enum Cause {
     Due,
     /// It was the oldest when `num_traces` was reached.
     Evicted,
+    /// It reached `max_spans_per_trace` or `max_bytes_per_trace`.
+    Limit,
 }
 
 pub struct TailBuffer {
@@ -136,11 +257,17 @@ pub struct TailBuffer {
     next_seq: u64,
     decided: HashMap<TraceId, Decided>,
     decided_order: VecDeque<TraceId>,
+    /// The remembered decisions' heap data, in `held_bytes`.
+    decided_charge: Charge,
+    /// The tables above (their buckets and nodes), in `held_bytes`.
+    tables_charge: Charge,
 }
 
 impl TailBuffer {
     pub fn new(limits: TailLimits, sampler: Sampler, counters: TailCounters, now: Instant) -> Self {
         TailBuffer {
+            decided_charge: Charge::new(&counters.held_bytes, 0),
+            tables_charge: Charge::new(&counters.held_bytes, 0),
             limits,
             sampler,
             counters,
@@ -169,6 +296,17 @@ impl TailBuffer {
         now.saturating_duration_since(self.epoch).as_secs()
     }
 
+    /// Bytes the buffer holds now: waiting spans (encoded), the resources and scopes they
+    /// share (once each), and the bookkeeping of waiting traces and remembered decisions.
+    pub fn held_bytes(&self) -> usize {
+        usize::try_from(self.counters.held_bytes.get()).unwrap_or(0)
+    }
+
+    /// Spans waiting for their trace's decision.
+    pub fn held_spans(&self) -> usize {
+        self.pending.values().map(|p| p.spans).sum()
+    }
+
     /// Takes in a batch of spans: spans of decided traces follow their decision, the rest
     /// wait. A batch of another signal is handed back untouched (configuration validation
     /// keeps this processor out of other pipelines, so that does not happen in practice).
@@ -183,11 +321,28 @@ impl TailBuffer {
                 });
             }
         };
-        for (id, group) in group_by_trace(resource_spans) {
+        for (id, group) in group_by_trace(resource_spans, &self.counters.held_bytes) {
             let share = ticket.split(group.spans);
             self.admit(id, group, share, now, out);
         }
+        self.charge_tables();
         Ok(())
+    }
+
+    /// Brings the tables' share of `held_bytes` up to date with their capacities (hash
+    /// tables allocate all their buckets up front and keep them when entries leave), and
+    /// gives the room of a mostly empty table of waiting traces back.
+    fn charge_tables(&mut self) {
+        // After a burst the table would keep room for the burst's traces for good.
+        if self.pending.capacity() > 1024 && self.pending.len() * 4 < self.pending.capacity() {
+            self.pending.shrink_to(self.pending.len() * 2);
+        }
+        let bytes = hash_table_bytes::<(TraceId, Pending)>(self.pending.capacity())
+            + hash_table_bytes::<(TraceId, Decided)>(self.decided.capacity())
+            + self.decided_order.capacity() * size_of::<TraceId>()
+            + btree_bytes::<u64, TraceId>(self.by_age.len())
+            + btree_bytes::<(Instant, u64), ()>(self.root_due.len());
+        self.tables_charge.set(bytes);
     }
 
     fn admit(
@@ -200,53 +355,86 @@ impl TailBuffer {
     ) {
         if let Some(d) = self.decided.get(&id) {
             if d.keep {
-                let mut fragments = group.fragments;
+                let mut parts = group.parts;
                 if let Some(rule) = &d.rule {
-                    annotate_roots(&mut fragments, rule);
+                    annotate_roots(&mut parts, rule);
                 }
-                out.push(fragments, ticket);
+                out.push(parts, ticket);
             } else {
                 self.counters.not_sampled.inc_by(group.spans as u64);
             }
             return;
         }
         let root_due = group.has_root.then(|| now + self.limits.decision_wait);
-        if let Some(p) = self.pending.get_mut(&id) {
-            p.fragments.extend(group.fragments);
-            p.spans += group.spans;
-            p.ticket.merge(ticket);
-            if let (None, Some(due)) = (p.root_due, root_due) {
-                p.root_due = Some(due);
-                self.root_due.insert((due, p.seq));
+        let (stored, bytes) = store(group.parts);
+        let seq = match self.pending.get_mut(&id) {
+            Some(p) => {
+                p.charge.add(bytes + stored.len() * size_of::<Stored>());
+                p.stored.extend(stored);
+                p.spans += group.spans;
+                p.bytes += bytes;
+                p.ticket.merge(ticket);
+                if let (None, Some(due)) = (p.root_due, root_due) {
+                    p.root_due = Some(due);
+                    self.root_due.insert((due, p.seq));
+                }
+                p.seq
             }
+            None => {
+                while self.pending.len() >= self.limits.num_traces {
+                    let Some(&oldest) = self.by_age.keys().next() else {
+                        break;
+                    };
+                    if let Some((id, p)) = self.take_pending(oldest) {
+                        self.counters.traces_evicted.inc();
+                        self.decide(id, p, Cause::Evicted, now, out);
+                    }
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                if let Some(due) = root_due {
+                    self.root_due.insert((due, seq));
+                }
+                let charge = Charge::new(
+                    &self.counters.held_bytes,
+                    bytes + stored.len() * size_of::<Stored>() + trace_overhead(&id),
+                );
+                self.by_age.insert(seq, id.clone());
+                self.pending.insert(
+                    id,
+                    Pending {
+                        seq,
+                        first_seen: now,
+                        root_due,
+                        stored,
+                        spans: group.spans,
+                        bytes,
+                        ticket,
+                        charge,
+                    },
+                );
+                seq
+            }
+        };
+        self.enforce_trace_limits(seq, now, out);
+    }
+
+    /// Decides the waiting trace `seq` now if it holds more than one trace may.
+    fn enforce_trace_limits(&mut self, seq: u64, now: Instant, out: &mut Released) {
+        let Some(p) = self.by_age.get(&seq).and_then(|id| self.pending.get(id)) else {
             return;
+        };
+        let counter = if p.spans >= self.limits.max_spans_per_trace {
+            &self.counters.traces_limited_spans
+        } else if p.bytes >= self.limits.max_bytes_per_trace {
+            &self.counters.traces_limited_bytes
+        } else {
+            return;
+        };
+        counter.inc();
+        if let Some((id, p)) = self.take_pending(seq) {
+            self.decide(id, p, Cause::Limit, now, out);
         }
-        while self.pending.len() >= self.limits.num_traces {
-            let Some(&oldest) = self.by_age.keys().next() else {
-                break;
-            };
-            if let Some((id, p)) = self.take_pending(oldest) {
-                self.counters.traces_evicted.inc();
-                self.decide(id, p, Cause::Evicted, now, out);
-            }
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(due) = root_due {
-            self.root_due.insert((due, seq));
-        }
-        self.by_age.insert(seq, id.clone());
-        self.pending.insert(
-            id,
-            Pending {
-                seq,
-                first_seen: now,
-                root_due,
-                fragments: group.fragments,
-                spans: group.spans,
-                ticket,
-            },
-        );
     }
 
     /// Removes the waiting trace `seq` from every index (its `by_age` entry in any case).
@@ -294,6 +482,7 @@ impl TailBuffer {
                 self.decide(id, p, Cause::Due, now, out);
             }
         }
+        self.charge_tables();
     }
 
     /// Decides everything still waiting (shutdown), oldest first.
@@ -303,45 +492,74 @@ impl TailBuffer {
                 self.decide(id, p, Cause::Due, now, out);
             }
         }
+        self.charge_tables();
     }
 
-    fn decide(
-        &mut self,
-        id: TraceId,
-        mut p: Pending,
-        cause: Cause,
-        now: Instant,
-        out: &mut Released,
-    ) {
-        let view = TraceView::new(&p.fragments);
-        let upstream = self.limits.honor_upstream_sampled
-            && view.root().is_some_and(|s| s.flags & W3C_SAMPLED != 0);
-        let (keep, rule) = if upstream {
-            self.counters.upstream_sampled.inc();
-            (true, None)
-        } else {
-            let second = now.saturating_duration_since(self.epoch).as_secs();
-            let d = self.sampler.decide(&view, &id, second);
-            if d.rule.is_none() {
-                self.counters.no_matching_rule.inc();
+    fn decide(&mut self, id: TraceId, p: Pending, cause: Cause, now: Instant, out: &mut Released) {
+        let Pending {
+            stored,
+            mut ticket,
+            spans: mut count,
+            charge,
+            ..
+        } = p;
+        let mut parts = Vec::with_capacity(stored.len());
+        for s in stored {
+            match decode(&s.encoded, s.spans) {
+                Ok(spans) => parts.push(Part {
+                    origin: s.origin,
+                    spans,
+                }),
+                Err(e) => {
+                    // Only a span nested deeper than protobuf decoding allows (possible
+                    // from OTLP/JSON) fails to come back.
+                    tracing::error!(error = %e, spans = s.spans,
+                        "buffered spans could not be read back; dropped as unreadable");
+                    self.counters.unreadable.inc_by(s.spans as u64);
+                    drop(ticket.split(s.spans));
+                    count -= s.spans;
+                }
             }
-            let name = d
-                .rule
-                .and_then(|i| self.sampler.rule(i))
-                .map(|r| Arc::<str>::from(r.name.as_str()));
-            (d.keep, if d.keep { name } else { None })
+        }
+        // The encoded copies are gone; the decoded spans are the ticket's to account for.
+        drop(charge);
+        let (keep, rule) = {
+            let view = TraceView::from_parts(
+                parts
+                    .iter()
+                    .map(|p| (p.origin.resource(), p.spans.as_slice()))
+                    .collect(),
+            );
+            let upstream = self.limits.honor_upstream_sampled
+                && view.root().is_some_and(|s| s.flags & W3C_SAMPLED != 0);
+            if upstream {
+                self.counters.upstream_sampled.inc();
+                (true, None)
+            } else {
+                let second = now.saturating_duration_since(self.epoch).as_secs();
+                let d = self.sampler.decide(&view, &id, second);
+                if d.rule.is_none() {
+                    self.counters.no_matching_rule.inc();
+                }
+                let name = d
+                    .rule
+                    .and_then(|i| self.sampler.rule(i))
+                    .map(|r| Arc::<str>::from(r.name.as_str()));
+                (d.keep, if d.keep { name } else { None })
+            }
         };
         if keep {
             if let Some(rule) = &rule {
-                annotate_roots(&mut p.fragments, rule);
+                annotate_roots(&mut parts, rule);
             }
-            out.push(p.fragments, p.ticket);
+            out.push(parts, ticket);
         } else {
             let counter = match cause {
                 Cause::Due => &self.counters.not_sampled,
                 Cause::Evicted => &self.counters.evicted,
+                Cause::Limit => &self.counters.trace_limit,
             };
-            counter.inc_by(p.spans as u64);
+            counter.inc_by(count as u64);
             // The ticket is dropped here: the spans leave the pipeline's budget.
         }
         self.remember(id, Decided { keep, rule });
@@ -354,32 +572,85 @@ impl TailBuffer {
         while self.decided_order.len() >= self.limits.decision_cache_size {
             match self.decided_order.pop_front() {
                 Some(old) => {
-                    self.decided.remove(&old);
+                    if let Some(d) = self.decided.remove(&old) {
+                        self.decided_charge.sub(decision_overhead(&old, &d));
+                    }
                 }
                 None => break,
             }
         }
+        let bytes = decision_overhead(&id, &decided);
         if self.decided.insert(id.clone(), decided).is_none() {
+            self.decided_charge.add(bytes);
             self.decided_order.push_back(id);
         }
     }
 }
 
-/// The spans of one trace found in a batch.
-struct Group {
-    fragments: Vec<ResourceSpans>,
-    spans: usize,
-    has_root: bool,
-    /// `(resource index, scope index)` of the last fragment, to append to it.
-    last: (usize, usize),
+/// Heap data of one waiting trace besides its spans and the tables: its id, held by the
+/// map and by the age index.
+fn trace_overhead(id: &[u8]) -> usize {
+    2 * id.len()
 }
 
-/// Splits a batch by trace id, keeping each span's resource and scope, in first-seen order.
-fn group_by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Group)> {
+/// Heap data of one remembered decision: its id twice (map and order) and the rule name
+/// of a kept trace.
+fn decision_overhead(id: &[u8], d: &Decided) -> usize {
+    2 * id.len()
+        + d.rule
+            .as_ref()
+            .map_or(0, |r| 2 * size_of::<usize>() + r.len())
+}
+
+/// What a hash table with room for `capacity` entries allocates: a power of two of
+/// buckets, at most seven eighths full, each with a control byte.
+fn hash_table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (size_of::<T>() + 1) + 16
+}
+
+/// An estimate for a B-tree of `len` entries: nodes of up to eleven entries, two thirds
+/// full on average.
+fn btree_bytes<K, V>(len: usize) -> usize {
+    len * (size_of::<K>() + size_of::<V>()) * 3 / 2
+}
+
+/// The spans of one trace found in a batch.
+struct Group {
+    parts: Vec<Part>,
+    spans: usize,
+    has_root: bool,
+}
+
+/// Splits a batch by trace id, in first-seen order. Every trace gets a reference to the
+/// resource and scope its spans came with, not a copy.
+fn group_by_trace(resource_spans: Vec<ResourceSpans>, held: &Gauge) -> Vec<(TraceId, Group)> {
     let mut groups: Vec<(TraceId, Group)> = Vec::new();
     let mut index: HashMap<TraceId, usize> = HashMap::new();
-    for (ri, rs) in resource_spans.into_iter().enumerate() {
-        for (si, ss) in rs.scope_spans.into_iter().enumerate() {
+    for rs in resource_spans {
+        let resource = Arc::new(SharedResource {
+            _charge: Charge::new(
+                held,
+                size_of::<SharedResource>() + rs.resource.as_ref().map_or(0, resource_size),
+            ),
+            resource: rs.resource,
+            schema_url: rs.schema_url,
+        });
+        for ss in rs.scope_spans {
+            let origin = Arc::new(Origin {
+                _charge: Charge::new(
+                    held,
+                    size_of::<Origin>()
+                        + ss.scope.as_ref().map_or(0, scope_size)
+                        + ss.schema_url.len(),
+                ),
+                resource: resource.clone(),
+                scope: ss.scope,
+                schema_url: ss.schema_url,
+            });
             for span in ss.spans {
                 let gi = match index.get(&span.trace_id) {
                     Some(&gi) => gi,
@@ -388,36 +659,23 @@ fn group_by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Group)> {
                         groups.push((
                             span.trace_id.clone(),
                             Group {
-                                fragments: Vec::new(),
+                                parts: Vec::new(),
                                 spans: 0,
                                 has_root: false,
-                                last: (usize::MAX, usize::MAX),
                             },
                         ));
                         groups.len() - 1
                     }
                 };
                 let g = &mut groups[gi].1;
-                if g.last != (ri, si) {
-                    g.fragments.push(ResourceSpans {
-                        resource: rs.resource.clone(),
-                        scope_spans: vec![ScopeSpans {
-                            scope: ss.scope.clone(),
-                            spans: Vec::new(),
-                            schema_url: ss.schema_url.clone(),
-                        }],
-                        schema_url: rs.schema_url.clone(),
-                    });
-                    g.last = (ri, si);
-                }
                 g.spans += 1;
                 g.has_root |= span.parent_span_id.is_empty();
-                if let Some(frag) = g
-                    .fragments
-                    .last_mut()
-                    .and_then(|f| f.scope_spans.last_mut())
-                {
-                    frag.spans.push(span);
+                match g.parts.last_mut() {
+                    Some(part) if Arc::ptr_eq(&part.origin, &origin) => part.spans.push(span),
+                    _ => g.parts.push(Part {
+                        origin: origin.clone(),
+                        spans: vec![span],
+                    }),
                 }
             }
         }
@@ -425,12 +683,144 @@ fn group_by_trace(resource_spans: Vec<ResourceSpans>) -> Vec<(TraceId, Group)> {
     groups
 }
 
+/// The parts of a trace in their stored form, and their encoded bytes.
+fn store(parts: Vec<Part>) -> (Vec<Stored>, usize) {
+    let mut bytes = 0;
+    let stored = parts
+        .into_iter()
+        .map(|part| {
+            let encoded = encode(&part.spans);
+            bytes += encoded.len();
+            Stored {
+                origin: part.origin,
+                encoded,
+                spans: part.spans.len(),
+            }
+        })
+        .collect();
+    (stored, bytes)
+}
+
+/// Spans as length-delimited protobuf, in a buffer of exactly their size.
+fn encode(spans: &[Span]) -> Vec<u8> {
+    let len = spans
+        .iter()
+        .map(|s| {
+            let n = s.encoded_len();
+            prost::length_delimiter_len(n) + n
+        })
+        .sum();
+    let mut buf = Vec::with_capacity(len);
+    for s in spans {
+        s.encode_length_delimited(&mut buf)
+            .expect("a Vec grows to hold whatever is encoded into it");
+    }
+    buf
+}
+
+fn decode(mut encoded: &[u8], count: usize) -> Result<Vec<Span>, prost::DecodeError> {
+    let mut spans = Vec::with_capacity(count);
+    while !encoded.is_empty() {
+        spans.push(Span::decode_length_delimited(&mut encoded)?);
+    }
+    Ok(spans)
+}
+
+/// Puts kept spans back into OTLP's shape: one `ResourceSpans` per request resource and one
+/// `ScopeSpans` per scope, however many traces they come from. A resource or scope is moved
+/// out when nothing else holds it any more, and copied while traces of its request still
+/// wait.
+fn rebuild(parts: Vec<Part>) -> Vec<ResourceSpans> {
+    type Scopes = Vec<(Arc<Origin>, Vec<Span>)>;
+    let mut resources: Vec<(Arc<SharedResource>, Scopes)> = Vec::new();
+    // Addresses identify the shared values while the `Arc`s above keep them alive.
+    let mut by_resource: HashMap<*const SharedResource, usize> = HashMap::new();
+    let mut by_origin: HashMap<*const Origin, (usize, usize)> = HashMap::new();
+    for Part { origin, spans } in parts {
+        if let Some(&(ri, oi)) = by_origin.get(&Arc::as_ptr(&origin)) {
+            resources[ri].1[oi].1.extend(spans);
+            continue;
+        }
+        let ri = *by_resource
+            .entry(Arc::as_ptr(&origin.resource))
+            .or_insert_with(|| {
+                resources.push((origin.resource.clone(), Vec::new()));
+                resources.len() - 1
+            });
+        by_origin.insert(Arc::as_ptr(&origin), (ri, resources[ri].1.len()));
+        resources[ri].1.push((origin, spans));
+    }
+    resources
+        .into_iter()
+        .map(|(resource, scopes)| {
+            // The scopes first: each holds its resource, which can only be moved out once
+            // they are gone.
+            let scope_spans = scopes
+                .into_iter()
+                .map(|(origin, spans)| {
+                    let (scope, schema_url) = match Arc::try_unwrap(origin) {
+                        Ok(o) => (o.scope, o.schema_url),
+                        Err(shared) => (shared.scope.clone(), shared.schema_url.clone()),
+                    };
+                    ScopeSpans {
+                        scope,
+                        spans,
+                        schema_url,
+                    }
+                })
+                .collect();
+            let (resource, schema_url) = match Arc::try_unwrap(resource) {
+                Ok(r) => (r.resource, r.schema_url),
+                Err(shared) => (shared.resource.clone(), shared.schema_url.clone()),
+            };
+            ResourceSpans {
+                resource,
+                scope_spans,
+                schema_url,
+            }
+        })
+        .collect()
+}
+
+/// Estimated decoded size of a resource: its attributes as structs plus their heap data.
+fn resource_size(r: &Resource) -> usize {
+    size_of::<Resource>() + attributes_size(&r.attributes)
+}
+
+fn scope_size(s: &InstrumentationScope) -> usize {
+    size_of::<InstrumentationScope>()
+        + s.name.len()
+        + s.version.len()
+        + attributes_size(&s.attributes)
+}
+
+fn attributes_size(attributes: &[KeyValue]) -> usize {
+    attributes
+        .iter()
+        .map(|kv| size_of::<KeyValue>() + kv.key.len() + kv.value.as_ref().map_or(0, value_heap))
+        .sum()
+}
+
+/// Heap bytes an attribute value owns beyond its struct.
+fn value_heap(v: &AnyValue) -> usize {
+    match &v.value {
+        Some(Value::StringValue(s)) => s.len(),
+        Some(Value::BytesValue(b)) => b.len(),
+        Some(Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .map(|v| size_of::<AnyValue>() + value_heap(v))
+            .sum(),
+        Some(Value::KvlistValue(l)) => attributes_size(&l.values),
+        _ => 0,
+    }
+}
+
 /// Records the deciding rule on the kept trace's root spans.
-fn annotate_roots(fragments: &mut [ResourceSpans], rule: &str) {
-    let spans = fragments
+fn annotate_roots(parts: &mut [Part], rule: &str) {
+    let spans = parts
         .iter_mut()
-        .flat_map(|rs| &mut rs.scope_spans)
-        .flat_map(|ss| &mut ss.spans)
+        .flat_map(|p| &mut p.spans)
         .filter(|s| s.parent_span_id.is_empty());
     for span in spans {
         let value = Some(AnyValue {

@@ -1,6 +1,6 @@
 //! Rule documents, matching, the sampling statistics and the tail buffer run as a task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aurastream_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -691,6 +691,11 @@ struct Harness {
 
 impl Harness {
     fn start(config: XRaySamplingConfig, rules: &str) -> Harness {
+        Harness::with_budget(config, rules, 100_000)
+    }
+
+    /// A processor in a pipeline whose item budget is `capacity`.
+    fn with_budget(config: XRaySamplingConfig, rules: &str, capacity: usize) -> Harness {
         let metrics = Arc::new(SelfMetrics::new());
         let rules = RuleSet::parse(rules).unwrap();
         let stamp = config.rules_file.as_deref().and_then(stamp);
@@ -708,7 +713,7 @@ impl Harness {
         Harness {
             tx,
             rx,
-            budget: ItemBudget::new(100_000, Gauge::default(), Gauge::default()),
+            budget: ItemBudget::new(capacity, Gauge::default(), Gauge::default()),
             metrics,
         }
     }
@@ -716,7 +721,12 @@ impl Harness {
     async fn send(&self, data: Vec<ResourceSpans>) {
         let data = SignalData::Traces(data);
         let n = data.item_count();
-        let ticket = self.budget.try_admit(n).unwrap();
+        let ticket = self.budget.try_admit(n).unwrap_or_else(|e| {
+            panic!(
+                "the pipeline refused {n} spans ({e:?}) with {} held",
+                self.budget.held()
+            )
+        });
         self.tx.send(Batch { data, ticket }).await.unwrap();
         settle().await;
     }
@@ -1120,6 +1130,33 @@ service:
 "#;
 
 #[test]
+fn per_trace_limits_default_and_must_be_positive() {
+    let defaults = XRaySamplingConfig::default();
+    assert_eq!(
+        (defaults.max_spans_per_trace, defaults.max_bytes_per_trace),
+        (10_000, 8 * 1024 * 1024)
+    );
+    let err = load(&format!(
+        "processors: {{ xray_sampling: {{ max_spans_per_trace: 0 }} }}\n{PIPELINES}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_spans_per_trace"), "{err}");
+    let config = load(&format!(
+        "processors: {{ xray_sampling: {{ max_spans_per_trace: 500, max_bytes_per_trace: 65536 }} }}\n{PIPELINES}"
+    ))
+    .unwrap();
+    let crate::config::ProcessorConfig::XRaySampling(c) = &config.processors.0["xray_sampling"]
+    else {
+        panic!("not an xray_sampling config");
+    };
+    assert_eq!(
+        (c.max_spans_per_trace, c.max_bytes_per_trace),
+        (500, 65_536)
+    );
+}
+
+#[test]
 fn config_defaults_and_validation() {
     let config = load(&format!("processors: {{ xray_sampling: }}\n{PIPELINES}")).unwrap();
     assert_eq!(
@@ -1162,7 +1199,7 @@ fn rule_counters_appear_on_metrics() {
         "Critical endpoints",
         "Default sampling rule",
     ] {
-        for what in ["rule_kept", "rule_dropped", "rule_borrowed"] {
+        for what in ["rule_kept", "rule_dropped", "rule_borrowed", "rule_boosted"] {
             let needle = format!("event=\"{what}/{rule}\"");
             assert!(text.contains(&needle), "{needle} missing from\n{text}");
         }
@@ -1225,4 +1262,414 @@ service:
         "rule_kept/High priority for errors",
     );
     assert_eq!(kept.get(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: one resource per request, bytes held
+
+/// The request of issue 14: a large resource attribute and spans on thousands of traces.
+fn amplifying_request(attribute_bytes: usize, traces: u64) -> ResourceSpans {
+    let mut rs = resource_spans(
+        "aurastream-api",
+        (0..traces)
+            .map(|n| span(&trace_id(1_000_000 + n), 1, 0, vec![]))
+            .collect(),
+    );
+    if let Some(r) = rs.resource.as_mut() {
+        r.attributes.push(kv("big", &"x".repeat(attribute_bytes)));
+    }
+    rs
+}
+
+fn tail_buffer(limits: tail::TailLimits, rules: &str) -> (tail::TailBuffer, tail::TailCounters) {
+    let tail_counters = tail::TailCounters::default();
+    let sampler = Sampler::new(RuleSet::parse(rules).unwrap(), &counters());
+    let buffer = tail::TailBuffer::new(
+        limits,
+        sampler,
+        tail_counters.clone(),
+        tokio::time::Instant::now(),
+    );
+    (buffer, tail_counters)
+}
+
+fn limits() -> tail::TailLimits {
+    let c = config();
+    tail::TailLimits {
+        decision_wait: c.decision_wait,
+        max_wait: c.max_wait,
+        num_traces: c.num_traces,
+        decision_cache_size: c.decision_cache_size,
+        honor_upstream_sampled: false,
+        max_spans_per_trace: c.max_spans_per_trace,
+        max_bytes_per_trace: c.max_bytes_per_trace,
+    }
+}
+
+/// Issue 14's amplification: a 0.5 MiB resource attribute and 2,000 spans on distinct
+/// traces used to be copied once per trace (1 GB held for a 0.6 MiB request). The buffer
+/// now holds the resource once and says so in `held_bytes`; what it releases carries one
+/// copy of the resource per batch, not one per trace.
+#[tokio::test(start_paused = true)]
+async fn one_request_holds_its_resource_once_however_many_traces_it_feeds() {
+    const ATTRIBUTE: usize = 512 * 1024;
+    const TRACES: u64 = 2_000;
+    let request = amplifying_request(ATTRIBUTE, TRACES);
+    let wire = prost::Message::encoded_len(&request);
+    let (mut buffer, counters) = tail_buffer(limits(), KEEP_ALL);
+    let budget = ItemBudget::new(100_000, Gauge::default(), Gauge::default());
+    let data = SignalData::Traces(vec![request]);
+    let ticket = budget.try_admit(data.item_count()).unwrap();
+    let mut out = tail::Released::default();
+    let now = tokio::time::Instant::now();
+    assert!(buffer.ingest(Batch { data, ticket }, now, &mut out).is_ok());
+    assert!(out.into_batch().is_none(), "everything waits");
+    let held = buffer.held_bytes();
+    assert_eq!(buffer.held_spans(), TRACES as usize);
+    // Once the resource plus a bounded amount per trace (a copy per trace was 1 GB).
+    assert!(
+        held > ATTRIBUTE && held < ATTRIBUTE + TRACES as usize * 1_024,
+        "{held} bytes held for a request of {wire} bytes on the wire"
+    );
+    assert_eq!(
+        counters.held_bytes.get() as usize,
+        held,
+        "the gauge is the account"
+    );
+
+    let mut out = tail::Released::default();
+    buffer.expire(now + Duration::from_secs(5), &mut out);
+    let batch = out.into_batch().expect("every trace is kept");
+    let SignalData::Traces(rs) = &batch.data else {
+        panic!("not traces");
+    };
+    assert_eq!(
+        rs.len(),
+        1,
+        "one resource for the 2,000 traces of one request"
+    );
+    assert_eq!(batch.item_count(), TRACES as usize);
+    let big = rs[0]
+        .resource
+        .as_ref()
+        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "big"));
+    assert!(big.is_some(), "the resource travels with its spans");
+    let after = buffer.held_bytes();
+    assert!(
+        after < TRACES as usize * 200,
+        "only the remembered decisions are left: {after} bytes"
+    );
+}
+
+/// Spans read back from the buffer are the spans that went in, field for field.
+#[tokio::test(start_paused = true)]
+async fn buffered_spans_come_back_unchanged() {
+    let mut h = Harness::start(config(), KEEP_ALL);
+    let id = trace_id(5);
+    let mut child = span(
+        &id,
+        2,
+        1,
+        vec![kv("db.system", "postgresql"), kv_int("n", 7)],
+    );
+    child
+        .events
+        .push(aurastream_proto::otlp::trace::span::Event {
+            name: "retry".into(),
+            time_unix_nano: 42,
+            ..Default::default()
+        });
+    child.status = Some(aurastream_proto::otlp::trace::Status {
+        message: "boom".into(),
+        code: 2,
+    });
+    let root = span(&id, 1, 0, vec![kv("url.path", "/x")]);
+    h.send(vec![resource_spans("s", vec![child.clone()])]).await;
+    h.send(vec![resource_spans("s", vec![root])]).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    let spans = h.take();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(
+        spans.iter().find(|s| s.span_id == child.span_id),
+        Some(&child)
+    );
+}
+
+/// A span nested deeper than protobuf decoding allows (possible through OTLP/JSON, whose
+/// parser allows more nesting) cannot be read back from the buffer: it is dropped with
+/// reason `unreadable`, not lost silently, and the rest of its trace is decided as usual.
+#[tokio::test(start_paused = true)]
+async fn a_span_that_cannot_be_read_back_is_counted_as_unreadable() {
+    let mut h = Harness::start(config(), KEEP_ALL);
+    let id = trace_id(8);
+    let mut value = AnyValue {
+        value: Some(any_value::Value::IntValue(1)),
+    };
+    for _ in 0..120 {
+        value = AnyValue {
+            value: Some(any_value::Value::KvlistValue(
+                aurastream_proto::otlp::common::KeyValueList {
+                    values: vec![KeyValue {
+                        key: "k".into(),
+                        value: Some(value),
+                        ..Default::default()
+                    }],
+                },
+            )),
+        };
+    }
+    let deep = KeyValue {
+        key: "deep".into(),
+        value: Some(value),
+        ..Default::default()
+    };
+    h.send(vec![
+        resource_spans("s", vec![span(&id, 2, 1, vec![deep])]),
+        resource_spans("t", vec![span(&id, 1, 0, vec![])]),
+    ])
+    .await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    let spans = h.take();
+    assert_eq!(spans.len(), 1, "the readable root is kept");
+    assert_eq!(h.dropped("unreadable"), 1);
+    assert_eq!(h.budget.held(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fairness: per-trace limits
+
+/// Issue 14's fairness case: one root-less trace of 200,000 spans sent alongside ordinary
+/// traffic into a pipeline that holds 20,000 items. Without a per-trace limit it would hold
+/// the whole budget until `max_wait` and every sender would be refused; with the default
+/// limit it is decided at 10,000 spans, its later spans follow that decision at once, and
+/// the ordinary traces keep being admitted, decided and released.
+#[tokio::test(start_paused = true)]
+async fn a_rootless_trace_at_its_span_limit_is_decided_and_the_pipeline_keeps_serving() {
+    let rules = r#"{"version": 2, "rules": [
+        {"description": "keep-normal", "service_name": "normal", "fixed_target": 0, "rate": 1},
+        {"description": "drop-rest", "fixed_target": 0, "rate": 0}]}"#;
+    let mut h = Harness::with_budget(config(), rules, 20_000);
+    let big = trace_id(999_999);
+    let mut kept = 0;
+    for request in 0..200u64 {
+        let spans = (0..1_000u64)
+            .map(|n| span(&big, 2 + request * 1_000 + n, 1, vec![]))
+            .collect();
+        let normal = span(&trace_id(request), 1, 0, vec![kv("url.path", "/x")]);
+        h.send(vec![
+            resource_spans("big", spans),
+            resource_spans("normal", vec![normal]),
+        ])
+        .await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+        settle().await;
+        kept += h.take().len();
+        assert!(
+            h.budget.held() <= 10_000 + 1_000 + 60,
+            "request {request}: {} items held",
+            h.budget.held()
+        );
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    kept += h.take().len();
+    assert_eq!(kept, 200, "every ordinary trace was decided and released");
+    assert_eq!(h.event("traces_limited/spans"), 1);
+    assert_eq!(
+        h.dropped("trace_limit"),
+        10_000,
+        "dropped when decided at its limit"
+    );
+    assert_eq!(
+        h.dropped("not_sampled"),
+        190_000,
+        "the rest followed the decision"
+    );
+    assert_eq!(h.budget.held(), 0);
+}
+
+/// A trace kept at its limit forwards its later spans at once instead of holding them.
+#[tokio::test(start_paused = true)]
+async fn a_kept_trace_at_its_byte_limit_forwards_later_spans_at_once() {
+    let cfg = XRaySamplingConfig {
+        max_bytes_per_trace: 4_096,
+        ..config()
+    };
+    let mut h = Harness::start(cfg, KEEP_ALL);
+    let id = trace_id(3);
+    let large = |n: u64| span(&id, n, 1, vec![kv("sql", &"s".repeat(1_000))]);
+    h.send(vec![resource_spans("s", vec![large(2), large(3)])])
+        .await;
+    assert!(h.take().is_empty(), "under the limit: waits");
+    h.send(vec![resource_spans(
+        "s",
+        vec![large(4), large(5), large(6)],
+    )])
+    .await;
+    assert_eq!(h.take().len(), 5, "decided at the limit, kept");
+    assert_eq!(h.event("traces_limited/bytes"), 1);
+    h.send(vec![resource_spans("s", vec![large(7)])]).await;
+    assert_eq!(h.take().len(), 1, "a later span follows at once");
+    assert_eq!(h.budget.held(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Adaptive sampling
+
+const BOOSTED: &str = r#"{"version": 2, "rules": [{"description": "api", "fixed_target": 0,
+    "rate": 0.1, "sampling_rate_boost": {"max_rate": 0.6, "cooldown_window_minutes": 5}}]}"#;
+
+/// A one-span trace of the `api` rule, failed (500) or not.
+fn status_trace(n: u64, status: i64) -> ResourceSpans {
+    resource_spans(
+        "aurastream-api",
+        vec![span(
+            &trace_id(n),
+            1,
+            0,
+            vec![kv_int("http.response.status_code", status)],
+        )],
+    )
+}
+
+/// Sends `per_second` traces each second for `seconds` seconds (every `fault_every`-th
+/// failed, 0 = none), numbered from `*next`; lets the last ones be decided. The trace ids
+/// sent and the trace ids released.
+async fn traffic(
+    h: &mut Harness,
+    next: &mut u64,
+    seconds: u64,
+    per_second: u64,
+    fault_every: u64,
+) -> (Vec<Vec<u8>>, BTreeSet<Vec<u8>>) {
+    let mut sent = Vec::new();
+    let mut kept = BTreeSet::new();
+    for _ in 0..seconds {
+        let mut data = Vec::new();
+        for _ in 0..per_second {
+            let failed = fault_every > 0 && next.is_multiple_of(fault_every);
+            data.push(status_trace(*next, if failed { 503 } else { 200 }));
+            sent.push(trace_id(*next));
+            *next += 1;
+        }
+        h.send(data).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        kept.extend(h.take().into_iter().map(|s| s.trace_id));
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    kept.extend(h.take().into_iter().map(|s| s.trace_id));
+    (sent, kept)
+}
+
+/// The traces a rate keeps, by the trace-id draw.
+fn kept_at(rate: f64, sent: &[Vec<u8>]) -> BTreeSet<Vec<u8>> {
+    sent.iter()
+        .filter(|id| trace_draw(id) < rate)
+        .cloned()
+        .collect()
+}
+
+/// Issue 18's adaptive sampling in the tail sampler, on tokio's paused clock: a burst of 5xx
+/// traces raises the rule's kept share to its `MaxRate` for a minute, faults that go on
+/// within the cooldown do not raise it again, and after the cooldown a new burst does.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_faults_boosts_the_rule_to_max_rate_until_the_boost_ends() {
+    let cfg = XRaySamplingConfig {
+        decision_wait: Duration::from_secs(1),
+        max_wait: Duration::from_secs(30),
+        ..XRaySamplingConfig::default()
+    };
+    let mut h = Harness::start(cfg, BOOSTED);
+    let mut next = 0;
+    // A minute of healthy traffic: the base rate.
+    let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 0).await;
+    assert_eq!(kept, kept_at(0.1, &sent), "healthy: the base rate");
+    assert_eq!(h.event("rule_boosted/api"), 0);
+    // Faults start: half of the traces fail. The fifth failure of the window is a spike.
+    let (_, _) = traffic(&mut h, &mut next, 1, 20, 2).await;
+    assert_eq!(h.event("rule_boosted/api"), 1, "the burst boosts the rule");
+    // Boosted: every trace of the rule, failed or not, is kept at MaxRate.
+    let (sent, kept) = traffic(&mut h, &mut next, 40, 20, 2).await;
+    assert_eq!(kept, kept_at(0.6, &sent), "boosted: MaxRate");
+    let share = kept.len() as f64 / sent.len() as f64;
+    assert!((0.5..0.7).contains(&share), "kept share {share}");
+    // The boost lasts a minute; the faults go on, but within the cooldown nothing boosts.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    settle().await;
+    h.take();
+    let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 2).await;
+    assert_eq!(kept, kept_at(0.1, &sent), "after the boost: the base rate");
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        1,
+        "no second boost within the cooldown"
+    );
+    // Healthy again until the cooldown (5 minutes from the boost) is long over.
+    let (sent, kept) = traffic(&mut h, &mut next, 200, 5, 0).await;
+    assert_eq!(kept, kept_at(0.1, &sent));
+    // A new burst after the cooldown boosts again.
+    traffic(&mut h, &mut next, 2, 20, 2).await;
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        2,
+        "a new burst after the cooldown"
+    );
+    let (sent, kept) = traffic(&mut h, &mut next, 20, 20, 2).await;
+    assert_eq!(kept, kept_at(0.6, &sent));
+}
+
+/// Steady faults are the rule's usual share, not a spike: no boost.
+#[tokio::test(start_paused = true)]
+async fn a_steady_fault_share_does_not_boost() {
+    let cfg = XRaySamplingConfig {
+        decision_wait: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = Harness::start(cfg, BOOSTED);
+    let mut next = 1;
+    // One failure in ten from the start: the first window (no history yet) may boost once,
+    // after which the same share is the usual one.
+    traffic(&mut h, &mut next, 400, 10, 10).await;
+    assert!(h.event("rule_boosted/api") <= 1);
+    let before = h.event("rule_boosted/api");
+    let (sent, kept) = traffic(&mut h, &mut next, 400, 10, 10).await;
+    assert_eq!(
+        h.event("rule_boosted/api"),
+        before,
+        "a steady share is no spike"
+    );
+    assert_eq!(kept, kept_at(0.1, &sent));
+}
+
+#[test]
+fn sampling_rate_boost_is_read_from_both_rule_shapes_and_checked() {
+    let set = RuleSet::parse(BOOSTED).unwrap();
+    assert_eq!(
+        set.rules[0].boost,
+        Some(rules::Boost {
+            max_rate: 0.6,
+            cooldown_seconds: 300
+        })
+    );
+    let xray = r#"[{"RuleName": "api", "Priority": 1, "ReservoirSize": 0, "FixedRate": 0.05,
+        "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*",
+        "URLPath": "*", "ResourceARN": "*", "Version": 1,
+        "SamplingRateBoost": {"MaxRate": 0.25, "CooldownWindowMinutes": 1}}]"#;
+    let set = RuleSet::parse(xray).unwrap();
+    assert_eq!(set.rules[0].boost.map(|b| b.cooldown_seconds), Some(60));
+    let err = RuleSet::parse(&BOOSTED.replace("0.6", "1.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MaxRate 1.5"), "{err}");
+    let err = RuleSet::parse(&BOOSTED.replace(
+        "\"cooldown_window_minutes\": 5",
+        "\"cooldown_window_minutes\": -1",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("CooldownWindowMinutes -1"), "{err}");
 }

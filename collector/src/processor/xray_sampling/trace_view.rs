@@ -9,7 +9,7 @@
 
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
-use aurastream_proto::otlp::trace::{ResourceSpans, Span, span::SpanKind};
+use aurastream_proto::otlp::trace::{ResourceSpans, Span, span::SpanKind, status::StatusCode};
 
 use super::glob::Glob;
 use super::rules::Rule;
@@ -30,7 +30,8 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// One buffered trace, as the rules see it.
 pub struct TraceView<'a> {
-    fragments: &'a [ResourceSpans],
+    /// The trace's spans with the resource each came with.
+    parts: Vec<(Option<&'a Resource>, &'a [Span])>,
     root: Option<(&'a Resource, &'a Span)>,
     /// The request fields, read once: every rule is matched against them.
     fields: Fields,
@@ -47,13 +48,26 @@ struct Fields {
 }
 
 impl<'a> TraceView<'a> {
+    /// A view of a trace held as OTLP `ResourceSpans`.
     pub fn new(fragments: &'a [ResourceSpans]) -> TraceView<'a> {
+        TraceView::from_parts(
+            fragments
+                .iter()
+                .flat_map(|rs| {
+                    rs.scope_spans
+                        .iter()
+                        .map(move |ss| (rs.resource.as_ref(), ss.spans.as_slice()))
+                })
+                .collect(),
+        )
+    }
+
+    /// A view of a trace held as runs of spans, each with the resource it came with.
+    pub fn from_parts(parts: Vec<(Option<&'a Resource>, &'a [Span])>) -> TraceView<'a> {
         let spans = || {
-            fragments.iter().flat_map(|rs| {
-                rs.scope_spans
-                    .iter()
-                    .flat_map(move |ss| ss.spans.iter().map(move |s| (rs.resource.as_ref(), s)))
-            })
+            parts
+                .iter()
+                .flat_map(|&(resource, spans)| spans.iter().map(move |s| (resource, s)))
         };
         let pick = |pred: &dyn Fn(&Span) -> bool| spans().find(|(_, s)| pred(s));
         let root = pick(&|s| s.parent_span_id.is_empty())
@@ -64,9 +78,10 @@ impl<'a> TraceView<'a> {
             dropped_attributes_count: 0,
             entity_refs: Vec::new(),
         };
+        let root = root.map(|(r, s)| (r.unwrap_or(&EMPTY), s));
         let mut view = TraceView {
-            fragments,
-            root: root.map(|(r, s)| (r.unwrap_or(&EMPTY), s)),
+            parts,
+            root,
             fields: Fields::default(),
         };
         view.fields = Fields {
@@ -83,6 +98,34 @@ impl<'a> TraceView<'a> {
     /// The root span, or the span standing in for it.
     pub fn root(&self) -> Option<&'a Span> {
         self.root.map(|(_, s)| s)
+    }
+
+    /// The service the trace is about: the root's resource `service.name`.
+    pub fn service(&self) -> &str {
+        &self.fields.service_name
+    }
+
+    fn spans(&self) -> impl Iterator<Item = &'a Span> + '_ {
+        self.parts.iter().flat_map(|&(_, spans)| spans.iter())
+    }
+
+    /// The trace shows a fault: some span has an HTTP status of 500 to 599 (under either
+    /// convention's name) or the span status `ERROR`. This is what adaptive sampling
+    /// counts as an anomaly (X-Ray's default anomaly is a 5xx status; a failed span
+    /// without HTTP, a database call say, counts too).
+    pub fn has_fault(&self) -> bool {
+        self.spans().any(|s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.code == StatusCode::Error as i32)
+                || s.attributes
+                    .iter()
+                    .filter(|kv| {
+                        kv.key == "http.response.status_code" || kv.key == "http.status_code"
+                    })
+                    .filter_map(|kv| kv.value.as_ref())
+                    .any(is_5xx)
+        })
     }
 
     fn service_name(&self) -> String {
@@ -161,10 +204,7 @@ impl<'a> TraceView<'a> {
                 None
             }
         });
-        self.fragments
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
+        self.spans()
             .flat_map(|s| &s.attributes)
             .filter(|kv| kv.key == key || Some(kv.key.as_str()) == alias)
             .filter_map(|kv| kv.value.as_ref().and_then(render))
@@ -189,6 +229,16 @@ impl<'a> TraceView<'a> {
     fn root_attr(&self, keys: &[&str]) -> Option<String> {
         self.root.and_then(|(_, s)| find_str(&s.attributes, keys))
     }
+}
+
+/// An HTTP status code from 500 to 599, as an integer or as text.
+fn is_5xx(v: &AnyValue) -> bool {
+    let code = match v.value.as_ref() {
+        Some(Value::IntValue(i)) => *i,
+        Some(Value::StringValue(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    (500..600).contains(&code)
 }
 
 /// The first of `keys` (in order of preference) present in `attributes`, as text.

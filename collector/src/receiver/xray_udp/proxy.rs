@@ -4,7 +4,9 @@
 //! (the collector's credentials, from the standard chain) and forwards it to X-Ray as it
 //! is, then hands back X-Ray's answer as it is: status, content type and body. Forwarding
 //! bytes rather than re-encoding API structs means new fields of the sampling API reach
-//! the SDKs without a collector release.
+//! the SDKs without a collector release: adaptive sampling's
+//! `SamplingBoostStatisticsDocuments` (an SDK's anomaly counts per rule) go to X-Ray as
+//! sent, and the `SamplingBoost` in X-Ray's targets comes back as answered.
 //!
 //! Only these two paths are forwarded. Anything else gets 404: a signing proxy open to
 //! every X-Ray API would let any local process delete sampling rules or read traces with

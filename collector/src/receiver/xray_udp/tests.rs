@@ -173,6 +173,9 @@ type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 const RULES: &str = r#"{"SamplingRuleRecords":[{"SamplingRule":{"RuleName":"Critical endpoints","RuleARN":"arn:aws:xray:us-east-1:123456789012:sampling-rule/Critical","ResourceARN":"*","Priority":10,"FixedRate":0.5,"ReservoirSize":5,"ServiceName":"aurastream-api","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"/analyze/*","Version":1,"Attributes":{}},"CreatedAt":1.7e9,"ModifiedAt":1.7e9}]}"#;
 
+/// X-Ray's answer to `SamplingTargets`, with an adaptive-sampling boost for the rule.
+const TARGETS: &str = r#"{"SamplingTargetDocuments":[{"RuleName":"Critical endpoints","FixedRate":0.5,"ReservoirQuota":2,"ReservoirQuotaTTL":1.7e9,"Interval":10,"SamplingBoost":{"BoostRate":0.9,"BoostRateTTL":1.7e9}}],"LastRuleModification":1.7e9,"UnprocessedStatistics":[],"UnprocessedBoostStatistics":[]}"#;
+
 /// A stand-in for X-Ray's sampling API that refuses unsigned calls, like X-Ray does.
 async fn fake_xray(seen: Seen) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,10 +199,7 @@ async fn fake_xray(seen: Seen) -> String {
             }
             match path {
                 "/GetSamplingRules" => (StatusCode::OK, RULES.to_owned()),
-                _ => (
-                    StatusCode::OK,
-                    "{\"SamplingTargetDocuments\":[],\"UnprocessedStatistics\":[]}".to_owned(),
-                ),
+                _ => (StatusCode::OK, TARGETS.to_owned()),
             }
         }
     };
@@ -280,6 +280,38 @@ async fn sampling_calls_are_signed_and_forwarded() {
     }
     assert_eq!(seen[0].2, "{\"NextToken\":null}");
     assert_eq!(seen[1].2, targets, "the body is forwarded as sent");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Adaptive sampling's fields are not the proxy's business: an SDK's
+/// `SamplingBoostStatisticsDocuments` reach X-Ray as sent, and X-Ray's `SamplingBoost`
+/// reaches the SDK as answered.
+#[tokio::test]
+async fn adaptive_sampling_statistics_and_boosts_pass_through() {
+    let seen = Seen::default();
+    let xray = fake_xray(seen.clone()).await;
+    let config = ProxyServerConfig {
+        endpoint: "127.0.0.1:0".into(),
+        region: Some("us-east-1".into()),
+        aws_endpoint: Some(xray),
+    };
+    let proxy = Arc::new(SamplingProxy::new(&config).with_sdk_config(static_credentials()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = proxy::serve(listener, proxy, stop.clone());
+
+    let statistics = r#"{"SamplingStatisticsDocuments":[{"RuleName":"Critical endpoints","ClientID":"abc","Timestamp":1.7e9,"RequestCount":40,"SampledCount":20,"BorrowCount":0}],"SamplingBoostStatisticsDocuments":[{"RuleName":"Critical endpoints","ServiceName":"aurastream-api","Timestamp":1.7e9,"AnomalyCount":12,"TotalCount":40,"SampledAnomalyCount":6}]}"#;
+    let (status, body) = post(addr, "/SamplingTargets", statistics).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, TARGETS, "the SamplingBoost reaches the SDK");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].2, statistics,
+        "the boost statistics reach X-Ray as sent"
+    );
     stop.cancel();
     task.await.unwrap();
 }
