@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::io::Write;
 
-use aurastream_collector::exporter::file::to_otlp_json;
+use aurastream_collector::output::otlp_json::to_otlp_json;
 use aurastream_collector::receiver::otlp::decode;
 use aurastream_collector::receiver::otlp::signal::{OtlpSignal, Traces};
 use aurastream_loadgen::generate::{self, SeedableRng, SmallRng};

@@ -20,7 +20,7 @@ use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::{OutputDestination, XrayExporterConfig};
 use aurastream_collector::model::SignalData;
-use aurastream_collector::receiver::xray_udp::packet;
+use aurastream_collector::receiver::xray_udp;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
@@ -198,7 +198,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let received: Vec<ResourceSpans> = (0..TRACES)
-        .map(|_| packet::decode(DATAGRAM.as_bytes()).expect("the SDK's datagram decodes"))
+        .map(|_| xray_udp::decode(DATAGRAM.as_bytes()).expect("the SDK's datagram decodes"))
         .collect();
     let received = SignalData::Traces(received);
     group.throughput(Throughput::Elements(received.item_count() as u64));
@@ -212,7 +212,7 @@ fn bench(c: &mut Criterion) {
 
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode_datagram", |b| {
-        b.iter(|| packet::decode(std::hint::black_box(DATAGRAM.as_bytes())).expect("decoded"))
+        b.iter(|| xray_udp::decode(std::hint::black_box(DATAGRAM.as_bytes())).expect("decoded"))
     });
     group.finish();
 }

@@ -176,6 +176,11 @@ impl ClientTls {
 
     /// The same trust and identity for tonic (gRPC).
     pub(crate) fn tonic_config(&self) -> ClientTlsConfig {
+        // tonic builds its rustls configuration with the process-wide provider. Where the
+        // build links rustls with both ring and aws-lc-rs (another crate in the program
+        // asked for ring), rustls cannot pick one by itself and panics: name ours, unless
+        // the program already installed one.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = match &self.ca_pem {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
             None => ClientTlsConfig::new().with_native_roots(),

@@ -27,7 +27,7 @@ use aurastream_collector::model::memory::{self, MemoryLimiter};
 use aurastream_collector::model::{Signal, SignalData};
 use aurastream_collector::receiver::otlp::decode::{self, DecodeError, Encoding};
 use aurastream_collector::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
-use aurastream_collector::receiver::xray_udp::packet;
+use aurastream_collector::receiver::xray_udp;
 
 /// How the body of an OTLP input reaches the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +228,7 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 /// One datagram of the X-Ray daemon protocol, as the `awsxray` receiver decodes it. The
 /// spans it makes must be valid OTLP (the OTLP receivers' validation refuses none of them).
 pub fn xray_udp(data: &[u8]) {
-    let Ok(resource_spans) = packet::decode(data) else {
+    let Ok(resource_spans) = xray_udp::decode(data) else {
         return;
     };
     let spans = &resource_spans.scope_spans[0].spans;

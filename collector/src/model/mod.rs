@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod budget;
 pub mod ids;
+pub mod json;
 pub mod memory;
 pub mod signal;
 

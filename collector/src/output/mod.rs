@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+pub mod otlp_json;
 pub mod rotate;
 
 use self::rotate::RotatingFile;

@@ -237,6 +237,15 @@ fn remove_largest_members(doc: &mut Map<String, Value>, excess: usize) -> bool {
     true
 }
 
+pub fn validate_event_size(size: usize) -> Result<(), String> {
+    if !(MIN_EVENT_SIZE..=HARD_MAX_EVENT_SIZE).contains(&size) {
+        return Err(format!(
+            "max_event_size must be between {MIN_EVENT_SIZE} and {HARD_MAX_EVENT_SIZE} bytes (CloudWatch's hard limit), got {size}"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

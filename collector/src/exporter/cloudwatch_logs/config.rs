@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::aws::cloudwatch_logs::request_builder::{
-    DEFAULT_MAX_EVENT_SIZE, HARD_MAX_EVENT_SIZE, MIN_EVENT_SIZE,
-};
+use crate::aws::cloudwatch_logs::request_builder::{DEFAULT_MAX_EVENT_SIZE, validate_event_size};
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
 use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
@@ -184,54 +182,8 @@ impl CloudWatchLogsExporterConfig {
     }
 }
 
-pub fn validate_event_size(size: usize) -> Result<(), String> {
-    if !(MIN_EVENT_SIZE..=HARD_MAX_EVENT_SIZE).contains(&size) {
-        return Err(format!(
-            "max_event_size must be between {MIN_EVENT_SIZE} and {HARD_MAX_EVENT_SIZE} bytes (CloudWatch's hard limit), got {size}"
-        ));
-    }
-    Ok(())
-}
-
 impl crate::component::factory::Registered for CloudWatchLogsExporterConfig {
     const TYPE: &'static str = "awscloudwatchlogs";
-}
-
-impl crate::component::factory::ExporterFactory for CloudWatchLogsExporterConfig {
-    fn signals(&self) -> &'static [crate::model::Signal] {
-        &[crate::model::Signal::Logs]
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        CloudWatchLogsExporterConfig::validate(self)
-    }
-
-    fn delivery(
-        &self,
-    ) -> (
-        &crate::component::RetryConfig,
-        &crate::component::SendingQueueConfig,
-    ) {
-        (&self.retry_on_failure, &self.sending_queue)
-    }
-
-    fn output_file(&self) -> Option<&std::path::Path> {
-        (self.output_destination == OutputDestination::File)
-            .then_some(self.path.as_deref())
-            .flatten()
-    }
-
-    fn build(
-        &self,
-        ctx: &crate::component::factory::ExporterContext<'_>,
-    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
-    {
-        Ok(std::sync::Arc::new(super::CloudWatchLogsExporter::new(
-            ctx.id,
-            self,
-            ctx.metrics,
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -19,11 +19,12 @@
 //!   and a line leads to its span.
 
 pub use crate::model::ids::hex;
+pub use crate::model::json::{any_to_json, kvs_to_map};
+use aurastream_proto::otlp::common::KeyValue;
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
-use aurastream_proto::otlp::common::{AnyValue, KeyValue};
 use aurastream_proto::otlp::logs::LogRecord;
 use aurastream_proto::otlp::resource::Resource;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::aws::xray::trace_id as xray_trace_id;
 
@@ -140,43 +141,6 @@ pub fn record_timestamp_ms(record: &LogRecord, now_ms: i64) -> i64 {
     }
 }
 
-pub fn kvs_to_map(kvs: &[KeyValue]) -> Map<String, Value> {
-    kvs.iter()
-        .map(|kv| {
-            let v = kv
-                .value
-                .as_ref()
-                .and_then(|v| v.value.as_ref())
-                .map(any_to_json)
-                .unwrap_or(Value::Null);
-            (kv.key.clone(), v)
-        })
-        .collect()
-}
-
-/// The natural JSON form of an OTLP value. Bytes become lowercase hex; non-finite doubles
-/// (which JSON cannot hold) become strings.
-pub fn any_to_json(v: &AnyValueKind) -> Value {
-    match v {
-        AnyValueKind::StringValue(s) => Value::String(s.clone()),
-        AnyValueKind::BoolValue(b) => Value::Bool(*b),
-        AnyValueKind::IntValue(i) => Value::Number((*i).into()),
-        AnyValueKind::DoubleValue(d) => Number::from_f64(*d)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(d.to_string())),
-        AnyValueKind::ArrayValue(a) => Value::Array(
-            a.values
-                .iter()
-                .map(|v: &AnyValue| v.value.as_ref().map(any_to_json).unwrap_or(Value::Null))
-                .collect(),
-        ),
-        AnyValueKind::KvlistValue(l) => Value::Object(kvs_to_map(&l.values)),
-        AnyValueKind::BytesValue(b) => Value::String(hex(b)),
-        // An index into a profile's string table: logs carry no table to resolve it with.
-        AnyValueKind::StringValueStrindex(_) => Value::Null,
-    }
-}
-
 /// A string attribute of the record, else of its resource.
 pub fn attribute<'a>(
     record: &'a LogRecord,
@@ -197,7 +161,7 @@ pub fn attribute<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aurastream_proto::otlp::common::KeyValueList;
+    use aurastream_proto::otlp::common::{AnyValue, KeyValueList};
 
     fn kv(k: &str, v: AnyValueKind) -> KeyValue {
         KeyValue {

@@ -7,9 +7,9 @@ use aurastream_proto::otlp::metrics::metric::Data;
 use aurastream_proto::otlp::metrics::number_data_point;
 use aurastream_proto::otlp::trace::span::SpanKind;
 
-use crate::exporter::file::to_otlp_json;
 use crate::model::SignalData;
 use crate::model::ids::hex;
+use crate::output::otlp_json::to_otlp_json;
 
 pub fn summary(batch: &SignalData) -> String {
     let resources = match batch {

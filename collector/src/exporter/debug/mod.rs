@@ -51,3 +51,30 @@ impl Exporter for DebugExporter {
         Ok(ExportReport::delivered())
     }
 }
+
+impl crate::component::factory::ExporterFactory for DebugExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn build(
+        &self,
+        _ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(DebugExporter::new(self)))
+    }
+}

@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::units::CLOUDWATCH_UNITS;
 use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::aws::cloudwatch_logs::request_builder::validate_event_size;
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
 use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
 use crate::component::{RetryConfig, SendingQueueConfig};
-use crate::exporter::cloudwatch_logs::config::validate_event_size;
 pub use crate::output::OutputDestination;
 
 /// ```yaml
@@ -371,43 +371,6 @@ impl MetricDeclaration {
 
 impl crate::component::factory::Registered for EmfExporterConfig {
     const TYPE: &'static str = "awsemf";
-}
-
-impl crate::component::factory::ExporterFactory for EmfExporterConfig {
-    fn signals(&self) -> &'static [crate::model::Signal] {
-        &[crate::model::Signal::Metrics]
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        EmfExporterConfig::validate(self)
-    }
-
-    fn delivery(
-        &self,
-    ) -> (
-        &crate::component::RetryConfig,
-        &crate::component::SendingQueueConfig,
-    ) {
-        (&self.retry_on_failure, &self.sending_queue)
-    }
-
-    fn output_file(&self) -> Option<&std::path::Path> {
-        (self.output_destination == OutputDestination::File)
-            .then_some(self.path.as_deref())
-            .flatten()
-    }
-
-    fn build(
-        &self,
-        ctx: &crate::component::factory::ExporterContext<'_>,
-    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
-    {
-        Ok(std::sync::Arc::new(super::EmfExporter::new(
-            ctx.id,
-            self,
-            ctx.metrics,
-        )?))
-    }
 }
 
 #[cfg(test)]

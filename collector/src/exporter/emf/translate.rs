@@ -45,7 +45,7 @@ use super::cardinality::{CardinalityGuard, fold};
 use super::config::{EmfExporterConfig, InitialValue};
 use super::delta::{Cumulative, Delta, DeltaState};
 use super::units::cloudwatch_unit;
-use crate::exporter::cloudwatch_logs::format::any_to_json;
+use crate::model::json::any_to_json;
 
 /// The attribute (on a data point or its resource) that sets a point's namespace.
 pub const NAMESPACE_ATTRIBUTE: &str = "aws.emf.namespace";

@@ -145,8 +145,7 @@ impl LoadBalancingExporterConfig {
                     return Err("resolver.static.hostnames: list at least one backend".into());
                 }
                 for h in &s.hostnames {
-                    super::resolver::static_endpoint(h)
-                        .map_err(|e| format!("resolver.static.hostnames: {e}"))?;
+                    static_endpoint(h).map_err(|e| format!("resolver.static.hostnames: {e}"))?;
                 }
                 Ok(())
             }
@@ -167,31 +166,18 @@ impl crate::component::factory::Registered for LoadBalancingExporterConfig {
     const TYPE: &'static str = "loadbalancing";
 }
 
-impl crate::component::factory::ExporterFactory for LoadBalancingExporterConfig {
-    fn signals(&self) -> &'static [crate::model::Signal] {
-        &[crate::model::Signal::Traces]
+/// `host:port`, `host` or `http://host:port` as the endpoint URI of a backend.
+pub fn static_endpoint(hostname: &str) -> Result<String, String> {
+    let trimmed = hostname.trim();
+    let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed);
+    let authority: http::uri::Authority = bare
+        .parse()
+        .map_err(|e| format!("`{hostname}` is not host:port: {e}"))?;
+    if bare.contains('/') || authority.as_str() != bare {
+        return Err(format!("`{hostname}` is not host:port"));
     }
-
-    fn validate(&self) -> Result<(), String> {
-        LoadBalancingExporterConfig::validate(self)
-    }
-
-    fn delivery(
-        &self,
-    ) -> (
-        &crate::component::RetryConfig,
-        &crate::component::SendingQueueConfig,
-    ) {
-        (&self.retry_on_failure, &self.sending_queue)
-    }
-
-    fn build(
-        &self,
-        ctx: &crate::component::factory::ExporterContext<'_>,
-    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
-    {
-        Ok(std::sync::Arc::new(super::LoadBalancingExporter::new(
-            ctx.id, self,
-        )?))
-    }
+    Ok(match authority.port_u16() {
+        Some(_) => format!("http://{authority}"),
+        None => format!("http://{authority}:{DEFAULT_PORT}"),
+    })
 }

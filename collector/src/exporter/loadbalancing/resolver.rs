@@ -3,28 +3,12 @@
 
 use tokio::net::lookup_host;
 
-use super::config::{DEFAULT_PORT, DnsResolverConfig, ResolverConfig};
+use super::config::{DnsResolverConfig, ResolverConfig, static_endpoint};
 
 #[derive(Debug, Clone)]
 pub enum Resolver {
     Static(Vec<String>),
     Dns(DnsResolverConfig),
-}
-
-/// `host:port`, `host` or `http://host:port` as the endpoint URI of a backend.
-pub fn static_endpoint(hostname: &str) -> Result<String, String> {
-    let trimmed = hostname.trim();
-    let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed);
-    let authority: http::uri::Authority = bare
-        .parse()
-        .map_err(|e| format!("`{hostname}` is not host:port: {e}"))?;
-    if bare.contains('/') || authority.as_str() != bare {
-        return Err(format!("`{hostname}` is not host:port"));
-    }
-    Ok(match authority.port_u16() {
-        Some(_) => format!("http://{authority}"),
-        None => format!("http://{authority}:{DEFAULT_PORT}"),
-    })
 }
 
 impl Resolver {

@@ -61,7 +61,7 @@ pub mod sampler;
 pub mod tail;
 pub mod trace_view;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -73,37 +73,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use self::centralized::Update;
 use self::config::XRaySamplingConfig;
-use self::rules::{RuleSet, RulesError};
+use self::rules::RuleSet;
+pub use self::rules::{LoadRulesError, load_rules_file};
 use self::sampler::{RuleCounters, Sampler};
 use self::tail::{Released, TailBuffer, TailCounters, TailLimits};
 use crate::component::Processor;
 use crate::model::Batch;
 use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
-
-/// Why a rules file was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadRulesError {
-    #[error("cannot read sampling rules file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("sampling rules file {}: {source}", path.display())]
-    Rules { path: PathBuf, source: RulesError },
-}
-
-/// Reads and validates a rules file.
-pub fn load_rules_file(path: &Path) -> Result<RuleSet, LoadRulesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadRulesError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    RuleSet::parse(&text).map_err(|source| LoadRulesError::Rules {
-        path: path.to_path_buf(),
-        source,
-    })
-}
 
 /// What identifies a version of the rules file without reading it: modification time and
 /// length (the length catches rewrites within the file system's timestamp granularity).
@@ -430,6 +407,26 @@ impl Processor for XRaySamplingProcessor {
         let mut released = Released::default();
         self.buffer.flush(Instant::now(), &mut released);
         self.send(&output, released).await;
+    }
+}
+
+impl crate::component::factory::ProcessorFactory for XRaySamplingConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XRaySamplingConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ProcessorContext<'_>,
+    ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
+        let processor =
+            XRaySamplingProcessor::new(ctx.id, ctx.pipeline, self.clone(), ctx.metrics.clone())
+                .map_err(|e| crate::component::factory::BuildError::Options(e.to_string()))?;
+        Ok(Box::new(processor))
     }
 }
 

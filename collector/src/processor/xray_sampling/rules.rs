@@ -7,6 +7,7 @@
 //! document lists its "Default sampling rule" first and means it as the default.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use aurastream_proto::sampling::{
     GetSamplingRulesOutput, LocalSamplingRules, SamplingRule, SamplingRulesDocument,
@@ -319,4 +320,28 @@ fn centralized_rules(rules: Vec<SamplingRule>) -> Result<Vec<Rule>, RulesError> 
     }
     out.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| a.name.cmp(&b.name)));
     Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Why a rules file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadRulesError {
+    #[error("cannot read sampling rules file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sampling rules file {}: {source}", path.display())]
+    Rules { path: PathBuf, source: RulesError },
+}
+
+/// Reads and validates a rules file.
+pub fn load_rules_file(path: &Path) -> Result<RuleSet, LoadRulesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadRulesError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    RuleSet::parse(&text).map_err(|source| LoadRulesError::Rules {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -123,29 +123,3 @@ pub struct CorsConfig {
 impl crate::component::factory::Registered for OtlpReceiverConfig {
     const TYPE: &'static str = "otlp";
 }
-
-#[async_trait::async_trait]
-impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
-    fn signals(&self) -> &'static [crate::model::Signal] {
-        &crate::model::Signal::ALL
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        OtlpReceiverConfig::validate(self)
-    }
-
-    async fn start(
-        &self,
-        ctx: crate::component::factory::ReceiverContext<'_>,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
-        Ok(super::start(
-            ctx.id,
-            self,
-            ctx.consumers,
-            ctx.metrics,
-            ctx.health,
-            ctx.stop,
-        )
-        .await?)
-    }
-}

@@ -33,6 +33,13 @@ use crate::model::{Signal, SignalData};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 
+/// A datagram as OTLP spans: the document and each subsegment nested in it.
+pub fn decode(
+    packet: &[u8],
+) -> Result<aurastream_proto::otlp::trace::ResourceSpans, packet::PacketError> {
+    segment::to_resource_spans(packet::body(packet)?)
+}
+
 /// `transport` label of the segments' counters.
 const UDP: &str = "udp";
 
@@ -123,7 +130,7 @@ impl Segments {
                 .receiver_refused(&self.receiver, UDP, Signal::Traces, reason)
                 .inc_by(count);
         };
-        let spans = match packet::decode(datagram) {
+        let spans = match decode(datagram) {
             Ok(spans) => spans,
             Err(e) => {
                 tracing::debug!(receiver = %self.receiver, reason = e.reason(), error = %e,
@@ -157,6 +164,32 @@ impl Segments {
                 false
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ReceiverFactory for XrayReceiverConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XrayReceiverConfig::validate(self)
+    }
+
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ReceiverContext<'_>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
+        Ok(self::start(
+            ctx.id,
+            self,
+            ctx.consumers,
+            ctx.metrics,
+            ctx.health,
+            ctx.stop,
+        )
+        .await?)
     }
 }
 

@@ -7,10 +7,7 @@
 
 use serde::Deserialize;
 
-use aurastream_proto::otlp::trace::ResourceSpans;
 use aurastream_proto::xray::MAX_DOCUMENT_BYTES;
-
-use super::segment;
 
 /// Largest datagram the receiver reads. X-Ray refuses documents over 64 KB and the daemon
 /// reads with a 64 KB buffer; the receive buffer is one byte larger so a longer datagram is
@@ -77,14 +74,10 @@ pub fn body(packet: &[u8]) -> Result<&[u8], PacketError> {
     }
 }
 
-/// A datagram as OTLP spans: the document and each subsegment nested in it.
-pub fn decode(packet: &[u8]) -> Result<ResourceSpans, PacketError> {
-    segment::to_resource_spans(body(packet)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::receiver::xray_udp::decode;
 
     const DOC: &str = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#;
 

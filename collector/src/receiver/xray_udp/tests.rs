@@ -17,10 +17,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::Segments;
 use super::config::ProxyServerConfig;
 use super::proxy::{self, SamplingProxy};
 use super::segment::tests::python_sdk_segment;
-use super::{Segments, packet};
 use crate::component::Exporter;
 use crate::component::{Consumer, PipelineInput};
 use crate::exporter::xray::XrayExporter;
@@ -71,7 +71,7 @@ fn sort_subsegments(doc: &mut Value) {
 #[tokio::test]
 async fn documents_round_trip_through_the_awsxray_exporter() {
     let original = python_sdk_segment();
-    let spans = packet::decode(&datagram(&original)).unwrap();
+    let spans = super::decode(&datagram(&original)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("segments.jsonl");
     let config = XrayExporterConfig {
