@@ -409,10 +409,12 @@ mod tests {
     use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
     use prometheus_client::metrics::gauge::Gauge;
 
-    /// The destination: every log record's body tag, in arrival order.
+    /// The destination: every log record's tag, in arrival order. While `down`, exports
+    /// wait (so what is on disk stays there).
     #[derive(Default)]
     struct Recorder {
         got: Mutex<Vec<String>>,
+        down: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -421,6 +423,9 @@ mod tests {
             &[Signal::Logs]
         }
         async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+            while self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             if let SignalData::Logs(r) = batch {
                 let mut got = self.got.lock().unwrap();
                 for l in r
@@ -556,8 +561,11 @@ mod tests {
     async fn a_full_disk_refuses_senders_and_every_acknowledged_item_arrives_once() {
         let dir = tempfile::tempdir().unwrap();
         // Room for a few requests' records, then full.
-        let disk = FaultyDisk::with_free(3_000);
+        let disk = FaultyDisk::with_capacity(3_000);
         let h = pipeline(dir.path(), &disk);
+        h.recorder
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let (mut acked, mut refused) = (Vec::new(), Vec::new());
         for r in 0..20 {
             let tag = format!("r{r}");
@@ -579,7 +587,11 @@ mod tests {
             let s = h.state.lock().unwrap();
             assert!(s.storage_write_errors["logs"].contains("no space left"));
         }
-        // Space freed: the senders retry what was refused, and it is taken.
+        // The destination is back and space freed: the senders retry what was refused,
+        // and it is taken.
+        h.recorder
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         disk.free(1 << 20);
         for tag in refused.clone() {
             h.send(&tag).await.expect("stored once there is room");
@@ -598,7 +610,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_nobody_waits_for_is_exported_from_memory_when_the_disk_is_full() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(0);
+        let disk = FaultyDisk::with_capacity(0);
         let h = pipeline(dir.path(), &disk);
         // Like the X-Ray UDP receiver: it cannot wait, so nobody can be refused.
         h.consumer.try_consume(request("udp", 10)).unwrap();
@@ -611,7 +623,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_read_is_retried_shows_on_health_and_the_drain_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(1 << 20);
+        let disk = FaultyDisk::with_capacity(1 << 20);
         disk.fail_reads(3);
         let h = pipeline(dir.path(), &disk);
         let state = h.state.clone();

@@ -1,7 +1,9 @@
 //! For tests: a [`SegmentStore`] on the real file system that fails on demand, the way a
-//! disk does. Appends share a byte budget like a file system filling up: one that does not
-//! fit writes what fits and then fails with "no space left", so the segment really holds
-//! a partial record. Syncs, cuts and reads can be made to fail a number of times.
+//! disk does. Segments share a capacity like a small file system: an append that does not
+//! fit in what the segment files on disk leave free writes what fits and then fails with
+//! "no space left", so the segment really holds a partial record; cutting a file back or
+//! deleting one frees its bytes. Syncs, cuts and reads can be made to fail a number of
+//! times.
 
 use std::io::{Error, ErrorKind};
 use std::path::Path;
@@ -11,7 +13,7 @@ use super::wal::{Disk, SegmentFile, SegmentStore};
 
 #[derive(Debug, Default)]
 struct Faults {
-    free: u64,
+    capacity: u64,
     fail_syncs: u32,
     fail_truncates: u32,
     fail_reads: u32,
@@ -23,11 +25,11 @@ pub struct FaultyDisk {
 }
 
 impl FaultyDisk {
-    /// A disk with `free` bytes left for segments.
-    pub fn with_free(free: u64) -> FaultyDisk {
+    /// A disk on which the segments of a queue may take `capacity` bytes.
+    pub fn with_capacity(capacity: u64) -> FaultyDisk {
         FaultyDisk {
             faults: Arc::new(Mutex::new(Faults {
-                free,
+                capacity,
                 ..Faults::default()
             })),
         }
@@ -39,7 +41,7 @@ impl FaultyDisk {
 
     /// Space freed elsewhere on the disk.
     pub fn free(&self, bytes: u64) {
-        self.with(|f| f.free += bytes);
+        self.with(|f| f.capacity += bytes);
     }
 
     pub fn fail_syncs(&self, n: u32) {
@@ -61,21 +63,34 @@ fn take(n: &mut u32) -> bool {
     fail
 }
 
+/// Bytes the segment files in `dir` take now.
+fn used(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 struct FaultyFile {
     inner: Box<dyn SegmentFile>,
-    len: u64,
+    dir: std::path::PathBuf,
     disk: FaultyDisk,
 }
 
 impl SegmentFile for FaultyFile {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let fits = self.disk.with(|f| {
-            let n = f.free.min(bytes.len() as u64);
-            f.free -= n;
-            n as usize
-        });
+        let free = self
+            .disk
+            .with(|f| f.capacity)
+            .saturating_sub(used(&self.dir));
+        let fits = free.min(bytes.len() as u64) as usize;
         self.inner.append(&bytes[..fits])?;
-        self.len += fits as u64;
         if fits < bytes.len() {
             return Err(Error::new(
                 ErrorKind::StorageFull,
@@ -89,11 +104,7 @@ impl SegmentFile for FaultyFile {
         if self.disk.with(|f| take(&mut f.fail_truncates)) {
             return Err(Error::other("injected truncate failure"));
         }
-        self.inner.truncate(len)?;
-        let freed = self.len.saturating_sub(len);
-        self.disk.with(|f| f.free += freed);
-        self.len = len;
-        Ok(())
+        self.inner.truncate(len)
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
@@ -108,7 +119,7 @@ impl SegmentStore for FaultyDisk {
     fn create(&self, path: &Path) -> std::io::Result<Box<dyn SegmentFile>> {
         Ok(Box::new(FaultyFile {
             inner: Disk.create(path)?,
-            len: std::fs::metadata(path)?.len(),
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             disk: self.clone(),
         }))
     }

@@ -358,6 +358,35 @@ impl Wal {
     /// partly written record is cut back off, so the batch can be refused to its sender
     /// and the records after it are read at the right offsets.
     pub fn append(&mut self, payload: &[u8], items: u32) -> Result<u64, WalError> {
+        match self.try_append(payload, items) {
+            // The segment being written held only delivered records, i.e. only space:
+            // with it deleted, a full disk may well take the record in a new one.
+            Err(_) if self.discard_finished_segment() => self.try_append(payload, items),
+            done => done,
+        }
+    }
+
+    /// After a failed append: deletes the segment being written if every record in it is
+    /// acknowledged (segments are otherwise deleted only once a newer one exists, and a
+    /// full disk may never let one start). Returns whether it did.
+    fn discard_finished_segment(&mut self) -> bool {
+        let Some(segment) = self.segments.back() else {
+            return false;
+        };
+        if segment.live > 0 || segment.bytes == 0 {
+            return false;
+        }
+        self.writer = None;
+        if let Err(e) = fs::remove_file(&segment.path) {
+            tracing::warn!(path = %segment.path.display(), error = %e,
+                "cannot delete a delivered queue segment");
+            return false;
+        }
+        self.segments.pop_back();
+        true
+    }
+
+    fn try_append(&mut self, payload: &[u8], items: u32) -> Result<u64, WalError> {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|l| *l <= MAX_RECORD_BYTES)
@@ -889,7 +918,7 @@ mod tests {
     fn a_short_write_on_a_full_disk_is_cut_off_and_the_records_after_it_read_back_intact() {
         let dir = tempfile::tempdir().unwrap();
         // Room for three records and half of a fourth.
-        let disk = FaultyDisk::with_free(3 * on_disk(40) + 30);
+        let disk = FaultyDisk::with_capacity(3 * on_disk(40) + 30);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -921,7 +950,7 @@ mod tests {
     #[test]
     fn the_same_log_reads_back_exactly_what_was_appended_after_a_refused_record() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(on_disk(40) + 10);
+        let disk = FaultyDisk::with_capacity(on_disk(40) + 10);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -940,7 +969,7 @@ mod tests {
     #[test]
     fn a_failed_fsync_takes_the_record_back_out() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(1 << 20);
+        let disk = FaultyDisk::with_capacity(1 << 20);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Always),
@@ -961,7 +990,7 @@ mod tests {
     #[test]
     fn a_failed_append_that_cannot_be_cut_off_moves_to_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(on_disk(40) + 30);
+        let disk = FaultyDisk::with_capacity(on_disk(40) + 30);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -984,7 +1013,7 @@ mod tests {
     #[test]
     fn a_torn_tail_left_behind_is_damage_at_the_next_start_not_a_record() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(on_disk(40) + 30);
+        let disk = FaultyDisk::with_capacity(on_disk(40) + 30);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -1009,7 +1038,7 @@ mod tests {
     #[test]
     fn a_first_append_that_fails_uncut_leaves_no_remains_in_the_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(30);
+        let disk = FaultyDisk::with_capacity(30);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -1031,7 +1060,7 @@ mod tests {
     #[test]
     fn a_failed_read_leaves_the_record_first_in_line() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = FaultyDisk::with_free(1 << 20);
+        let disk = FaultyDisk::with_capacity(1 << 20);
         let (mut wal, _) = Wal::open_on(
             dir.path(),
             big_segments(Fsync::Never),
@@ -1107,5 +1136,20 @@ mod tests {
         );
         drop(first);
         assert!(Wal::open(dir.path(), options()).is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn a_full_disk_whose_current_segment_is_all_delivered_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FaultyDisk::with_capacity(2 * on_disk(40));
+        let (mut wal, _) =
+            Wal::open_on(dir.path(), big_segments(Fsync::Never), Arc::new(disk)).unwrap();
+        wal.append(&[0; 40], 1).unwrap();
+        wal.append(&[1; 40], 1).unwrap();
+        assert_eq!(drain(&mut wal).len(), 2);
+        // The disk holds only delivered records: they make way for the new one.
+        assert_eq!(wal.append(&[2; 40], 1).unwrap(), 2);
+        assert_eq!(segment_lengths(dir.path()), vec![on_disk(40)]);
+        assert_eq!(drain(&mut wal), vec![vec![2u8; 40]]);
     }
 }
