@@ -21,7 +21,7 @@
 # Reproduce with `cargo fuzz run --sanitizer none <target> fuzz/artifacts/<target>/<file>`,
 # fix, add a regression test next to the broken code and the input to
 # fuzz/regressions/<target>/ under a name that says what it broke. `cargo test --workspace`
-# replays every file of fuzz/corpus/ and fuzz/regressions/ (collector/tests/fuzz_corpus.rs),
+# replays every file of fuzz/corpus/ and fuzz/regressions/ (tests/tests/fuzz_corpus.rs),
 # so commit fuzz/corpus/ after a run
 # (it is minimized to at most FUZZ_CORPUS_MAX_FILES inputs per target, default 300).
 #

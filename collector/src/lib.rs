@@ -13,8 +13,6 @@ pub mod component;
 pub mod config;
 pub mod exporter;
 pub mod extension;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod lambda_extension;
 pub mod model;
 pub mod output;

@@ -198,7 +198,7 @@ fn run(
         );
     }
     for (id, e) in &config.exporters.0 {
-        if let Some(file) = e.output_file() {
+        if let Some(file) = e.factory().output_file() {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
             tracing::info!(exporter = %id, path = %path.display(), "writing to file");
         }

@@ -16,13 +16,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::component::Consumer;
+use crate::component::factory::{ExtensionContext, LambdaRuntime, ReceiverContext};
 use crate::component::flush::{self, FlushControl, Unflushed};
-use crate::config::{Config, ExtensionConfig, ReceiverConfig};
-use crate::extension::health_check::server;
-use crate::model::ItemBudget;
-use crate::model::Signal;
-use crate::receiver;
+use crate::config::Config;
+use crate::model::{ItemBudget, Signal};
 use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 use crate::topology::build::{self, Pipelines};
@@ -36,19 +33,18 @@ pub struct Service {
     receivers_stop: CancellationToken,
     receiver_tasks: Vec<JoinHandle<()>>,
     telemetry_stop: CancellationToken,
-    telemetry_task: Option<JoinHandle<()>>,
-    /// Consumers of receivers that this module does not start itself (the `lambda`
-    /// receiver, started by the extension); taken with [`Service::take_consumers`].
-    unstarted: BTreeMap<(String, Signal), Consumer>,
+    telemetry_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Service {
-    /// Builds the pipelines and starts the OTLP receivers and the configured extensions.
-    pub async fn start(config: &Config) -> anyhow::Result<Service> {
+    /// Builds the pipelines and starts every receiver and the configured extensions, each
+    /// through its factory. `lambda` is set when running as a Lambda extension (its
+    /// Telemetry API receiver needs it).
+    pub async fn start(config: &Config, lambda: Option<&LambdaRuntime>) -> anyhow::Result<Service> {
         let metrics = Arc::new(SelfMetrics::new());
         let health = Arc::new(HealthRegistry::default());
         let Pipelines {
-            consumers,
+            mut consumers,
             budgets,
             tasks,
             flush,
@@ -56,60 +52,48 @@ impl Service {
 
         let receivers_stop = CancellationToken::new();
         let mut receiver_tasks = Vec::new();
-        let mut unstarted = BTreeMap::new();
         for (id, rc) in &config.receivers.0 {
-            let mine: BTreeMap<Signal, _> = consumers
-                .iter()
-                .filter(|((r, _), _)| r == id)
-                .map(|((_, s), c)| (*s, c.clone()))
+            let factory = rc.factory();
+            let ids: Vec<_> = consumers.keys().filter(|(r, _)| r == id).cloned().collect();
+            let mine: BTreeMap<Signal, _> = ids
+                .into_iter()
+                .filter_map(|key| consumers.remove(&key).map(|c| (key.1, c)))
                 .collect();
-            if mine.is_empty() {
+            if mine.is_empty() && !factory.runs_without_pipelines() {
                 tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not started");
                 continue;
             }
-            match rc {
-                ReceiverConfig::Otlp(c) => receiver_tasks.extend(
-                    receiver::otlp::start(
-                        id,
-                        c,
-                        mine,
-                        metrics.clone(),
-                        &health,
-                        receivers_stop.clone(),
-                    )
-                    .await?,
-                ),
-                ReceiverConfig::AwsXray(c) => receiver_tasks.extend(
-                    receiver::xray_udp::start(
-                        id,
-                        c,
-                        mine,
-                        metrics.clone(),
-                        &health,
-                        receivers_stop.clone(),
-                    )
-                    .await?,
-                ),
-                ReceiverConfig::Lambda(_) => {
-                    unstarted.extend(mine.into_iter().map(|(s, c)| ((id.clone(), s), c)));
-                }
-            }
+            let started = factory
+                .start(ReceiverContext {
+                    id,
+                    consumers: mine,
+                    metrics: metrics.clone(),
+                    health: &health,
+                    stop: receivers_stop.clone(),
+                    lambda,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("receiver `{id}`: {e}"))?;
+            receiver_tasks.extend(started);
         }
-        // The receivers hold their own clones; ours must go so the pipelines can close.
+        // Every receiver holds its own consumers; none may stay here, or the pipelines
+        // could not close at shutdown.
         drop(consumers);
 
         let telemetry_stop = CancellationToken::new();
-        let mut telemetry_task = None;
+        let mut telemetry_tasks = Vec::new();
         for id in &config.service.extensions {
-            let ExtensionConfig::HealthCheck(hc) = &config.extensions.0[id];
-            let (addr, task) =
-                server::start(hc, health.clone(), metrics.clone(), telemetry_stop.clone())
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("extension `{id}` cannot listen on {}: {e}", hc.endpoint)
-                    })?;
-            tracing::info!(extension = %id, %addr, "health at http://{addr}{} and metrics at http://{addr}/metrics", hc.path);
-            telemetry_task = Some(task);
+            let task = config.extensions.0[id]
+                .factory()
+                .start(ExtensionContext {
+                    id,
+                    health: health.clone(),
+                    metrics: metrics.clone(),
+                    stop: telemetry_stop.clone(),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("extension `{id}`: {e}"))?;
+            telemetry_tasks.push(task);
         }
         Ok(Service {
             metrics,
@@ -119,36 +103,12 @@ impl Service {
             receivers_stop,
             receiver_tasks,
             telemetry_stop,
-            telemetry_task,
-            unstarted,
+            telemetry_tasks,
         })
     }
 
     pub fn metrics(&self) -> &Arc<SelfMetrics> {
         &self.metrics
-    }
-
-    /// The consumers, by signal, of a receiver [`Service::start`] left to the caller.
-    pub fn take_consumers(&mut self, receiver: &str) -> BTreeMap<Signal, Consumer> {
-        let ids: Vec<_> = self
-            .unstarted
-            .keys()
-            .filter(|(r, _)| r == receiver)
-            .cloned()
-            .collect();
-        ids.into_iter()
-            .filter_map(|key| self.unstarted.remove(&key).map(|c| (key.1, c)))
-            .collect()
-    }
-
-    /// Cancelled when receivers must stop accepting; for receivers started by the caller.
-    pub fn receivers_stop(&self) -> CancellationToken {
-        self.receivers_stop.clone()
-    }
-
-    /// Has shutdown wait for a receiver the caller started, before draining the pipelines.
-    pub fn add_receiver_task(&mut self, task: JoinHandle<()>) {
-        self.receiver_tasks.push(task);
     }
 
     /// Sends everything the pipelines hold and waits until the exporters are done with it,
@@ -160,8 +120,6 @@ impl Service {
     /// Stops the receivers, drains the pipelines until `deadline`, and counts what could
     /// not be flushed by then as dropped.
     pub async fn shutdown(mut self, deadline: Instant) {
-        // Receivers nobody started must not keep the pipelines open.
-        self.unstarted.clear();
         self.receivers_stop.cancel();
         let receiver_tasks = std::mem::take(&mut self.receiver_tasks);
         let tasks = &mut self.tasks;
@@ -189,7 +147,7 @@ impl Service {
             }
         }
         self.telemetry_stop.cancel();
-        if let Some(t) = self.telemetry_task.take() {
+        for t in std::mem::take(&mut self.telemetry_tasks) {
             let _ = t.await;
         }
     }
@@ -197,15 +155,7 @@ impl Service {
 
 /// Runs the collector until `stop` is cancelled, then shuts down gracefully.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let mut service = Service::start(&config).await?;
-    for (id, rc) in &config.receivers.0 {
-        if let ReceiverConfig::Lambda(_) = rc {
-            tracing::warn!(receiver = %id,
-                "the lambda receiver runs only in Lambda extension mode (AWS_LAMBDA_RUNTIME_API \
-                 set, or --lambda-extension); not started");
-            drop(service.take_consumers(id));
-        }
-    }
+    let service = Service::start(&config, None).await?;
     tracing::info!("collector ready");
 
     stop.cancelled().await;
@@ -220,33 +170,30 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
 mod tests {
     use std::time::Duration;
 
-    use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
-
     use super::*;
     use crate::config::{ConfigSource, load_sources};
-    use crate::model::SignalData;
 
-    fn spans(n: usize) -> SignalData {
-        SignalData::Traces(vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span::default(); n],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }])
+    /// A port that was free a moment ago, for a receiver the test must reach.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
-    /// The whole flush path: consumer → batch processor holding data for an hour →
-    /// file exporter, flushed on request, with the service still running afterwards.
+    /// The whole flush path: OTLP/HTTP receiver → batch processor holding data for an
+    /// hour → file exporter, flushed on request, with the service still running afterwards.
     #[tokio::test]
     async fn flush_sends_what_the_batch_processor_holds_and_waits_for_the_exporter() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("traces.jsonl");
+        let port = free_port();
         let yaml = format!(
-            "receivers:\n  lambda:\n  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:0 }} }} }}\n\
+            "receivers:\n  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:{port} }} }} }}\n\
              processors:\n  batch: {{ timeout: 1h }}\n\
              exporters:\n  file: {{ path: {} }}\n\
-             service:\n  pipelines:\n    traces: {{ receivers: [otlp, lambda], processors: [batch], exporters: [file] }}\n",
+             service:\n  pipelines:\n    traces: {{ receivers: [otlp], processors: [batch], exporters: [file] }}\n",
             path.display()
         );
         let config = load_sources(
@@ -257,26 +204,32 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        let mut service = Service::start(&config).await.unwrap();
-        let consumer = service
-            .take_consumers("lambda")
-            .remove(&Signal::Traces)
-            .unwrap();
+        let service = Service::start(&config, None).await.unwrap();
         let lines = || {
             std::fs::read_to_string(&path)
                 .unwrap_or_default()
                 .lines()
                 .count()
         };
+        let client = reqwest::Client::new();
         for round in 1..=3 {
-            consumer.try_consume(spans(5)).unwrap();
+            let span = serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c",
+                "spanId": "eee19b7ec3c1b174", "name": format!("op-{round}"),
+                "startTimeUnixNano": "1", "endTimeUnixNano": "2"});
+            let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]});
+            let answer = client
+                .post(format!("http://127.0.0.1:{port}/v1/traces"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success(), "{}", answer.status());
             service
                 .flush(Instant::now() + Duration::from_secs(5))
                 .await
                 .unwrap();
             assert_eq!(lines(), round, "flushed and written before flush returned");
         }
-        drop(consumer);
         service
             .shutdown(Instant::now() + Duration::from_secs(5))
             .await;

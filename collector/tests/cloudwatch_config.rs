@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use aurastream_collector::component::factory::ExporterContext;
 use aurastream_collector::config::{ConfigSource, ExporterConfig, load_sources};
 use aurastream_collector::model::Signal;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
@@ -59,13 +60,19 @@ fn both_exporters_parse_and_build() {
     let metrics = Arc::new(SelfMetrics::new());
     let emf = &config.exporters.0["awsemf"];
     assert!(matches!(emf, ExporterConfig::AwsEmf(_)));
-    assert_eq!(emf.signals(), &[Signal::Metrics]);
+    assert_eq!(emf.factory().signals(), &[Signal::Metrics]);
     let logs = &config.exporters.0["awscloudwatchlogs"];
     assert!(matches!(logs, ExporterConfig::AwsCloudWatchLogs(_)));
-    assert_eq!(logs.signals(), &[Signal::Logs]);
+    assert_eq!(logs.factory().signals(), &[Signal::Logs]);
     for (id, c) in &config.exporters.0 {
-        let built = c.build(id, &metrics).expect("builds");
-        assert_eq!(built.signals(), c.signals());
+        let built = c
+            .factory()
+            .build(&ExporterContext {
+                id,
+                metrics: &metrics,
+            })
+            .expect("builds");
+        assert_eq!(built.signals(), c.factory().signals());
     }
 }
 

@@ -19,7 +19,7 @@ use aurastream_collector::component::Exporter;
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use aurastream_collector::exporter::emf::EmfExporter;
-use aurastream_collector::exporter::emf::config::EmfExporterConfig;
+use aurastream_collector::exporter::emf::config::{EmfExporterConfig, InitialValue};
 use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
 use aurastream_e2e::aws::Moto;
@@ -252,12 +252,14 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
     let client = client(&moto);
     let metrics = Arc::new(SelfMetrics::new());
 
-    // Metrics: every EMF document valid, every data point present exactly once.
+    // Metrics: every EMF document valid, every data point present exactly once (under its
+    // own dimension set: no rollup sets).
     let emf_config: EmfExporterConfig = serde_yaml_ng::from_str(
         "namespace: AuraStream/Application\n\
          log_group_name: /aws/aurastream/metrics/{ServiceName}\n\
          log_stream_name: emf\n\
-         log_retention: 30\n",
+         log_retention: 30\n\
+         dimension_rollup_option: NoDimensionRollup\n",
     )
     .expect("config");
     emf_config.validate().expect("valid");
@@ -464,8 +466,10 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
     }
 
     // A cumulative counter across exports, with a restart: deltas arrive, nothing twice.
+    // (`drop`: the series starts after the exporter, which `auto` would send whole.)
     let cumulative_config = EmfExporterConfig {
         log_group_name: "/aws/aurastream/metrics-cumulative".into(),
+        initial_value: InitialValue::Drop,
         ..emf_config.clone()
     };
     let cumulative = EmfExporter::with_service(

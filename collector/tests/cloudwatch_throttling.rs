@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use aurastream_collector::aws::cloudwatch_logs::service::LogsService;
 use aurastream_collector::component::RetryConfig;
-use aurastream_collector::component::{ExportError, Exporter};
+use aurastream_collector::component::{ExportError, ExportReport, Exporter};
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use aurastream_collector::exporter::emf::EmfExporter;
@@ -198,6 +198,29 @@ fn logs_exporter(endpoint: &str, group: &str, budget: Duration) -> CloudWatchLog
     )
 }
 
+/// Exports `batch` and sends what is left again until it is settled, as the pipeline's
+/// driver does (without its waits): the exporter makes one attempt per request.
+async fn export_settled(exporter: &dyn Exporter, batch: &SignalData) -> ExportReport {
+    let mut report = ExportReport::delivered();
+    let mut result = exporter.export(batch).await;
+    for _ in 0..1000 {
+        match result {
+            Ok(r) => {
+                report.dropped.extend(r.dropped);
+                return report;
+            }
+            Err(ExportError::Retry {
+                pending, report: r, ..
+            }) => {
+                report.dropped.extend(r.dropped);
+                result = pending.send().await;
+            }
+            Err(e) => panic!("export failed: {e}"),
+        }
+    }
+    panic!("still not settled after 1000 attempts");
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -240,7 +263,7 @@ async fn throttled_put_log_events_lose_nothing_and_send_nothing_twice() {
         .rev()
         .map(|i| (now - 60_000 + i % 1000, format!("event {i}")))
         .collect();
-    let report = exporter.export(&logs(bodies)).await.expect("exported");
+    let report = export_settled(&exporter, &logs(bodies)).await;
     assert!(report.dropped.is_empty(), "{:?}", report.dropped);
 
     let f = fake.lock().unwrap_or_else(|p| p.into_inner());
@@ -298,7 +321,7 @@ async fn throttled_emf_documents_are_all_delivered() {
         }],
         ..Default::default()
     }]);
-    let report = exporter.export(&batch).await.expect("exported");
+    let report = export_settled(&exporter, &batch).await;
     assert!(report.dropped.is_empty(), "{:?}", report.dropped);
     let f = fake.lock().unwrap_or_else(|p| p.into_inner());
     let stored = &f.stored["/metrics/emf"];
@@ -326,14 +349,14 @@ async fn rejected_events_are_counted_with_their_reason() {
         .collect();
     bodies.extend((0..5).map(|i| (now + i, format!("fresh {i}"))));
     // Span > 24 h: the old and the fresh events go in separate requests.
-    let report = exporter.export(&logs(bodies)).await.expect("exported");
+    let report = export_settled(&exporter, &logs(bodies)).await;
     assert_eq!(report.dropped, vec![("log_event_too_old".to_string(), 3)]);
     let f = fake.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(f.stored["/g"].len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permanent_errors_drop_with_reason_and_exhausted_retries_hand_back_the_rest() {
+async fn permanent_errors_drop_with_reason_and_throttled_requests_are_handed_back() {
     let (endpoint, _fake) = start_fake().await;
     let now = now_ms();
     let forbidden = logs_exporter(&endpoint, "/forbidden", Duration::from_secs(60));
@@ -353,11 +376,11 @@ async fn permanent_errors_drop_with_reason_and_exhausted_retries_hand_back_the_r
         ]))
         .await
     {
-        Err(ExportError::PartiallyRetryable {
-            reason, remaining, ..
+        Err(ExportError::Retry {
+            reason, pending, ..
         }) => {
             assert_eq!(reason, "throttled");
-            assert_eq!(remaining.item_count(), 3);
+            assert_eq!(pending.item_count(), 3);
         }
         other => panic!("expected the undelivered records back, got {other:?}"),
     }

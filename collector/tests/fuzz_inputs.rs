@@ -2,7 +2,7 @@
 //! carries on; it never panics.
 //!
 //! The coverage-guided fuzzing is in `fuzz/` (cargo-fuzz, `scripts/fuzz.sh`; its corpus is
-//! replayed by `fuzz_corpus.rs`). These `proptest` cases cover what those targets do not:
+//! replayed by `tests/tests/fuzz_corpus.rs`). These `proptest` cases cover what those targets do not:
 //! the three AWS exporters' translation of whatever decodes (random bytes, and valid inputs
 //! with bytes flipped, inserted or cut off, through the OTLP decoders into the exporters) and
 //! the queue on disk opening damaged files, plus mutated YAML through the config parser.

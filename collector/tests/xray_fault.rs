@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 
-use aurastream_collector::component::{ExportError, Exporter};
+use aurastream_collector::component::{ExportError, Exporter, Pending};
 use aurastream_collector::exporter::xray::XrayExporter;
 use aurastream_collector::exporter::xray::config::XrayExporterConfig;
 use aurastream_collector::model::SignalData;
@@ -211,15 +211,25 @@ struct Tally {
     sent: usize,
     failed: BTreeMap<String, usize>,
     attempts: usize,
+    /// Times the batch was handed to the exporter (translated): once, however many retries.
+    exports: usize,
 }
 
-/// Calls the exporter the way the driver does, retrying whatever it hands back.
-async fn drive(exporter: &XrayExporter, mut data: SignalData) -> Tally {
+/// Calls the exporter the way the driver does: the batch once, then whatever requests it
+/// hands back, as they are.
+async fn drive(exporter: &XrayExporter, data: SignalData) -> Tally {
     let mut tally = Tally::default();
+    let mut pending: Option<Box<dyn Pending>> = None;
     for _ in 0..50 {
         tally.attempts += 1;
-        let items = data.item_count();
-        match exporter.export(&data).await {
+        let (items, result) = match pending.take() {
+            Some(p) => (p.item_count(), p.send().await),
+            None => {
+                tally.exports += 1;
+                (data.item_count(), exporter.export(&data).await)
+            }
+        };
+        match result {
             Ok(report) => {
                 tally.sent += items - report.dropped_items();
                 for (reason, n) in report.dropped {
@@ -227,15 +237,17 @@ async fn drive(exporter: &XrayExporter, mut data: SignalData) -> Tally {
                 }
                 return tally;
             }
-            Err(ExportError::PartiallyRetryable {
-                remaining, report, ..
+            Err(ExportError::Retry {
+                pending: rest,
+                report,
+                ..
             }) => {
-                let done = items - remaining.item_count();
+                let done = items - rest.item_count();
                 tally.sent += done - report.dropped_items();
                 for (reason, n) in report.dropped {
                     *tally.failed.entry(reason).or_default() += n;
                 }
-                data = remaining;
+                pending = Some(rest);
             }
             Err(ExportError::Retryable { .. }) => {}
             Err(ExportError::Permanent { reason, .. }) => {
@@ -263,6 +275,14 @@ async fn throttling_and_unprocessed_documents_lose_nothing() {
         tally.sent + poison,
         total,
         "every span counted once: {tally:?}"
+    );
+    assert_eq!(
+        tally.exports, 1,
+        "retries send the documents already built; the batch is translated once: {tally:?}"
+    );
+    assert!(
+        tally.attempts > 1,
+        "the flaky endpoint made retries necessary"
     );
 
     let accepted = fake.accepted.lock().unwrap();
@@ -384,15 +404,20 @@ async fn the_pipeline_driver_counts_every_span_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn constant_throttling_hands_the_whole_batch_back_to_the_driver() {
+async fn constant_throttling_hands_the_documents_back_to_the_driver_after_one_call() {
     let (url, fake) = start(Mode::Throttle).await;
     let exporter = exporter(&url);
     let err = exporter.export(&batch(1, 10)).await.unwrap_err();
     match &err {
-        ExportError::Retryable { reason, .. } => assert_eq!(reason, "ThrottledException"),
-        other => panic!("expected a retryable error, got {other:?}"),
+        ExportError::Retry {
+            reason, pending, ..
+        } => {
+            assert_eq!(reason, "ThrottledException");
+            assert_eq!(pending.item_count(), 10, "every document is handed back");
+        }
+        other => panic!("expected the documents back for a retry, got {other:?}"),
     }
-    // One call, retried `max_retries` (2) times inside the exporter with backoff.
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+    // One call: waiting and retrying is the driver's job, not the exporter's.
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     assert!(fake.accepted.lock().unwrap().is_empty());
 }

@@ -1,8 +1,8 @@
 //! OTLP/HTTP JSON export requests (traces, metrics, logs; plain or gzip), decoded,
 //! validated and round-tripped as the receiver does.
 //!
-//! The harness is `aurastream_collector::fuzzing::otlp_json`, which the corpus replay test
+//! The harness is `aurastream_e2e::fuzzing::otlp_json`, which the corpus replay test
 //! (collector/tests/fuzz_corpus.rs) also runs on every file of fuzz/corpus/otlp_json/.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| aurastream_collector::fuzzing::otlp_json(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| aurastream_e2e::fuzzing::otlp_json(data));

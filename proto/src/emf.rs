@@ -19,6 +19,8 @@ pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
 pub const MAX_DIMENSIONS_PER_SET: usize = 30;
 /// At most this many values in one metric's value array (`Values` / `Counts`).
 pub const MAX_VALUES_PER_METRIC: usize = 100;
+/// At most this many characters in a dimension value.
+pub const MAX_DIMENSION_VALUE_CHARS: usize = 1024;
 
 /// One EMF log event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -100,7 +100,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(rt.block_on(call(svc))))
     });
     group.bench_function("with_telemetry_layer", |b| {
-        let svc = telemetry.http_layer().layer(service_fn(handler));
+        let svc = telemetry
+            .http_layer()
+            .trust_customer_id_header(true)
+            .layer(service_fn(handler));
         b.iter(|| black_box(rt.block_on(call(svc.clone()))))
     });
     group.finish();

@@ -1,6 +1,8 @@
 //! One call to instrument a service: resource, OTLP exporters, X-Ray ids and propagation,
 //! the `tracing` bridge, and a guard that flushes on the way out.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -9,8 +11,9 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
-    LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig,
+    LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
@@ -26,6 +29,7 @@ use crate::http_client::RuntimeHttpClient;
 use crate::logs::DefaultCategory;
 use crate::resource::{self, ResourceOptions};
 use crate::telemetry::Telemetry;
+use crate::tls::{ClientTls, TlsOptions};
 
 /// The instrumentation scope name on everything the SDK emits.
 pub const SCOPE: &str = "aurastream-sdk";
@@ -38,12 +42,20 @@ const EXPORT_PATH_TARGETS: &[&str] = &[
     "hyper_util",
     "tonic",
     "tower",
-    "reqwest",
+    "hyper_rustls",
+    "rustls",
     "opentelemetry",
     "opentelemetry_sdk",
     "opentelemetry_otlp",
     "opentelemetry-otlp",
     "ureq",
+];
+
+/// The per-signal endpoint variables, each falling back to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+const SIGNAL_ENDPOINT_VARS: [&str; 3] = [
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
 ];
 
 /// OTLP transport to the collector.
@@ -53,20 +65,26 @@ pub enum Protocol {
     Grpc,
     /// OTLP/HTTP with protobuf bodies, port 4318: for proxies that do not pass gRPC.
     HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies, port 4318: readable on the wire, about twice the bytes
+    /// and CPU of protobuf; for proxies and tools that only handle JSON.
+    HttpJson,
 }
 
 impl Protocol {
     /// Reads `OTEL_EXPORTER_OTLP_PROTOCOL`; unset means gRPC.
-    fn from_env() -> Result<Protocol, SdkError> {
-        match std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
-            Err(_) => Ok(Protocol::Grpc),
-            Ok(v) => match v.trim() {
-                "" | "grpc" => Ok(Protocol::Grpc),
-                "http/protobuf" => Ok(Protocol::HttpProtobuf),
-                other => Err(SdkError::UnsupportedProtocol(other.to_owned())),
-            },
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Protocol, SdkError> {
+        match env("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref().map(str::trim) {
+            None | Some("grpc") => Ok(Protocol::Grpc),
+            Some("http/protobuf") => Ok(Protocol::HttpProtobuf),
+            Some("http/json") => Ok(Protocol::HttpJson),
+            Some(other) => Err(SdkError::UnsupportedProtocol(other.to_owned())),
         }
     }
+}
+
+/// A set, non-blank environment variable.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Starts configuring telemetry for `service_name` (overridden by `OTEL_SERVICE_NAME`).
@@ -88,6 +106,9 @@ pub fn init(service_name: impl Into<String>) -> TelemetryBuilder {
         resource_attributes: Vec::new(),
         endpoint: None,
         protocol: None,
+        ca_file: None,
+        client_certificate: None,
+        bearer_token: None,
         customer_id_dimension: true,
         install_tracing_subscriber: true,
         console_output: true,
@@ -105,6 +126,9 @@ pub struct TelemetryBuilder {
     resource_attributes: Vec<KeyValue>,
     endpoint: Option<String>,
     protocol: Option<Protocol>,
+    ca_file: Option<PathBuf>,
+    client_certificate: Option<(PathBuf, PathBuf)>,
+    bearer_token: Option<BearerToken>,
     customer_id_dimension: bool,
     install_tracing_subscriber: bool,
     console_output: bool,
@@ -138,6 +162,34 @@ impl TelemetryBuilder {
     /// The transport; without it `OTEL_EXPORTER_OTLP_PROTOCOL` applies (`grpc` default).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
+        self
+    }
+
+    /// Trust the certificate authorities in this PEM file, instead of the system's, when
+    /// an endpoint is `https://`. Without it `OTEL_EXPORTER_OTLP_CERTIFICATE` applies, then
+    /// the system trust store. The file is read at `install()`.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Present this certificate (PEM, chain allowed) and private key (PEM) when the
+    /// collector asks for one (mTLS). Without it `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`
+    /// and `OTEL_EXPORTER_OTLP_CLIENT_KEY` apply (both or neither).
+    pub fn client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_certificate = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// Send `Authorization: Bearer <token>` with every export (the collector's
+    /// `bearertokenauth`). Use an `https://` endpoint: over plain text anyone on the path
+    /// reads the token. A header of the same name in `OTEL_EXPORTER_OTLP_HEADERS` wins.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(BearerToken(token.into()));
         self
     }
 
@@ -188,10 +240,7 @@ impl TelemetryBuilder {
     /// Must run inside a tokio runtime: both transports send from it (tonic's connection
     /// task, the HTTP client's requests), and it must outlive the guard.
     pub fn install(self) -> Result<TelemetryGuard, SdkError> {
-        let protocol = match self.protocol {
-            Some(p) => p,
-            None => Protocol::from_env()?,
-        };
+        let transport = self.transport(&process_env)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(SdkError::NoTokioRuntime);
         }
@@ -201,8 +250,7 @@ impl TelemetryBuilder {
             attributes: &self.resource_attributes,
             detect_ec2: self.detect_ec2,
         });
-        let exporters =
-            Exporters::build(protocol, self.endpoint.as_deref(), self.metrics_temporality)?;
+        let exporters = Exporters::build(&transport, self.metrics_temporality)?;
 
         let tracer_provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
@@ -255,6 +303,115 @@ impl TelemetryBuilder {
     }
 }
 
+impl TelemetryBuilder {
+    /// The builder's transport options merged with the `OTEL_EXPORTER_OTLP_*` variables
+    /// (read through `env`), the TLS files loaded when they are named or an endpoint is
+    /// `https://`.
+    fn transport(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Transport, SdkError> {
+        let protocol = match self.protocol {
+            Some(p) => p,
+            None => Protocol::from_env(env)?,
+        };
+        let client_identity = match &self.client_certificate {
+            Some(files) => Some(files.clone()),
+            None => client_identity_from_env(env)?,
+        };
+        let options = TlsOptions {
+            ca_file: self
+                .ca_file
+                .clone()
+                .or_else(|| env("OTEL_EXPORTER_OTLP_CERTIFICATE").map(PathBuf::from)),
+            client_identity,
+        };
+        let https = SIGNAL_ENDPOINT_VARS.iter().any(|var| {
+            self.endpoint
+                .clone()
+                .or_else(|| env(var))
+                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .is_some_and(|url| url.trim().to_ascii_lowercase().starts_with("https://"))
+        });
+        let tls = if https || options.names_files() {
+            Some(ClientTls::load(&options)?)
+        } else {
+            None
+        };
+        let authorization = self
+            .bearer_token
+            .as_ref()
+            .map(BearerToken::header_value)
+            .transpose()?;
+        Ok(Transport {
+            protocol,
+            endpoint: self.endpoint.clone(),
+            tls,
+            authorization,
+        })
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` + `OTEL_EXPORTER_OTLP_CLIENT_KEY`: both or none.
+fn client_identity_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(PathBuf, PathBuf)>, SdkError> {
+    const CERT: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+    const KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+    match (env(CERT), env(KEY)) {
+        (Some(cert), Some(key)) => Ok(Some((cert.into(), key.into()))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(SdkError::IncompleteClientCertificate {
+            set: CERT,
+            missing: KEY,
+        }),
+        (None, Some(_)) => Err(SdkError::IncompleteClientCertificate {
+            set: KEY,
+            missing: CERT,
+        }),
+    }
+}
+
+/// A bearer token; `Debug` does not show it, so the builder can be logged.
+#[derive(Clone)]
+struct BearerToken(String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    /// `Bearer <token>`, once the token is checked against RFC 6750's `b64token`
+    /// (letters, digits, `-._~+/`, trailing `=`): anything else cannot travel in the
+    /// header unchanged (opentelemetry-otlp would also percent-decode a `%`).
+    fn header_value(&self) -> Result<http::HeaderValue, SdkError> {
+        let token = self.0.trim();
+        let body = token.trim_end_matches('=');
+        let valid = !body.is_empty()
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+        if !valid {
+            return Err(SdkError::InvalidBearerToken);
+        }
+        let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| SdkError::InvalidBearerToken)?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// How the exporters reach the collector, resolved from the builder and the environment.
+#[derive(Debug)]
+struct Transport {
+    protocol: Protocol,
+    /// The builder's endpoint; `None` leaves the `OTEL_*` variables to opentelemetry-otlp.
+    endpoint: Option<String>,
+    /// Loaded when an endpoint is `https://` or a TLS file is named.
+    tls: Option<ClientTls>,
+    /// `Authorization: Bearer ...`.
+    authorization: Option<http::HeaderValue>,
+}
+
 /// `RUST_LOG` (default `info`) with `off` for each of `silenced`.
 fn env_filter(silenced: &[&str]) -> EnvFilter {
     let base = std::env::var("RUST_LOG")
@@ -277,19 +434,30 @@ struct Exporters {
 }
 
 impl Exporters {
-    fn build(
-        protocol: Protocol,
-        endpoint: Option<&str>,
-        temporality: Temporality,
-    ) -> Result<Exporters, SdkError> {
+    fn build(transport: &Transport, temporality: Temporality) -> Result<Exporters, SdkError> {
         let err = |signal: &'static str| move |source| SdkError::Exporter { signal, source };
-        match protocol {
+        let endpoint = transport.endpoint.as_deref();
+        match transport.protocol {
             Protocol::Grpc => {
                 let mut spans = SpanExporter::builder().with_tonic();
                 let mut metrics = MetricExporter::builder()
                     .with_tonic()
                     .with_temporality(temporality);
                 let mut logs = LogExporter::builder().with_tonic();
+                // tonic uses TLS only for `https://` URIs, so this is safe for plain ones.
+                if let Some(tls) = &transport.tls {
+                    spans = spans.with_tls_config(tls.tonic_config());
+                    metrics = metrics.with_tls_config(tls.tonic_config());
+                    logs = logs.with_tls_config(tls.tonic_config());
+                }
+                if let Some(value) = &transport.authorization {
+                    let mut headers = http::HeaderMap::new();
+                    headers.insert(http::header::AUTHORIZATION, value.clone());
+                    let metadata = MetadataMap::from_headers(headers);
+                    spans = spans.with_metadata(metadata.clone());
+                    metrics = metrics.with_metadata(metadata.clone());
+                    logs = logs.with_metadata(metadata);
+                }
                 if let Some(ep) = endpoint {
                     spans = spans.with_endpoint(ep);
                     metrics = metrics.with_endpoint(ep);
@@ -301,25 +469,39 @@ impl Exporters {
                     logs: logs.build().map_err(err("log"))?,
                 })
             }
-            Protocol::HttpProtobuf => {
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| SdkError::NoTokioRuntime)?;
-                let client = std::sync::Arc::new(
-                    RuntimeHttpClient::new(runtime).map_err(SdkError::HttpClient)?,
-                );
-                let proto = opentelemetry_otlp::Protocol::HttpBinary;
+                let tls = match &transport.tls {
+                    Some(tls) => tls.rustls_config(),
+                    None => ClientTls::plaintext_only()?.rustls_config(),
+                };
+                let client = std::sync::Arc::new(RuntimeHttpClient::new(runtime, tls));
+                let proto = match transport.protocol {
+                    Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+                    _ => opentelemetry_otlp::Protocol::HttpBinary,
+                };
+                let headers: HashMap<String, String> = transport
+                    .authorization
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(|v| (http::header::AUTHORIZATION.to_string(), v.to_owned()))
+                    .collect();
                 let mut spans = SpanExporter::builder()
                     .with_http()
                     .with_protocol(proto)
+                    .with_headers(headers.clone())
                     .with_shared_http_client(client.clone());
                 let mut metrics = MetricExporter::builder()
                     .with_http()
                     .with_protocol(proto)
+                    .with_headers(headers.clone())
                     .with_shared_http_client(client.clone())
                     .with_temporality(temporality);
                 let mut logs = LogExporter::builder()
                     .with_http()
                     .with_protocol(proto)
+                    .with_headers(headers)
                     .with_shared_http_client(client);
                 if let Some(ep) = endpoint {
                     let base = ep.trim_end_matches('/');
@@ -489,5 +671,119 @@ fn provider(
         signal,
         operation,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake environment: the variables in `vars`, nothing else.
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn ca_file(dir: &std::path::Path) -> PathBuf {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, params.self_signed(&key).expect("ca").pem()).expect("write");
+        path
+    }
+
+    #[test]
+    fn protocol_comes_from_the_builder_then_the_environment() {
+        let t = init("svc").transport(&env_of(&[])).expect("defaults");
+        assert_eq!(t.protocol, Protocol::Grpc);
+        assert!(t.tls.is_none() && t.authorization.is_none());
+        let json = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert_eq!(
+            init("svc").transport(&json).expect("json").protocol,
+            Protocol::HttpJson
+        );
+        let built = init("svc").protocol(Protocol::HttpProtobuf);
+        assert_eq!(
+            built.transport(&json).expect("builder wins").protocol,
+            Protocol::HttpProtobuf
+        );
+        let bad = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml")]);
+        assert!(matches!(
+            init("svc").transport(&bad),
+            Err(SdkError::UnsupportedProtocol(p)) if p == "http/xml"
+        ));
+    }
+
+    #[test]
+    fn tls_is_loaded_for_https_endpoints_and_named_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = ca_file(dir.path());
+        let ca_text = ca.display().to_string();
+
+        // Plain endpoints and no files: nothing to load.
+        let plain = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]);
+        assert!(init("svc").transport(&plain).expect("plain").tls.is_none());
+
+        // One signal over https with the CA from the environment.
+        let https = env_of(&[
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "HTTPS://collector:4318/v1/logs",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca_text),
+        ]);
+        assert!(init("svc").transport(&https).expect("https").tls.is_some());
+
+        // A named file is checked even for a plain endpoint, so a typo fails start-up.
+        let typo = init("svc")
+            .endpoint("http://127.0.0.1:4317")
+            .ca_file(dir.path().join("nope.pem"));
+        let err = typo.transport(&env_of(&[])).expect_err("missing CA file");
+        assert!(err.to_string().contains("nope.pem"), "{err}");
+    }
+
+    #[test]
+    fn client_certificate_variables_come_in_pairs() {
+        let only_cert = env_of(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem")]);
+        assert!(matches!(
+            init("svc").transport(&only_cert),
+            Err(SdkError::IncompleteClientCertificate {
+                missing: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ..
+            })
+        ));
+        let both = env_of(&[
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem"),
+        ]);
+        let err = init("svc")
+            .transport(&both)
+            .expect_err("files do not exist");
+        assert!(err.to_string().contains("/c.pem"), "{err}");
+    }
+
+    #[test]
+    fn bearer_tokens_are_checked_and_never_shown() {
+        let header = |token: &str| BearerToken(token.to_owned()).header_value();
+        let value = header("abc.DEF-123_~+/==").expect("valid token");
+        assert_eq!(value.to_str().ok(), Some("Bearer abc.DEF-123_~+/=="));
+        assert!(value.is_sensitive());
+        for bad in ["", "==", "two words", "quo\"ted", "per%41cent", "tab\tbed"] {
+            let err = header(bad).expect_err(bad);
+            assert!(matches!(err, SdkError::InvalidBearerToken));
+            assert!(bad.len() < 3 || !err.to_string().contains(bad), "{err}");
+        }
+        let builder = init("svc").bearer_token("s3cr3t-token");
+        assert!(!format!("{builder:?}").contains("s3cr3t"));
+        let t = builder.transport(&env_of(&[])).expect("transport");
+        assert_eq!(
+            t.authorization
+                .and_then(|v| v.to_str().ok().map(str::to_owned)),
+            Some("Bearer s3cr3t-token".to_owned())
+        );
     }
 }

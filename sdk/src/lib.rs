@@ -24,7 +24,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! * [`init()`]: resource detection, OTLP exporters (gRPC or HTTP, `OTEL_*` variables),
+//! * [`init()`]: resource detection, OTLP exporters (gRPC, HTTP/protobuf or HTTP/JSON,
+//!   TLS with system roots or a CA file, mTLS, a bearer token, `OTEL_*` variables),
 //!   X-Ray trace ids, `X-Amzn-Trace-Id` + `traceparent` propagation, and the `tracing`
 //!   bridge, so `#[tracing::instrument]` spans and `tracing` events are exported.
 //! * [`metrics`]: the monitoring guide's metrics, with the CloudWatch namespace carried as
@@ -42,6 +43,7 @@ pub mod middleware;
 pub mod propagation;
 pub mod resource;
 pub mod telemetry;
+mod tls;
 
 pub use error::SdkError;
 pub use init::{Protocol, TelemetryBuilder, TelemetryGuard, init};
@@ -50,3 +52,4 @@ pub use metrics::{SeedMetrics, Sentiment};
 pub use middleware::{CacheHit, RequestId, TelemetryLayer, TelemetryService};
 pub use propagation::{current_context, inject_context, inject_current_context, xray_trace_id};
 pub use telemetry::Telemetry;
+pub use tls::TlsError;

@@ -13,17 +13,27 @@
 //! 4. logs `api_request` and `api_response` (category `application`) inside that span, so
 //!    they carry its trace id;
 //! 5. records `APIRequestCount` and `APIResponseTime` with `Endpoint` = the route template
-//!    (axum's `MatchedPath`), `CustomerId` = the `x-customer-id` header (`anonymous` when
-//!    absent) and `StatusCode`;
+//!    (axum's `MatchedPath`), `CustomerId` and `StatusCode`;
 //! 6. writes the span's context back as `X-Amzn-Trace-Id` and `traceparent` response
 //!    headers, so a client can look its request up in X-Ray.
+//!
+//! ## Headers the client controls
+//!
+//! `X-Forwarded-For` and `x-customer-id` are written by whoever sends the request, so by
+//! default the layer believes neither: `client.address` is the TCP peer (axum's
+//! `ConnectInfo`) and `CustomerId` is `anonymous`. A service behind load balancers opts in
+//! with [`TelemetryLayer::trusted_proxy_hops`]: each trusted proxy appends the address it
+//! received the request from, so the client is the entry that many places from the
+//! right, and whatever a client wrote further left is ignored. A service whose gateway
+//! authenticates callers and sets `x-customer-id` itself opts in with
+//! [`TelemetryLayer::trust_customer_id_header`].
 //!
 //! Handlers tell the layer about cache hits by inserting [`CacheHit`] into the response
 //! extensions. Latency is measured until the response head is ready (not the body
 //! streaming), which is what the guide's `response_time` means for JSON APIs.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
@@ -41,8 +51,12 @@ use crate::telemetry::Telemetry;
 
 /// The request id header, read from the request and written on the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// The header naming the customer for the `CustomerId` dimension and logs.
+/// The header naming the customer for the `CustomerId` dimension and logs (read only with
+/// [`TelemetryLayer::trust_customer_id_header`]).
 pub const CUSTOMER_ID_HEADER: &str = "x-customer-id";
+/// The header proxies append the client address to (read only with
+/// [`TelemetryLayer::trusted_proxy_hops`]).
+pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
 /// `CustomerId` when the request names no customer.
 pub const ANONYMOUS_CUSTOMER: &str = "anonymous";
 /// `Endpoint` for requests that matched no route: raw paths from scanners would otherwise
@@ -62,16 +76,62 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheHit(pub bool);
 
-/// Wraps a service with [`TelemetryService`]. Build it with
-/// [`Telemetry::http_layer`](crate::Telemetry::http_layer).
+impl Telemetry {
+    /// The tower layer that traces, measures and logs every HTTP request. It trusts no
+    /// client-written header until told to (see [`TelemetryLayer`]).
+    pub fn http_layer(&self) -> TelemetryLayer {
+        TelemetryLayer::new(self.clone())
+    }
+}
+
+/// Wraps a service with [`TelemetryService`]. Build it with [`Telemetry::http_layer`].
 #[derive(Clone)]
 pub struct TelemetryLayer {
     telemetry: Telemetry,
+    trust: HeaderTrust,
+}
+
+/// Which client-controlled request headers the layer believes.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeaderTrust {
+    /// Proxies in front of the service that append to `X-Forwarded-For`; 0 = read the peer.
+    proxy_hops: usize,
+    /// Whether `x-customer-id` names the customer.
+    customer_id_header: bool,
 }
 
 impl TelemetryLayer {
+    /// A layer that reads the client address from the TCP peer and reports every caller
+    /// as `anonymous`.
     pub fn new(telemetry: Telemetry) -> TelemetryLayer {
-        TelemetryLayer { telemetry }
+        TelemetryLayer {
+            telemetry,
+            trust: HeaderTrust::default(),
+        }
+    }
+
+    /// The service runs behind `hops` proxies (load balancers, ingress) that each append
+    /// the address they received the request from to `X-Forwarded-For`. The client
+    /// address is then the `hops`-th entry from the right (the leftmost one when the list
+    /// is shorter); entries further left were written by the client and are ignored. An
+    /// entry that is not an IP address (optionally with a port) falls back to the peer
+    /// address. Default 0: `X-Forwarded-For` is ignored.
+    ///
+    /// Behind one ALB, use 1. Count only proxies that always append; one that passes the
+    /// header through untouched lets clients choose their address.
+    pub fn trusted_proxy_hops(mut self, hops: usize) -> TelemetryLayer {
+        self.trust.proxy_hops = hops;
+        self
+    }
+
+    /// Whether the `x-customer-id` request header names the customer for the
+    /// `CustomerId` dimension and the logs' `customer_id` (default `false`: `anonymous`).
+    /// Turn it on only when a gateway in front authenticates callers and sets the header
+    /// itself: otherwise any client can pose as any customer and mint new (billed)
+    /// metric dimensions.
+    pub fn trust_customer_id_header(mut self, trust: bool) -> TelemetryLayer {
+        self.trust.customer_id_header = trust;
+        self
     }
 }
 
@@ -82,6 +142,7 @@ impl<S> Layer<S> for TelemetryLayer {
         TelemetryService {
             inner,
             telemetry: self.telemetry.clone(),
+            trust: self.trust,
         }
     }
 }
@@ -91,6 +152,7 @@ impl<S> Layer<S> for TelemetryLayer {
 pub struct TelemetryService<S> {
     inner: S,
     telemetry: Telemetry,
+    trust: HeaderTrust,
 }
 
 /// What the layer learned from the request, kept for the response side.
@@ -118,7 +180,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
-        let (span, info) = start_request(&self.telemetry, &mut req);
+        let (span, info) = start_request(&self.telemetry, self.trust, &mut req);
         let future = span.in_scope(|| self.inner.call(req));
         let telemetry = self.telemetry.clone();
         Box::pin(async move {
@@ -160,7 +222,11 @@ where
 
 /// Reads the request, opens the SERVER span under the caller's context and logs
 /// `api_request` inside it.
-fn start_request<B>(telemetry: &Telemetry, req: &mut Request<B>) -> (tracing::Span, RequestInfo) {
+fn start_request<B>(
+    telemetry: &Telemetry,
+    trust: HeaderTrust,
+    req: &mut Request<B>,
+) -> (tracing::Span, RequestInfo) {
     let headers = req.headers();
     let header = |name: &str| {
         headers
@@ -176,18 +242,19 @@ fn start_request<B>(telemetry: &Telemetry, req: &mut Request<B>) -> (tracing::Sp
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
     let customer_id = header(CUSTOMER_ID_HEADER)
+        .filter(|_| trust.customer_id_header)
         .filter(|v| v.len() <= MAX_ID_LEN)
         .unwrap_or(ANONYMOUS_CUSTOMER)
         .to_owned();
     let user_agent = header(USER_AGENT.as_str()).unwrap_or("").to_owned();
-    let client_address = header("x-forwarded-for")
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .or_else(|| {
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-        })
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = req.headers().get_all(FORWARDED_FOR_HEADER);
+    let client_address = forwarded_client(forwarded.iter(), trust.proxy_hops)
+        .or(peer)
+        .map(|ip| ip.to_string())
         .unwrap_or_default();
     let authority = header(HOST.as_str())
         .and_then(|h| h.parse::<http::uri::Authority>().ok())
@@ -277,6 +344,35 @@ fn endpoint<'a>(route: Option<&'a str>, path: &'a str, status: u16) -> &'a str {
     }
 }
 
+/// The client address from `X-Forwarded-For` behind `hops` trusted proxies: the `hops`-th
+/// entry from the right (the leftmost when there are fewer), over all the header's
+/// occurrences in order. `None` with no trusted hops, no header, or an entry that is not an
+/// IP address.
+fn forwarded_client<'a>(
+    values: impl DoubleEndedIterator<Item = &'a HeaderValue>,
+    hops: usize,
+) -> Option<IpAddr> {
+    if hops == 0 {
+        return None;
+    }
+    let chosen = values
+        .rev()
+        .flat_map(|v| v.to_str().ok().into_iter().flat_map(|s| s.rsplit(',')))
+        .map(str::trim)
+        .take(hops)
+        .last()?;
+    parse_forwarded_ip(chosen)
+}
+
+/// An `X-Forwarded-For` entry: `203.0.113.7`, `2001:db8::1`, `203.0.113.7:4711` or
+/// `[2001:db8::1]:4711`.
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// 16 random bytes as 32 hex digits, like an X-Ray or W3C trace id.
 fn new_request_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -338,7 +434,11 @@ mod tests {
                     response
                 }),
             )
-            .route_layer(TelemetryLayer::new(telemetry));
+            .route_layer(
+                TelemetryLayer::new(telemetry)
+                    .trusted_proxy_hops(2)
+                    .trust_customer_id_header(true),
+            );
         let request = Request::post("/items/42")
             .header("host", "api.example.com:8443")
             .header("user-agent", "test-agent/1.0")
@@ -522,7 +622,7 @@ mod tests {
             .header("x-request-id", "x".repeat(MAX_ID_LEN + 1))
             .body(())
             .expect("request");
-        let (_span, info) = start_request(&telemetry, &mut req);
+        let (_span, info) = start_request(&telemetry, HeaderTrust::default(), &mut req);
         assert_eq!(info.request_id.len(), 32, "overlong id replaced");
         assert_eq!(
             req.extensions().get::<RequestId>(),
@@ -531,5 +631,134 @@ mod tests {
         let id = new_request_id();
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    /// The `api_request` log body and the span's `client.address` for one request through
+    /// `layer(telemetry)`, the request coming from `peer`.
+    async fn client_view(
+        layer: impl FnOnce(Telemetry) -> TelemetryLayer,
+        peer: &str,
+        headers: &[(&str, &str)],
+    ) -> (serde_json::Value, Option<Value>) {
+        let spans = InMemorySpanExporter::default();
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let meter_provider = SdkMeterProvider::builder().build();
+        let logs = InMemoryLogExporter::default();
+        let logger_provider = SdkLoggerProvider::builder()
+            .with_simple_exporter(logs.clone())
+            .build();
+        let telemetry = Telemetry::new(
+            &meter_provider.meter("test"),
+            logger_provider.logger("test"),
+            true,
+        );
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+
+        let svc = layer(telemetry).layer(tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let mut request = Request::get("/whoami");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::empty()).expect("request");
+        let peer: SocketAddr = peer.parse().expect("peer address");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        svc.oneshot(request).await.expect("infallible");
+
+        let emitted = logs.get_emitted_logs().expect("logs");
+        let body = match emitted.first().and_then(|l| l.record.body()) {
+            Some(AnyValue::String(s)) => serde_json::from_str(s.as_str()).expect("json"),
+            other => panic!("no api_request log: {other:?}"),
+        };
+        let finished = spans.get_finished_spans().expect("spans");
+        let address = finished.first().and_then(|span| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == "client.address")
+                .map(|kv| kv.value.clone())
+        });
+        (body, address)
+    }
+
+    #[tokio::test]
+    async fn client_headers_are_ignored_by_default() {
+        let (body, address) = client_view(
+            TelemetryLayer::new,
+            "198.51.100.20:50000",
+            &[
+                ("x-forwarded-for", "203.0.113.66"),
+                ("x-customer-id", "someone_else"),
+            ],
+        )
+        .await;
+        assert_eq!(body["event_type"], "api_request");
+        assert_eq!(
+            body["ip_address"], "198.51.100.20",
+            "the peer, not the header"
+        );
+        assert_eq!(address, Some(Value::from("198.51.100.20")));
+        assert_eq!(body["customer_id"], ANONYMOUS_CUSTOMER);
+    }
+
+    #[tokio::test]
+    async fn trusted_hops_pick_the_client_from_the_right() {
+        // client 203.0.113.7 wrote a spoofed entry; the outer proxy (trusted) appended the
+        // client's address, the inner proxy appended the outer one's; the peer is the
+        // inner proxy.
+        let headers = [
+            ("x-forwarded-for", "192.0.2.99, 203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.5"),
+            ("x-customer-id", "customer_42"),
+        ];
+        let two_hops = |t: Telemetry| TelemetryLayer::new(t).trusted_proxy_hops(2);
+        let (body, address) = client_view(two_hops, "10.0.0.9:443", &headers).await;
+        assert_eq!(body["ip_address"], "203.0.113.7");
+        assert_eq!(address, Some(Value::from("203.0.113.7")));
+        assert_eq!(body["customer_id"], ANONYMOUS_CUSTOMER, "not opted in");
+
+        let one_hop = |t: Telemetry| {
+            TelemetryLayer::new(t)
+                .trusted_proxy_hops(1)
+                .trust_customer_id_header(true)
+        };
+        let (body, _) = client_view(one_hop, "10.0.0.9:443", &headers).await;
+        assert_eq!(body["ip_address"], "10.0.0.5");
+        assert_eq!(body["customer_id"], "customer_42", "opted in");
+
+        let garbage = [("x-forwarded-for", "<script>, not-an-ip")];
+        let (body, _) = client_view(one_hop, "10.0.0.9:443", &garbage).await;
+        assert_eq!(
+            body["ip_address"], "10.0.0.9",
+            "a bad entry falls back to the peer"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_entries_are_counted_from_the_right() {
+        let values = [
+            HeaderValue::from_static("192.0.2.99, 203.0.113.7:4711"),
+            HeaderValue::from_static("[2001:db8::1]:443,10.0.0.5"),
+        ];
+        let pick = |hops| forwarded_client(values.iter(), hops).map(|ip| ip.to_string());
+        assert_eq!(pick(0), None);
+        assert_eq!(pick(1).as_deref(), Some("10.0.0.5"));
+        assert_eq!(pick(2).as_deref(), Some("2001:db8::1"));
+        assert_eq!(pick(3).as_deref(), Some("203.0.113.7"));
+        assert_eq!(pick(4).as_deref(), Some("192.0.2.99"));
+        assert_eq!(
+            pick(9).as_deref(),
+            Some("192.0.2.99"),
+            "fewer entries: the leftmost"
+        );
+        assert_eq!(
+            forwarded_client(std::iter::empty::<&HeaderValue>(), 1),
+            None
+        );
     }
 }

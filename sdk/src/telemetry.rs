@@ -1,12 +1,15 @@
-//! The handle application code holds: the seed's metrics, the structured logger and the
-//! HTTP layer, sharing one set of providers.
+//! The handle application code holds: the seed's metrics and the structured logger,
+//! sharing one set of providers.
+//!
+//! The HTTP layer is built from this handle too (`Telemetry::http_layer`), but that method
+//! lives in [`crate::middleware`]: the middleware needs the handle, so the handle must not
+//! need the middleware, or the two modules would import each other.
 
 use opentelemetry::metrics::Meter;
 use opentelemetry_sdk::logs::SdkLogger;
 
 use crate::logs::StructuredLogger;
 use crate::metrics::SeedMetrics;
-use crate::middleware::TelemetryLayer;
 
 /// Cheap to clone; put it in your application state.
 #[derive(Clone)]
@@ -33,10 +36,5 @@ impl Telemetry {
     /// The guide's structured logs.
     pub fn logs(&self) -> &StructuredLogger {
         &self.logs
-    }
-
-    /// The tower layer that traces, measures and logs every HTTP request.
-    pub fn http_layer(&self) -> TelemetryLayer {
-        TelemetryLayer::new(self.clone())
     }
 }

@@ -1,9 +1,13 @@
-//! End to end over OTLP/HTTP (protobuf): the `Protocol::HttpProtobuf` option reaches the
-//! collector's HTTP receiver with all three signals.
+//! End to end over OTLP/HTTP: the `Protocol::HttpProtobuf` and `Protocol::HttpJson`
+//! options reach the collector's HTTP receiver, and what was sent is read back from the
+//! collector's file output.
 
 mod support;
 
-use aurastream_sdk::{LogCategory, Sentiment};
+use aurastream_sdk::{LogCategory, Protocol, Sentiment};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{Collector, all, attributes, wait_for};
 
@@ -134,5 +138,77 @@ async fn dropping_the_guard_flushes() -> anyhow::Result<()> {
             .is_some_and(|b| b.contains("\"request_id\":\"req-drop\""))),
         "{records:#?}"
     );
+    Ok(())
+}
+
+/// One span with typed attributes sent over `protocol`; returns the span's attributes and
+/// its resource's `service.name` as the collector wrote them.
+async fn span_round_trip(
+    protocol: Protocol,
+    service: &str,
+) -> anyhow::Result<(BTreeMap<String, String>, Option<String>)> {
+    let collector = Collector::start().await?;
+    let guard = aurastream_sdk::init(service)
+        .endpoint(collector.endpoint(protocol))
+        .protocol(protocol)
+        .install_tracing_subscriber(false)
+        .install()?;
+    let tracer = guard.tracer_provider().tracer("e2e");
+    let mut span = tracer
+        .span_builder("checkout")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("order.id", "o-17 \"quoted\" ü"),
+            KeyValue::new("order.items", 3_i64),
+            KeyValue::new("order.express", true),
+            KeyValue::new("order.amount", 12.5),
+        ])
+        .start(&tracer);
+    span.set_attribute(KeyValue::new("http.response.status_code", 201_i64));
+    span.end();
+    guard.shutdown().await?;
+
+    let lines = wait_for(&collector.path("traces.jsonl"), |l| {
+        all(l, "spans").iter().any(|s| s["name"] == "checkout")
+    })
+    .await;
+    let span = all(&lines, "spans")
+        .into_iter()
+        .find(|s| s["name"] == "checkout")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("span missing; stderr:\n{}", collector.stderr()))?;
+    let service_name = all(&lines, "resourceSpans")
+        .into_iter()
+        .filter_map(|rs| rs.get("resource"))
+        .find_map(|r| attributes(r).get("service.name").cloned());
+    Ok((attributes(&span), service_name))
+}
+
+fn expected_attributes() -> BTreeMap<String, String> {
+    [
+        ("order.id", "o-17 \"quoted\" ü"),
+        ("order.items", "3"),
+        ("order.express", "true"),
+        ("order.amount", "12.5"),
+        ("http.response.status_code", "201"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_delivers_span_attributes() -> anyhow::Result<()> {
+    let (attrs, service) = span_round_trip(Protocol::HttpJson, "sdk-json-e2e").await?;
+    assert_eq!(attrs, expected_attributes());
+    assert_eq!(service.as_deref(), Some("sdk-json-e2e"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_delivers_span_attributes() -> anyhow::Result<()> {
+    let (attrs, service) = span_round_trip(Protocol::HttpProtobuf, "sdk-proto-e2e").await?;
+    assert_eq!(attrs, expected_attributes());
+    assert_eq!(service.as_deref(), Some("sdk-proto-e2e"));
     Ok(())
 }

@@ -92,7 +92,7 @@ async fn example_service_telemetry_reaches_xray_emf_and_cloudwatch_logs() -> any
                 "/fail",
                 axum::routing::get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
             )
-            .route_layer(telemetry.http_layer()),
+            .route_layer(telemetry.http_layer().trust_customer_id_header(true)),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -694,6 +694,7 @@ exporters:
     log_group_name: /aws/aurastream/metrics/{{ServiceName}}
     log_stream_name: {EMF_STREAM}
     log_retention: 30
+    dimension_rollup_option: NoDimensionRollup   # the checks below read each point's own set
   awscloudwatchlogs:
     region: us-east-1
     endpoint: {moto}

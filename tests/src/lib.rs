@@ -346,6 +346,8 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 
 pub mod aws;
 pub mod durability;
+pub mod emf;
 pub mod fault_proxy;
+pub mod fuzzing;
 pub mod load;
 pub mod otlp_json;

@@ -819,6 +819,10 @@ struct Written {
 /// Runs the guide's traffic through the collector on `config`.
 fn run_deployed(config: &str, moto: &Moto, emf_in_moto: bool) -> Written {
     let endpoint = moto.url();
+    // The services were running before this collector started (their series' start time
+    // is earlier): with `initial_value: auto` the first point of each cumulative series
+    // only sets the EMF exporter's baseline, as after a collector restart.
+    let start = now_nanos();
     let d = Deployed::start(config, |ports, dir| {
         let emf = if emf_in_moto {
             format!("  awsemf: {{ endpoint: \"{endpoint}\", region: us-east-1 }}\n")
@@ -847,10 +851,9 @@ fn run_deployed(config: &str, moto: &Moto, emf_in_moto: bool) -> Written {
         ),
         attr("faas.name", "aurastream-api-dev-otel-example"),
     ];
-    let start = now_nanos();
     let points = seed_points().len() as f64;
     // Two rounds: the first point of a cumulative series only sets the EMF exporter's
-    // baseline (initial_value: drop, counted as withheld); the second becomes a delta.
+    // baseline (counted as withheld); the second becomes a delta.
     d.post("/v1/metrics", &seed_metrics_request(&resource, start, 1));
     d.wait_accounted("metrics", "awsemf", points);
     let second = seed_metrics_request(&resource, start, 2);

@@ -15,10 +15,11 @@
 //! exercised: the script renames the sentiment instruments with Views (`--views`); the
 //! others arrive lower-cased and the collector's `metric_descriptors` respell them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aurastream_e2e::aws::{Moto, use_test_credentials};
+use aurastream_e2e::emf::{Key, close, combine, emf_points, same};
 use aurastream_e2e::{Collector, Ports, base_config, eventually, python_client};
 use serde_json::{Value, json};
 
@@ -38,6 +39,9 @@ const CATEGORIES: [(&str, &str, i64); 5] = [
     ("business", "/aws/aurastream/business", 365),
 ];
 
+/// `expected()` lists exactly the dimension sets of the guide's calls: no rollup sets.
+const EXACT_SETS: &str = "    dimension_rollup_option: NoDimensionRollup";
+
 /// The metrics the script leaves lower-cased (no View) and the collector respells.
 const RESPELLED_BY_THE_COLLECTOR: [&str; 8] = [
     "CacheHitCount",
@@ -50,7 +54,8 @@ const RESPELLED_BY_THE_COLLECTOR: [&str; 8] = [
     "Usage",
 ];
 
-fn config(ports: &Ports, moto: &str) -> String {
+/// The collector's config; `awsemf_options` are further `awsemf` lines (indented by four).
+fn config(ports: &Ports, moto: &str, awsemf_options: &str) -> String {
     let descriptors: String = RESPELLED_BY_THE_COLLECTOR
         .iter()
         .map(|name| match *name {
@@ -73,6 +78,7 @@ exporters:
     log_group_name: "/aws/aurastream/metrics/{{ServiceName}}"
     log_stream_name: emf
     log_retention: {EMF_RETENTION}
+{awsemf_options}
     metric_descriptors:
 {descriptors}  awscloudwatchlogs:
     region: us-east-1
@@ -89,9 +95,6 @@ service:
         base = base_config(ports),
     )
 }
-
-/// A data point as CloudWatch extracts it: (namespace, metric name, `Dim=value,...`).
-type Key = (String, String, String);
 
 /// What the script's workload must become in CloudWatch, worked out by hand from the
 /// guide's calls in `send_seed_cloudwatch.py` (one round). Distributions are the buckets'
@@ -228,106 +231,6 @@ fn expected() -> BTreeMap<Key, (Option<&'static str>, Value)> {
     ])
 }
 
-/// Numbers equal within floating-point noise (the SDK and the exporter add in their own
-/// order); everything else exactly.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (
-                x.as_f64().unwrap_or(f64::NAN),
-                y.as_f64().unwrap_or(f64::NAN),
-            );
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-/// Checks one message is a valid EMF document and returns its data points:
-/// `(key, unit, value)` for every metric of every dimension set of every directive.
-fn emf_points(message: &str) -> Vec<(Key, Option<String>, Value)> {
-    let doc: Value = serde_json::from_str(message)
-        .unwrap_or_else(|e| panic!("EMF message is not JSON ({e}): {message}"));
-    let aws = &doc["_aws"];
-    assert!(
-        aws["Timestamp"].is_i64(),
-        "_aws.Timestamp must be an integer: {message}"
-    );
-    let directives = aws["CloudWatchMetrics"]
-        .as_array()
-        .unwrap_or_else(|| panic!("_aws.CloudWatchMetrics must be an array: {message}"));
-    assert!(
-        !directives.is_empty(),
-        "a document with no metric directive: {message}"
-    );
-    let mut points = Vec::new();
-    for directive in directives {
-        let namespace = directive["Namespace"]
-            .as_str()
-            .unwrap_or_else(|| panic!("Namespace must be a string: {message}"));
-        assert!(!namespace.is_empty() && namespace.len() <= 255, "{message}");
-        let sets = directive["Dimensions"]
-            .as_array()
-            .unwrap_or_else(|| panic!("Dimensions must be an array of arrays: {message}"));
-        let metrics = directive["Metrics"]
-            .as_array()
-            .unwrap_or_else(|| panic!("Metrics must be an array: {message}"));
-        assert!(!metrics.is_empty() && metrics.len() <= 100, "{message}");
-        for set in sets {
-            let set = set
-                .as_array()
-                .unwrap_or_else(|| panic!("a dimension set must be an array: {message}"));
-            assert!(set.len() <= 30, "at most 30 dimensions per set: {message}");
-            let mut dims: Vec<String> = set
-                .iter()
-                .map(|d| {
-                    let d = d
-                        .as_str()
-                        .unwrap_or_else(|| panic!("dimension names are strings: {message}"));
-                    let v = doc[d].as_str().unwrap_or_else(|| {
-                        panic!("dimension {d} needs a string value at the top level: {message}")
-                    });
-                    format!("{d}={v}")
-                })
-                .collect();
-            dims.sort();
-            for metric in metrics {
-                let name = metric["Name"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("Metrics[].Name must be a string: {message}"));
-                let value = doc[name].clone();
-                match &value {
-                    Value::Number(_) => {}
-                    Value::Object(d) => {
-                        let values = d["Values"].as_array().map_or(0, Vec::len);
-                        let counts = d["Counts"].as_array().map_or(0, Vec::len);
-                        assert!(values > 0 && values == counts && values <= 100, "{message}");
-                        for field in ["Min", "Max", "Count", "Sum"] {
-                            assert!(d[field].is_number(), "{name}.{field}: {message}");
-                        }
-                    }
-                    _ => panic!("metric {name} has no numeric value at the top level: {message}"),
-                }
-                if let Some(unit) = metric.get("Unit") {
-                    assert!(unit.is_string(), "{message}");
-                }
-                points.push((
-                    (namespace.to_string(), name.to_string(), dims.join(",")),
-                    metric["Unit"].as_str().map(str::to_string),
-                    value,
-                ));
-            }
-        }
-    }
-    points
-}
-
 /// The self-metric `name` of one exporter, summed over its other labels.
 fn exporter_metric(c: &Collector, name: &str, exporter: &str, extra: &[&str]) -> f64 {
     let exporter = format!("exporter=\"{exporter}\"");
@@ -347,7 +250,8 @@ struct Run {
     service: String,
 }
 
-fn run(protocol: &str, temporality: &str, rounds: u32) -> Run {
+/// Runs the script's workload `rounds` times through a collector with `awsemf_options`.
+fn run(protocol: &str, temporality: &str, rounds: u32, awsemf_options: &str) -> Run {
     use_test_credentials();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -355,7 +259,7 @@ fn run(protocol: &str, temporality: &str, rounds: u32) -> Run {
         .expect("runtime");
     let moto = Moto::start();
     let moto_url = moto.url();
-    let mut c = Collector::start(|ports, _| config(ports, &moto_url));
+    let mut c = Collector::start(|ports, _| config(ports, &moto_url, awsemf_options));
     let endpoint = match protocol {
         "grpc" => c.ports.grpc_url(),
         _ => c.ports.http_url(),
@@ -595,7 +499,7 @@ fn check_exported_names(run: &Run) {
 
 #[test]
 fn python_delta_metrics_and_structured_logs_arrive_in_cloudwatch_as_the_guide_names_them() {
-    let run = run("grpc", "delta", 1);
+    let run = run("grpc", "delta", 1, EXACT_SETS);
     check_exported_names(&run);
     check_metrics(&run);
     check_logs(&run);
@@ -614,12 +518,19 @@ fn python_delta_metrics_and_structured_logs_arrive_in_cloudwatch_as_the_guide_na
     );
 }
 
-/// Cumulative temporality (the Python SDK's default), two exports: the first point of each
-/// series is withheld as the delta baseline (counted, not a failure), the second arrives as
-/// the round's delta, so CloudWatch holds exactly one round's values.
+/// Cumulative temporality (the Python SDK's default), two exports, with `initial_value:
+/// drop`: the first point of each series is withheld as the delta baseline (counted, not a
+/// failure), the second arrives as the round's delta, so CloudWatch holds exactly one
+/// round's values. (The default, `auto`, keeps these first points: see
+/// `python_default_config_delivers_every_sample_and_the_dashboards_metrics_without_dimensions`.)
 #[test]
 fn python_cumulative_metrics_arrive_as_deltas_with_baselines_withheld_not_failed() {
-    let run = run("http", "cumulative", 2);
+    let run = run(
+        "http",
+        "cumulative",
+        2,
+        &format!("{EXACT_SETS}\n    initial_value: drop"),
+    );
     check_exported_names(&run);
     check_metrics(&run);
     check_logs(&run);
@@ -637,4 +548,87 @@ fn python_cumulative_metrics_arrive_as_deltas_with_baselines_withheld_not_failed
         m["metrics accepted"],
         "every point accounted for: {m:?}"
     );
+}
+
+/// The default configuration (only `metric_descriptors` for the Python SDK's lower-cased
+/// names), cumulative temporality (the SDK's default), two rounds:
+///
+/// - every data point of every round arrives: each series read back from moto adds up to
+///   twice its one-round value (histogram `Count`s equal the samples recorded), because
+///   `initial_value: auto` keeps the first point of a series that began after the
+///   collector started;
+/// - `ZeroAndSingleDimensionRollup` (the default, as in ADOT) gives every metric a set
+///   without dimensions, which the guide's dashboards (`AuraStream/Application` /
+///   `SentimentAnalysisCount`, `CacheHitRate`, `ProcessingTime`; `AuraStream/Business` /
+///   `CustomerActivity`, `Revenue`, `Usage`) and its `CacheHitRate` alarm address, holding
+///   the total over all series.
+#[test]
+fn python_default_config_delivers_every_sample_and_the_dashboards_metrics_without_dimensions() {
+    const ROUNDS: f64 = 2.0;
+    let run = run("grpc", "cumulative", ROUNDS as u32, "");
+    check_exported_names(&run);
+    let series = expected().len() as f64;
+    let m = &run.metrics;
+    assert_eq!(m["metrics accepted"], ROUNDS * series, "{m:?}");
+    assert_eq!(
+        (m["emf sent"], m["emf withheld"], m["emf failed"]),
+        (ROUNDS * series, 0.0, 0.0),
+        "first points of series that began after the collector are sent: {m:?}"
+    );
+    let mut by_key: BTreeMap<Key, Vec<Value>> = BTreeMap::new();
+    for (key, _, value) in &run.points {
+        by_key.entry(key.clone()).or_default().push(value.clone());
+    }
+    // One round's total of a metric: the sum of its single values, the count and sum of its
+    // distributions.
+    let total = |values: &[&Value]| {
+        let c = combine(values.iter().copied());
+        (c.sum, c.count)
+    };
+    let want = expected();
+    let metrics: BTreeSet<(String, String)> =
+        want.keys().map(|k| (k.0.clone(), k.1.clone())).collect();
+    for (key, (_, want)) in &want {
+        let got = by_key
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?} is missing"));
+        let (want_sum, want_count) = total(&[want]);
+        let (got_sum, got_count) = total(&got.iter().collect::<Vec<_>>());
+        assert!(
+            close(got_sum, ROUNDS * want_sum) && close(got_count, ROUNDS * want_count),
+            "{key:?}: every round's samples must arrive: got sum {got_sum} count {got_count} \
+             from {got:?}, want {ROUNDS} x (sum {want_sum}, count {want_count})"
+        );
+    }
+    for (namespace, name) in &metrics {
+        let one_round: Vec<&Value> = want
+            .iter()
+            .filter(|(k, _)| &k.0 == namespace && &k.1 == name)
+            .map(|(_, (_, v))| v)
+            .collect();
+        let (want_sum, want_count) = total(&one_round);
+        let key = (namespace.clone(), name.clone(), String::new());
+        let got = by_key.get(&key).unwrap_or_else(|| {
+            panic!("{namespace} / {name} without dimensions (dashboards read it) is missing")
+        });
+        let (got_sum, got_count) = total(&got.iter().collect::<Vec<_>>());
+        assert!(
+            close(got_sum, ROUNDS * want_sum) && close(got_count, ROUNDS * want_count),
+            "{key:?}: the total over all series: got sum {got_sum} count {got_count}, \
+             want {ROUNDS} x (sum {want_sum}, count {want_count})"
+        );
+    }
+    for (namespace, name) in [
+        (APP, "SentimentAnalysisCount"),
+        (APP, "CacheHitRate"),
+        (APP, "ProcessingTime"),
+        (BUSINESS, "CustomerActivity"),
+        (BUSINESS, "Revenue"),
+        (BUSINESS, "Usage"),
+    ] {
+        assert!(
+            metrics.contains(&(namespace.to_string(), name.to_string())),
+            "{namespace} / {name}: a dashboard metric the workload must cover"
+        );
+    }
 }

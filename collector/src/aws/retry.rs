@@ -1,5 +1,6 @@
 //! The retry policy the AWS exporters share: which failures are worth retrying, whether a
-//! failed call may nevertheless have been applied, and how long to wait.
+//! failed call may nevertheless have been applied. When to try again is the exporter
+//! driver's business (`topology::driver`, the one retry loop).
 //!
 //! Every AWS SDK client here runs with the SDK's own retries switched off, so this module
 //! is the one place that decides. Exporters keep only what is specific to their API on top
@@ -11,15 +12,10 @@
 //! is still right (dropping acknowledged data is worse), but the items it carried may now
 //! exist twice at the destination, so exporters count them (`possibly_duplicated`).
 
-use std::time::{Duration, Instant};
-
 // The SDK crates all re-export the same smithy runtime types; naming them through one SDK
 // crate lets this module classify errors of every client.
 use aws_sdk_xray::config::http::HttpResponse;
 use aws_sdk_xray::error::{ProvideErrorMetadata, SdkError};
-use rand::Rng;
-
-use crate::component::RetryConfig;
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,56 +137,6 @@ fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Exponential backoff with jitter, bounded by an exporter's `retry_on_failure` options.
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-    multiplier: f64,
-    deadline: Option<Instant>,
-}
-
-impl Backoff {
-    pub fn new(config: &RetryConfig) -> Backoff {
-        let now = Instant::now();
-        // Disabled retries: a deadline already passed. A zero budget: no deadline at all.
-        let deadline = if !config.enabled {
-            Some(now)
-        } else if config.max_elapsed_time.is_zero() {
-            None
-        } else {
-            Some(now + config.max_elapsed_time)
-        };
-        Backoff {
-            next: config.initial_interval,
-            max: config.max_interval,
-            multiplier: config.multiplier.max(1.0),
-            deadline,
-        }
-    }
-
-    /// The wait before the next attempt, or `None` when the time budget is spent or the
-    /// pipeline is above its hard memory limit (the driver then sheds what is left).
-    pub fn next_wait(&mut self) -> Option<Duration> {
-        if crate::model::memory::shedding() {
-            return None;
-        }
-        let wait = jittered(self.next);
-        if let Some(deadline) = self.deadline
-            && Instant::now() + wait > deadline
-        {
-            return None;
-        }
-        self.next = self.max.min(self.next.mul_f64(self.multiplier));
-        Some(wait)
-    }
-}
-
-/// A uniform wait in [delay/2, delay], so collectors throttled together do not retry in
-/// lockstep.
-pub fn jittered(delay: Duration) -> Duration {
-    delay.mul_f64(rand::rng().random_range(0.5..=1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,31 +213,5 @@ mod tests {
         assert!(connection_refused(&refused));
         let reset = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(!connection_refused(&reset));
-    }
-
-    #[test]
-    fn backoff_grows_and_stops_at_the_budget() {
-        let config = RetryConfig {
-            enabled: true,
-            initial_interval: Duration::from_millis(10),
-            max_interval: Duration::from_millis(40),
-            max_elapsed_time: Duration::from_secs(3600),
-            multiplier: 2.0,
-        };
-        let mut b = Backoff::new(&config);
-        let waits: Vec<Duration> = (0..5).filter_map(|_| b.next_wait()).collect();
-        assert_eq!(waits.len(), 5);
-        assert!(waits[0] >= Duration::from_millis(5) && waits[0] <= Duration::from_millis(10));
-        assert!(waits[4] >= Duration::from_millis(20) && waits[4] <= Duration::from_millis(40));
-        let disabled = RetryConfig {
-            enabled: false,
-            ..config
-        };
-        assert_eq!(Backoff::new(&disabled).next_wait(), None);
-        let unbounded = RetryConfig {
-            max_elapsed_time: Duration::ZERO,
-            ..config
-        };
-        assert!(Backoff::new(&unbounded).next_wait().is_some());
     }
 }

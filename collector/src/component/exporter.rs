@@ -48,29 +48,52 @@ pub struct Provenance {
     pub replayed: bool,
 }
 
+/// Requests an exporter built from a batch and has not delivered yet (PutTraceSegments
+/// calls, PutLogEvents batches, OTLP requests), kept as built: the driver sends them again
+/// after its backoff without the batch being translated anew. This is what makes the
+/// driver the one retry layer: an exporter makes one attempt per request and says what is
+/// left; it never waits or loops itself.
+#[async_trait]
+pub trait Pending: Send + Sync {
+    /// Input items (spans, data points, log records) the requests still carry.
+    fn item_count(&self) -> usize;
+
+    /// Sends every request once more. What fails again comes back as
+    /// [`ExportError::Retry`] with the requests still pending; what became of the others is
+    /// in the report (or the error's report).
+    async fn send(self: Box<Self>) -> Result<ExportReport, ExportError>;
+}
+
 /// Why an export did not (fully) succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ExportError {
-    /// Worth trying again: throttling, 5xx, timeouts, I/O hiccups. `retry_after` is the
-    /// destination's hint, if it gave one.
+    /// Worth trying again: throttling, 5xx, timeouts, I/O hiccups. Nothing was delivered;
+    /// the whole batch is exported again. `retry_after` is the destination's hint.
     #[error("{reason}: {message}")]
     Retryable {
         reason: String,
         message: String,
         retry_after: Option<Duration>,
     },
-    /// Part of the batch was delivered; `remaining` should be retried.
-    #[error("{reason}: {message} ({} items left to retry)", remaining.item_count())]
-    PartiallyRetryable {
+    /// Some requests were not delivered and are worth sending again: `pending` holds them,
+    /// already built; `report` says what became of the rest of the batch.
+    #[error("{reason}: {message} ({} items left to retry)", pending.item_count())]
+    Retry {
         reason: String,
         message: String,
-        remaining: SignalData,
+        pending: Box<dyn Pending>,
         report: ExportReport,
     },
     /// Trying again cannot help (bad credentials, validation error): the batch is counted as
     /// failed with `reason`.
     #[error("{reason}: {message}")]
     Permanent { reason: String, message: String },
+}
+
+impl std::fmt::Debug for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
 }
 
 impl ExportError {
@@ -92,7 +115,7 @@ impl ExportError {
     pub fn reason(&self) -> &str {
         match self {
             ExportError::Retryable { reason, .. }
-            | ExportError::PartiallyRetryable { reason, .. }
+            | ExportError::Retry { reason, .. }
             | ExportError::Permanent { reason, .. } => reason,
         }
     }

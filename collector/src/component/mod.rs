@@ -9,11 +9,12 @@
 pub mod consumer;
 pub mod delivery;
 pub mod exporter;
+pub mod factory;
 pub mod flush;
 pub mod processor;
 pub mod validate;
 
 pub use self::consumer::{ConsumeError, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY, Settled};
 pub use self::delivery::{RetryConfig, SendingQueueConfig};
-pub use self::exporter::{ExportError, ExportReport, Exporter, Provenance};
+pub use self::exporter::{ExportError, ExportReport, Exporter, Pending, Provenance};
 pub use self::processor::Processor;

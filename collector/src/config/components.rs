@@ -1,4 +1,5 @@
-//! The component sections (`receivers`, `processors`, `exporters`, `extensions`).
+//! The component sections (`receivers`, `processors`, `exporters`, `extensions`), and the
+//! registration list: the one place that names every component type this build has.
 //!
 //! Each section maps a component id (`type` or `type/name`, as in the OpenTelemetry
 //! Collector) to that type's options. The type picks the options struct while the YAML is
@@ -11,21 +12,9 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::component::{RetryConfig, SendingQueueConfig};
-use crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
-use crate::exporter::debug::config::DebugExporterConfig;
-use crate::exporter::emf::config::EmfExporterConfig;
-use crate::exporter::file::config::FileExporterConfig;
-use crate::exporter::loadbalancing::config::LoadBalancingExporterConfig;
-use crate::exporter::otlp::config::OtlpExporterConfig;
-use crate::exporter::xray::config::XrayExporterConfig;
-use crate::extension::health_check::config::HealthCheckConfig;
-use crate::model::Signal;
-use crate::processor::batch::config::BatchConfig;
-use crate::processor::xray_sampling::config::XRaySamplingConfig;
-use crate::receiver::lambda::config::LambdaReceiverConfig;
-use crate::receiver::otlp::config::OtlpReceiverConfig;
-use crate::receiver::xray_udp::config::XrayReceiverConfig;
+use crate::component::factory::{
+    ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory, Registered,
+};
 
 /// A section of components keyed by id.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,200 +99,84 @@ impl<T> Serialize for Components<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReceiverConfig {
-    Otlp(OtlpReceiverConfig),
-    AwsXray(XrayReceiverConfig),
-    /// The Lambda Telemetry API; only runs in extension mode.
-    Lambda(LambdaReceiverConfig),
-}
-
-impl ReceiverConfig {
-    pub fn signals(&self) -> &'static [Signal] {
-        match self {
-            ReceiverConfig::Otlp(_) | ReceiverConfig::Lambda(_) => &Signal::ALL,
-            ReceiverConfig::AwsXray(_) => &[Signal::Traces],
+/// Declares one section's typed options enum from its registration list: the enum, the
+/// type names it knows (from each options struct's [`Registered::TYPE`]), the typed
+/// deserialization, and `factory()`, which hands the options to the section's factory
+/// trait. Nothing else in the collector matches on component types.
+macro_rules! section {
+    ($(#[$meta:meta])* $enum:ident, $kind:literal, $factory:ident { $($variant:ident($config:ty),)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $enum {
+            $($variant($config),)+
         }
-    }
-}
 
-impl ComponentKind for ReceiverConfig {
-    const KIND: &'static str = "receiver";
-    const TYPES: &'static [&'static str] = &["otlp", "awsxray", "lambda"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
-        match ty {
-            "otlp" => Ok(ReceiverConfig::Otlp(next_options(map)?)),
-            "awsxray" => Ok(ReceiverConfig::AwsXray(next_options(map)?)),
-            "lambda" => Ok(ReceiverConfig::Lambda(next_options(map)?)),
-            other => Err(de::Error::custom(format!(
-                "unknown receiver type `{other}`"
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProcessorConfig {
-    Batch(BatchConfig),
-    XRaySampling(XRaySamplingConfig),
-}
-
-impl ComponentKind for ProcessorConfig {
-    const KIND: &'static str = "processor";
-    const TYPES: &'static [&'static str] = &["batch", "xray_sampling"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
-        match ty {
-            "batch" => Ok(ProcessorConfig::Batch(next_options(map)?)),
-            "xray_sampling" => Ok(ProcessorConfig::XRaySampling(next_options(map)?)),
-            other => Err(de::Error::custom(format!(
-                "unknown processor type `{other}`"
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExporterConfig {
-    Debug(DebugExporterConfig),
-    File(FileExporterConfig),
-    AwsCloudWatchLogs(CloudWatchLogsExporterConfig),
-    AwsEmf(EmfExporterConfig),
-    AwsXray(XrayExporterConfig),
-    Otlp(OtlpExporterConfig),
-    LoadBalancing(LoadBalancingExporterConfig),
-}
-
-impl ExporterConfig {
-    /// The signals this exporter type can take.
-    pub fn signals(&self) -> &'static [Signal] {
-        match self {
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => &Signal::ALL,
-            ExporterConfig::AwsCloudWatchLogs(_) => &[Signal::Logs],
-            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
-            ExporterConfig::AwsXray(_) => &[Signal::Traces],
-            ExporterConfig::Otlp(_) => &Signal::ALL,
-            ExporterConfig::LoadBalancing(_) => &[Signal::Traces],
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        self.delivery()
-            .0
-            .validate()
-            .map_err(|e| format!("retry_on_failure.{e}"))?;
-        match self {
-            ExporterConfig::Debug(_) => Ok(()),
-            ExporterConfig::File(f) => f.validate(),
-            ExporterConfig::AwsCloudWatchLogs(c) => c.validate(),
-            ExporterConfig::AwsEmf(c) => c.validate(),
-            ExporterConfig::AwsXray(c) => c.validate(),
-            ExporterConfig::Otlp(c) => c.validate(),
-            ExporterConfig::LoadBalancing(c) => c.validate(),
-        }
-    }
-
-    /// The file this exporter writes to, when it writes to a file (for the start-up banner).
-    pub fn output_file(&self) -> Option<&std::path::Path> {
-        use crate::exporter::xray::config::OutputDestination as Xray;
-        use crate::output::OutputDestination as Logs;
-        match self {
-            ExporterConfig::File(c) => Some(&c.path),
-            ExporterConfig::AwsCloudWatchLogs(c) if c.output_destination == Logs::File => {
-                c.path.as_deref()
+        impl ComponentKind for $enum {
+            const KIND: &'static str = $kind;
+            const TYPES: &'static [&'static str] = &[$(<$config as Registered>::TYPE,)+];
+            fn deserialize_typed<'de, A: MapAccess<'de>>(
+                ty: &str,
+                map: &mut A,
+            ) -> Result<Self, A::Error> {
+                $(if ty == <$config as Registered>::TYPE {
+                    return Ok($enum::$variant(next_options(map)?));
+                })+
+                Err(de::Error::custom(format!("unknown {} type `{ty}`", $kind)))
             }
-            ExporterConfig::AwsEmf(c) if c.output_destination == Logs::File => c.path.as_deref(),
-            ExporterConfig::AwsXray(c) if c.output_destination == Xray::File => c.path.as_deref(),
-            _ => None,
         }
-    }
 
-    /// Creates the exporter a configuration describes. `id` names it in messages and metrics.
-    pub fn build(
-        &self,
-        id: &str,
-        metrics: &std::sync::Arc<crate::telemetry::metrics::SelfMetrics>,
-    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, String> {
-        let _ = (id, metrics);
-        Ok(match self {
-            ExporterConfig::Debug(c) => {
-                std::sync::Arc::new(crate::exporter::debug::DebugExporter::new(c))
+        impl $enum {
+            /// The default options of the type named `ty`, if this build has it.
+            pub fn defaults_of(ty: &str) -> Option<Self> {
+                $(if ty == <$config as Registered>::TYPE {
+                    return Some($enum::$variant(<$config>::default()));
+                })+
+                None
             }
-            ExporterConfig::File(c) => {
-                std::sync::Arc::new(crate::exporter::file::FileExporter::new(c))
-            }
-            ExporterConfig::AwsCloudWatchLogs(c) => std::sync::Arc::new(
-                crate::exporter::cloudwatch_logs::CloudWatchLogsExporter::new(id, c, metrics),
-            ),
-            ExporterConfig::AwsEmf(c) => {
-                std::sync::Arc::new(crate::exporter::emf::EmfExporter::new(id, c, metrics)?)
-            }
-            ExporterConfig::AwsXray(c) => {
-                std::sync::Arc::new(crate::exporter::xray::XrayExporter::new(id, c, metrics))
-            }
-            ExporterConfig::Otlp(c) => {
-                std::sync::Arc::new(crate::exporter::otlp::OtlpExporter::new(c)?)
-            }
-            ExporterConfig::LoadBalancing(c) => std::sync::Arc::new(
-                crate::exporter::loadbalancing::LoadBalancingExporter::new(id, c)?,
-            ),
-        })
-    }
 
-    /// Retry and queue settings shared by every exporter type.
-    pub fn delivery(&self) -> (&RetryConfig, &SendingQueueConfig) {
-        match self {
-            ExporterConfig::Debug(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::File(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::AwsCloudWatchLogs(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::AwsEmf(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::AwsXray(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::Otlp(c) => (&c.retry_on_failure, &c.sending_queue),
-            ExporterConfig::LoadBalancing(c) => (&c.retry_on_failure, &c.sending_queue),
+            /// These options as their component's factory.
+            pub fn factory(&self) -> &dyn $factory {
+                match self {
+                    $($enum::$variant(c) => c,)+
+                }
+            }
         }
+    };
+}
+
+section! {
+    /// A receiver's options, by type.
+    ReceiverConfig, "receiver", ReceiverFactory {
+        Otlp(crate::receiver::otlp::config::OtlpReceiverConfig),
+        AwsXray(crate::receiver::xray_udp::config::XrayReceiverConfig),
+        Lambda(crate::receiver::lambda::config::LambdaReceiverConfig),
     }
 }
 
-impl ComponentKind for ExporterConfig {
-    const KIND: &'static str = "exporter";
-    const TYPES: &'static [&'static str] = &[
-        "debug",
-        "file",
-        "awscloudwatchlogs",
-        "awsemf",
-        "awsxray",
-        "otlp",
-        "loadbalancing",
-    ];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
-        match ty {
-            "debug" => Ok(ExporterConfig::Debug(next_options(map)?)),
-            "file" => Ok(ExporterConfig::File(next_options(map)?)),
-            "awscloudwatchlogs" => Ok(ExporterConfig::AwsCloudWatchLogs(next_options(map)?)),
-            "awsemf" => Ok(ExporterConfig::AwsEmf(next_options(map)?)),
-            "awsxray" => Ok(ExporterConfig::AwsXray(next_options(map)?)),
-            "otlp" => Ok(ExporterConfig::Otlp(next_options(map)?)),
-            "loadbalancing" => Ok(ExporterConfig::LoadBalancing(next_options(map)?)),
-            other => Err(de::Error::custom(format!(
-                "unknown exporter type `{other}`"
-            ))),
-        }
+section! {
+    /// A processor's options, by type.
+    ProcessorConfig, "processor", ProcessorFactory {
+        Batch(crate::processor::batch::config::BatchConfig),
+        XRaySampling(crate::processor::xray_sampling::config::XRaySamplingConfig),
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExtensionConfig {
-    HealthCheck(HealthCheckConfig),
+section! {
+    /// An exporter's options, by type.
+    ExporterConfig, "exporter", ExporterFactory {
+        Debug(crate::exporter::debug::config::DebugExporterConfig),
+        File(crate::exporter::file::config::FileExporterConfig),
+        AwsCloudWatchLogs(crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig),
+        AwsEmf(crate::exporter::emf::config::EmfExporterConfig),
+        AwsXray(crate::exporter::xray::config::XrayExporterConfig),
+        Otlp(crate::exporter::otlp::config::OtlpExporterConfig),
+        LoadBalancing(crate::exporter::loadbalancing::config::LoadBalancingExporterConfig),
+    }
 }
 
-impl ComponentKind for ExtensionConfig {
-    const KIND: &'static str = "extension";
-    const TYPES: &'static [&'static str] = &["health_check"];
-    fn deserialize_typed<'de, A: MapAccess<'de>>(ty: &str, map: &mut A) -> Result<Self, A::Error> {
-        match ty {
-            "health_check" => Ok(ExtensionConfig::HealthCheck(next_options(map)?)),
-            other => Err(de::Error::custom(format!(
-                "unknown extension type `{other}`"
-            ))),
-        }
+section! {
+    /// An extension's options, by type.
+    ExtensionConfig, "extension", ExtensionFactory {
+        HealthCheck(crate::extension::health_check::config::HealthCheckConfig),
     }
 }

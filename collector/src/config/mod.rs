@@ -227,41 +227,38 @@ impl Config {
     /// Cross-references and values that a single section cannot check on its own.
     /// Errors are `(path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let mut lambda_receivers = 0;
+        let mut singletons = std::collections::BTreeSet::new();
         for (id, r) in &self.receivers.0 {
-            match r {
-                ReceiverConfig::Otlp(otlp) => {
-                    otlp.validate()
-                        .map_err(|m| (format!("receivers.{id}.protocols"), m))?;
-                }
-                ReceiverConfig::AwsXray(x) => {
-                    x.validate().map_err(|m| (format!("receivers.{id}"), m))?;
-                }
-                ReceiverConfig::Lambda(lambda) => {
-                    lambda_receivers += 1;
-                    if lambda_receivers > 1 {
-                        return Err((
-                            format!("receivers.{id}"),
-                            "a function has one Telemetry API subscription: define at most \
-                             one `lambda` receiver"
-                                .into(),
-                        ));
-                    }
-                    lambda
-                        .validate()
-                        .map_err(|m| (format!("receivers.{id}"), m))?;
-                }
+            let factory = r.factory();
+            factory
+                .validate()
+                .map_err(|m| (format!("receivers.{id}"), m))?;
+            if let Some(why) = factory.one_per_collector()
+                && !singletons.insert(component_type(id))
+            {
+                return Err((format!("receivers.{id}"), why.into()));
             }
         }
         for (id, p) in &self.processors.0 {
-            match p {
-                ProcessorConfig::Batch(b) => b.validate(),
-                ProcessorConfig::XRaySampling(x) => x.validate(),
-            }
-            .map_err(|m| (format!("processors.{id}"), m))?;
+            p.factory()
+                .validate()
+                .map_err(|m| (format!("processors.{id}"), m))?;
         }
         for (id, e) in &self.exporters.0 {
-            e.validate().map_err(|m| (format!("exporters.{id}"), m))?;
+            let factory = e.factory();
+            factory
+                .delivery()
+                .0
+                .validate()
+                .map_err(|m| (format!("exporters.{id}"), format!("retry_on_failure.{m}")))?;
+            factory
+                .validate()
+                .map_err(|m| (format!("exporters.{id}"), m))?;
+        }
+        for (id, x) in &self.extensions.0 {
+            x.factory()
+                .validate()
+                .map_err(|m| (format!("extensions.{id}"), m))?;
         }
         if self.service.pipelines.is_empty() {
             return Err((
@@ -299,7 +296,7 @@ impl Config {
                         format!("receiver `{id}` is not defined under `receivers`"),
                     ));
                 };
-                if !r.signals().contains(&signal) {
+                if !r.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.receivers[{i}]"),
                         format!("receiver `{id}` does not receive {signal}"),
@@ -307,22 +304,17 @@ impl Config {
                 }
             }
             for (i, id) in p.processors.iter().enumerate() {
-                match self.processors.0.get(id) {
-                    None => {
-                        return Err((
-                            format!("{at}.processors[{i}]"),
-                            format!("processor `{id}` is not defined under `processors`"),
-                        ));
-                    }
-                    Some(ProcessorConfig::XRaySampling(_)) if signal != Signal::Traces => {
-                        return Err((
-                            format!("{at}.processors[{i}]"),
-                            format!(
-                                "processor `{id}` samples traces; it cannot be used for {signal}"
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
+                let Some(processor) = self.processors.0.get(id) else {
+                    return Err((
+                        format!("{at}.processors[{i}]"),
+                        format!("processor `{id}` is not defined under `processors`"),
+                    ));
+                };
+                if !processor.factory().signals().contains(&signal) {
+                    return Err((
+                        format!("{at}.processors[{i}]"),
+                        format!("processor `{id}` does not process {signal}"),
+                    ));
                 }
             }
             for (i, id) in p.exporters.iter().enumerate() {
@@ -332,7 +324,7 @@ impl Config {
                         format!("exporter `{id}` is not defined under `exporters`"),
                     ));
                 };
-                if !e.signals().contains(&signal) {
+                if !e.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.exporters[{i}]"),
                         format!("exporter `{id}` does not export {signal}"),

@@ -242,7 +242,7 @@ fn values_that_overflow_at_start_up_are_refused() {
                 "grpc:",
                 &format!("grpc: {{ max_recv_msg_size_mib: {huge} }}"),
             ),
-            "receivers.otlp.protocols",
+            "receivers.otlp",
             "max_recv_msg_size_mib must be between 1 and 4096",
         ),
         (

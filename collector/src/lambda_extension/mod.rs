@@ -18,6 +18,7 @@ pub mod client;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aurastream_proto::lambda::{
@@ -29,10 +30,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::client::ExtensionClient;
+use crate::component::factory::{LambdaRuntime, TelemetryListener};
+use crate::config::component_type;
 use crate::config::{self, Config, LogEncoding, ReceiverConfig};
-use crate::model::Signal;
-use crate::receiver::lambda::config::LambdaReceiverConfig;
-use crate::receiver::lambda::translate::FunctionInfo;
 use crate::service::Service;
 use crate::telemetry;
 
@@ -118,57 +118,57 @@ async fn report_init_error(client: &ExtensionClient, error_type: &str, message: 
     }
 }
 
+/// Type name of the receiver that serves the Telemetry API.
+const TELEMETRY_RECEIVER: &str = "lambda";
+
 /// Starts the pipelines, the receivers and the Telemetry API subscription.
 async fn init(
     client: &ExtensionClient,
     config: &Config,
-) -> anyhow::Result<(
-    Service,
-    LambdaReceiverConfig,
-    mpsc::UnboundedReceiver<String>,
-)> {
-    let mut service = Service::start(config).await?;
-    // Without a configured `lambda` receiver the extension still needs the Telemetry API
-    // for runtimeDone; it then subscribes with the defaults and turns nothing into data.
-    let (id, lambda) = config
+) -> anyhow::Result<(Service, TelemetryListener, mpsc::UnboundedReceiver<String>)> {
+    // Without a configured Telemetry API receiver the extension still needs runtimeDone;
+    // one with the defaults is added, turning nothing into data (no pipeline lists it).
+    let mut config = config.clone();
+    if !config
         .receivers
         .0
-        .iter()
-        .find_map(|(id, r)| match r {
-            ReceiverConfig::Lambda(c) => Some((id.clone(), c.clone())),
-            ReceiverConfig::Otlp(_) | ReceiverConfig::AwsXray(_) => None,
-        })
-        .unwrap_or_else(|| ("lambda".into(), LambdaReceiverConfig::default()));
-    let consumers = service.take_consumers(&id);
-    let mut types = vec![TelemetryType::Platform];
-    if consumers.contains_key(&Signal::Logs) {
-        types.push(TelemetryType::Function);
+        .keys()
+        .any(|id| component_type(id) == TELEMETRY_RECEIVER)
+    {
+        let defaults = ReceiverConfig::defaults_of(TELEMETRY_RECEIVER)
+            .ok_or_else(|| anyhow::anyhow!("this build has no `{TELEMETRY_RECEIVER}` receiver"))?;
+        config
+            .receivers
+            .0
+            .insert(TELEMETRY_RECEIVER.into(), defaults);
     }
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let listener = crate::receiver::lambda::start(
-        &id,
-        &lambda,
-        &FunctionInfo::from_env(),
-        consumers,
-        service.metrics().clone(),
-        done_tx,
-        service.receivers_stop(),
-    )
-    .await?;
+    let runtime = LambdaRuntime {
+        runtime_done: done_tx,
+        telemetry_listener: OnceLock::new(),
+    };
+    let service = Service::start(&config, Some(&runtime)).await?;
+    let listener = runtime
+        .telemetry_listener
+        .get()
+        .ok_or_else(|| anyhow::anyhow!("no Telemetry API listener was started"))?;
+    let mut types = vec![TelemetryType::Platform];
+    if listener.function_logs {
+        types.push(TelemetryType::Function);
+    }
     let uri = format!(
         "http://{}:{}/",
-        lambda.destination_host,
+        listener.destination_host,
         listener.addr.port()
     );
-    service.add_receiver_task(listener.task);
     client
         .subscribe(&TelemetrySubscription {
             schema_version: TELEMETRY_SCHEMA_VERSION.into(),
             types,
             buffering: TelemetryBuffering {
-                max_items: lambda.buffering.max_items,
-                max_bytes: lambda.buffering.max_bytes,
-                timeout_ms: u32::try_from(lambda.buffering.timeout.as_millis()).unwrap_or(u32::MAX),
+                max_items: listener.max_items,
+                max_bytes: listener.max_bytes,
+                timeout_ms: listener.timeout_ms,
             },
             destination: TelemetryDestination {
                 protocol: "HTTP".into(),
@@ -177,14 +177,14 @@ async fn init(
         })
         .await?;
     tracing::debug!(listener = %listener.addr, %uri, "subscribed to the Telemetry API");
-    Ok((service, lambda, done_rx))
+    Ok((service, listener.clone(), done_rx))
 }
 
 /// The INVOKE / SHUTDOWN loop.
 async fn lifecycle(
     client: &ExtensionClient,
     service: Service,
-    lambda: &LambdaReceiverConfig,
+    lambda: &TelemetryListener,
     shutdown_timeout: Duration,
     mut done_rx: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
@@ -237,7 +237,8 @@ async fn lifecycle(
                     .unwrap_or_else(Instant::now);
                 // Telemetry of the last invocation (its platform.report) is delivered once
                 // more after a buffering period; let it land before the receivers stop.
-                let settle = (Instant::now() + lambda.buffering.timeout).min(deadline);
+                let settle = (Instant::now() + Duration::from_millis(u64::from(lambda.timeout_ms)))
+                    .min(deadline);
                 tokio::time::sleep_until(settle).await;
                 service.shutdown(deadline).await;
                 return Ok(());

@@ -8,9 +8,9 @@
 //! - above `soft_limit_mib`, receivers refuse new requests with a retryable error
 //!   (HTTP 503 / gRPC `UNAVAILABLE`), like a full queue;
 //! - above `hard_limit_mib`, which a pipeline only reaches when requests already admitted
-//!   grow it (several large ones at once), exporters shed load: a batch that fails is not
-//!   retried but counted as failed with reason `memory_limit`, so memory goes down even
-//!   while the destination is struggling.
+//!   grow it (several large ones at once), the exporter driver sheds load: a batch that
+//!   fails is not retried but counted as failed with reason `memory_limit`, so memory goes
+//!   down even while the destination is struggling.
 //!
 //! ```yaml
 //! service:
@@ -124,29 +124,6 @@ impl MemoryLimiter {
     }
 }
 
-tokio::task_local! {
-    /// The limiter of the pipeline whose batch the current task is exporting.
-    static EXPORTING_FOR: Arc<MemoryLimiter>;
-}
-
-/// Runs an export with its pipeline's limiter visible to [`shedding`], so that retry loops
-/// inside exporters (which know nothing of pipelines) stop early under memory pressure.
-pub async fn exporting_for<F: std::future::Future>(
-    limiter: Option<Arc<MemoryLimiter>>,
-    export: F,
-) -> F::Output {
-    match limiter {
-        Some(l) => EXPORTING_FOR.scope(l, export).await,
-        None => export.await,
-    }
-}
-
-/// Whether the export running in this task should give up retrying: its pipeline is above
-/// its hard memory limit. The driver then sheds what is left, counted as `memory_limit`.
-pub fn shedding() -> bool {
-    EXPORTING_FOR.try_with(|l| l.over_hard()).unwrap_or(false)
-}
-
 /// The OTLP protobuf size of a batch: what it costs to hold, to within the overhead of the
 /// decoded structs, and cheap to compute (no encoding happens).
 pub fn encoded_len(data: &SignalData) -> usize {
@@ -242,16 +219,6 @@ mod tests {
         drop(c);
         assert_eq!(l.held(), 0);
         assert!(!l.over_hard(), "0 = no hard limit");
-    }
-
-    #[tokio::test]
-    async fn exports_see_their_pipeline_shedding() {
-        let (l, _) = limiter(1, 1);
-        assert!(!shedding(), "outside an export");
-        assert!(!exporting_for(Some(l.clone()), async { shedding() }).await);
-        let _held = ByteClaim::new(l.clone(), MIB);
-        assert!(exporting_for(Some(l), async { shedding() }).await);
-        assert!(!exporting_for(None, async { shedding() }).await);
     }
 
     #[test]

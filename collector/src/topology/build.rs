@@ -7,14 +7,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::component::Exporter;
-use crate::component::Processor;
+use crate::component::factory::{ExporterContext, ProcessorContext};
 use crate::component::flush::FlushControl;
 use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
-use crate::config::{Config, ProcessorConfig, component_type};
+use crate::config::{Config, component_type};
 use crate::model::memory::MemoryLimiter;
 use crate::model::{Batch, ItemBudget, Signal};
-use crate::processor::batch::BatchProcessor;
-use crate::processor::xray_sampling::XRaySamplingProcessor;
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 use crate::topology::driver::{Driver, ExporterState};
@@ -55,10 +53,13 @@ pub fn build(
                 continue;
             }
             let cfg = &config.exporters.0[id];
-            let built = cfg.build(id, metrics).map_err(|message| BuildError {
-                id: id.clone(),
-                message,
-            })?;
+            let built = cfg
+                .factory()
+                .build(&ExporterContext { id, metrics })
+                .map_err(|e| BuildError {
+                    id: id.clone(),
+                    message: e.to_string(),
+                })?;
             let state = Arc::new(Mutex::new(ExporterState::default()));
             health.register_exporter(id, built.clone(), state.clone());
             exporters.insert(id.clone(), (built, state));
@@ -82,21 +83,18 @@ pub fn build(
 
         let (tx, mut rx) = mpsc::channel::<Batch>(STAGE_CHANNEL_CAPACITY);
         for id in &p.processors {
-            let processor: Box<dyn Processor> = match &config.processors.0[id] {
-                ProcessorConfig::Batch(c) => Box::new(BatchProcessor::new(
-                    c.clone(),
-                    metrics.pipeline_dropped(name, id, "shutdown"),
-                    flush.subscribe(),
-                )),
-                ProcessorConfig::XRaySampling(c) => Box::new(
-                    XRaySamplingProcessor::new(id, name, c.clone(), metrics.clone()).map_err(
-                        |e| BuildError {
-                            id: id.clone(),
-                            message: e.to_string(),
-                        },
-                    )?,
-                ),
-            };
+            let processor = config.processors.0[id]
+                .factory()
+                .build(&ProcessorContext {
+                    id,
+                    pipeline: name,
+                    metrics,
+                    flush: &flush,
+                })
+                .map_err(|e| BuildError {
+                    id: id.clone(),
+                    message: e.to_string(),
+                })?;
             let (next_tx, next_rx) = mpsc::channel::<Batch>(STAGE_CHANNEL_CAPACITY);
             tasks.spawn(processor.run(rx, next_tx));
             rx = next_rx;
@@ -105,7 +103,7 @@ pub fn build(
         let mut driver_inputs = Vec::new();
         for id in &p.exporters {
             let (exporter, state) = &exporters[id];
-            let (retry, queue) = config.exporters.0[id].delivery();
+            let (retry, queue) = config.exporters.0[id].factory().delivery();
             let mut driver = Driver::new(
                 id,
                 name,
@@ -138,10 +136,14 @@ pub fn build(
         }
         tasks.spawn(fan_out(name.clone(), rx, driver_inputs, metrics.clone()));
 
-        let durable = p
-            .exporters
-            .iter()
-            .any(|id| config.exporters.0[id].delivery().1.storage.is_some());
+        let durable = p.exporters.iter().any(|id| {
+            config.exporters.0[id]
+                .factory()
+                .delivery()
+                .1
+                .storage
+                .is_some()
+        });
         let input = PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name))
             .durable(durable)
             .memory_limiter(memory);

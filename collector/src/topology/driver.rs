@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::persistent_queue::{PersistentQueue, QueueError, Queued};
-use crate::component::{ExportError, ExportReport, Exporter, Provenance};
+use crate::component::{ExportError, ExportReport, Exporter, Pending, Provenance};
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::model::Batch;
 use crate::model::SignalData;
-use crate::model::memory::{self, MemoryLimiter};
+use crate::model::memory::MemoryLimiter;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// The last outcome of an exporter, for `/health`.
@@ -310,48 +310,54 @@ impl Driver {
     /// Exports `batch` until it is settled. `provenance` is set for batches from the queue on
     /// disk; retries keep it (same batch), with `replayed` set once an attempt may have
     /// reached the destination.
+    ///
+    /// This is the one retry loop: exporters make one attempt per request. A batch nothing
+    /// of which was delivered is exported again; once an exporter has built requests and
+    /// some are left ([`ExportError::Retry`]), only those are sent again, as built.
     async fn export_batch(&self, batch: &SignalData, provenance: Option<Provenance>) {
         let started = Instant::now();
-        let mut owned: Option<SignalData> = None;
+        let items = batch.item_count();
+        let mut pending: Option<Box<dyn Pending>> = None;
         let mut delay = self.retry.initial_interval;
         loop {
-            let data = owned.as_ref().unwrap_or(batch);
-            let items = data.item_count();
-            let export = async {
-                match provenance {
-                    Some(p) => self.exporter.export_queued(data, p).await,
-                    None => self.exporter.export(data).await,
-                }
+            let left_before = pending.as_ref().map_or(items, |p| p.item_count());
+            let attempt = match pending.take() {
+                Some(p) => p.send().await,
+                None => match provenance {
+                    Some(p) => self.exporter.export_queued(batch, p).await,
+                    None => self.exporter.export(batch).await,
+                },
             };
-            let attempt = memory::exporting_for(self.memory.clone(), export);
-            let (err, retry_after) = match attempt.await {
+            let (err, retry_after) = match attempt {
                 Ok(report) => {
-                    self.record(data, items, &report);
+                    self.record(batch, left_before, &report);
                     self.note(Ok(()));
                     return;
                 }
                 Err(e @ ExportError::Permanent { .. }) => {
                     tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
-                        items, error = %e, "export failed permanently; items dropped");
-                    self.fail(data, e.reason(), items);
+                        items = left_before, error = %e, "export failed permanently; items dropped");
+                    self.fail(batch, e.reason(), left_before);
                     self.note(Err(&e));
                     return;
                 }
-                Err(ExportError::PartiallyRetryable {
+                Err(ExportError::Retry {
                     reason,
                     message,
-                    remaining,
+                    pending: rest,
                     report,
                 }) => {
-                    let done = items.saturating_sub(remaining.item_count());
-                    self.record(data, done, &report);
-                    let e = ExportError::Retryable {
-                        reason,
-                        message,
-                        retry_after: None,
-                    };
-                    owned = Some(remaining);
-                    (e, None)
+                    let done = left_before.saturating_sub(rest.item_count());
+                    self.record(batch, done, &report);
+                    pending = Some(rest);
+                    (
+                        ExportError::Retryable {
+                            reason,
+                            message,
+                            retry_after: None,
+                        },
+                        None,
+                    )
                 }
                 Err(e @ ExportError::Retryable { .. }) => {
                     let hint = match &e {
@@ -362,8 +368,10 @@ impl Driver {
                 }
             };
             self.note(Err(&err));
-            let data = owned.as_ref().unwrap_or(batch);
-            let left = data.item_count();
+            let left = pending.as_ref().map_or(items, |p| p.item_count());
+            if left == 0 {
+                return;
+            }
             let wait = jittered(delay).max(retry_after.unwrap_or_default());
             let budget = self.retry.max_elapsed_time;
             let out_of_time = !budget.is_zero() && started.elapsed() + wait > budget;
@@ -371,13 +379,13 @@ impl Driver {
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     items = left, error = %err,
                     "pipeline above its hard memory limit; failed batch shed, items dropped");
-                self.fail(data, "memory_limit", left);
+                self.fail(batch, "memory_limit", left);
                 return;
             }
             if !self.retry.enabled || out_of_time {
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     items = left, error = %err, "giving up after retries; items dropped");
-                self.fail(data, "retries_exhausted", left);
+                self.fail(batch, "retries_exhausted", left);
                 return;
             }
             tracing::warn!(exporter = %self.exporter_id, pipeline = %self.pipeline,

@@ -48,6 +48,10 @@ pub struct AnalyzeResponse {
 ///
 /// `route_layer` puts the layer inside the router, after routing, so it sees axum's
 /// `MatchedPath` and reports `Endpoint=/analyze` instead of raw paths.
+///
+/// The example trusts `x-customer-id` so that `curl -H 'x-customer-id: ...'` shows the
+/// per-customer metrics. A real service turns that on only when a gateway in front of it
+/// authenticates the caller and sets the header; otherwise callers pick their own id.
 pub fn router(telemetry: Telemetry) -> Router {
     let state = AppState {
         telemetry: telemetry.clone(),
@@ -56,7 +60,7 @@ pub fn router(telemetry: Telemetry) -> Router {
     Router::new()
         .route("/analyze", post(analyze))
         .route("/health", get(|| async { "ok" }))
-        .route_layer(telemetry.http_layer())
+        .route_layer(telemetry.http_layer().trust_customer_id_header(true))
         .with_state(state)
 }
 

@@ -185,7 +185,9 @@ impl Collector {
     pub fn endpoint(&self, protocol: aurastream_sdk::Protocol) -> String {
         let port = match protocol {
             aurastream_sdk::Protocol::Grpc => self.ports.grpc,
-            aurastream_sdk::Protocol::HttpProtobuf => self.ports.http,
+            aurastream_sdk::Protocol::HttpProtobuf | aurastream_sdk::Protocol::HttpJson => {
+                self.ports.http
+            }
         };
         format!("http://127.0.0.1:{port}")
     }

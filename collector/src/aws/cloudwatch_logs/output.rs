@@ -5,7 +5,7 @@ use crate::output::LineWriter;
 /// Where a CloudWatch exporter (`awscloudwatchlogs`, `awsemf`) sends its events: the API, or
 /// JSON lines holding exactly what would have been sent.
 pub enum Output {
-    Api(super::service::LogsService),
+    Api(std::sync::Arc<super::service::LogsService>),
     Lines(LineWriter),
 }
 

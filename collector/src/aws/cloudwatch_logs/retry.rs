@@ -7,8 +7,6 @@
 
 use crate::aws::retry::{self, RetryClass, TRANSIENT_CODES};
 
-pub use crate::aws::retry::Backoff;
-
 /// What to do about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorClass {

@@ -165,6 +165,47 @@ pub fn validate_event_size(size: usize) -> Result<(), String> {
     Ok(())
 }
 
+impl crate::component::factory::Registered for CloudWatchLogsExporterConfig {
+    const TYPE: &'static str = "awscloudwatchlogs";
+}
+
+impl crate::component::factory::ExporterFactory for CloudWatchLogsExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Logs]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        CloudWatchLogsExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        (self.output_destination == OutputDestination::File)
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::CloudWatchLogsExporter::new(
+            ctx.id,
+            self,
+            ctx.metrics,
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
 
-use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs};
 use aurastream_proto::otlp::resource::Resource;
 
 use self::config::CloudWatchLogsExporterConfig;
@@ -21,6 +21,7 @@ use crate::aws::cloudwatch_logs::marker::Markers;
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::{Fitted, LogEvent, fit_event};
 use crate::aws::cloudwatch_logs::service::LogsService;
+use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
@@ -35,7 +36,7 @@ pub struct CloudWatchLogsExporter {
     output: Output,
     trimmed: Counter,
     split: Counter,
-    stats: crate::aws::cloudwatch_logs::sink::DeliveryStats,
+    stats: Arc<DeliveryStats>,
 }
 
 impl CloudWatchLogsExporter {
@@ -51,7 +52,7 @@ impl CloudWatchLogsExporter {
             // silently discarding.
             (OutputDestination::Api | OutputDestination::File, _) => {
                 let tags = config.tags.clone().into_iter().collect();
-                Output::Api(LogsService::new(config.client_settings(), tags))
+                Output::Api(Arc::new(LogsService::new(config.client_settings(), tags)))
             }
         };
         Self::with_output(id, config, metrics, output)
@@ -64,7 +65,7 @@ impl CloudWatchLogsExporter {
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
     ) -> CloudWatchLogsExporter {
-        Self::with_output(id, config, metrics, Output::Api(service))
+        Self::with_output(id, config, metrics, Output::Api(Arc::new(service)))
     }
 
     fn with_output(
@@ -79,7 +80,7 @@ impl CloudWatchLogsExporter {
             output,
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),
-            stats: crate::aws::cloudwatch_logs::sink::DeliveryStats::new(metrics, id, Signal::Logs),
+            stats: Arc::new(DeliveryStats::new(metrics, id, Signal::Logs)),
         }
     }
 
@@ -116,36 +117,25 @@ impl CloudWatchLogsExporter {
                     .map_err(|e| ExportError::retryable("io", e.to_string()));
             }
         };
-        let delivery = crate::aws::cloudwatch_logs::sink::deliver(
-            service,
-            &self.config.retry_on_failure,
-            by_target,
-            markers.as_ref(),
-        )
-        .await;
-        self.stats.record(&delivery);
-        let mut report = ExportReport {
-            dropped: delivery.dropped_by_reason(),
-            ..ExportReport::default()
-        };
+        let records = by_target
+            .values()
+            .flatten()
+            .map(|e| e.origin + 1)
+            .max()
+            .unwrap_or(0);
+        let delivery = sink::deliver(service, by_target, markers.as_ref()).await;
+        let mut report = ExportReport::default();
         if empty > 0 {
             report.dropped.push(("empty_message".into(), empty));
         }
-        match delivery.undelivered.values().next() {
-            None => Ok(report),
-            Some(reason) => {
-                let keep: BTreeSet<usize> = delivery.undelivered.keys().copied().collect();
-                Err(ExportError::PartiallyRetryable {
-                    reason: reason.clone(),
-                    message: delivery
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "PutLogEvents kept failing".into()),
-                    remaining: SignalData::Logs(select_records(resources, &keep)),
-                    report,
-                })
-            }
-        }
+        PendingLogs::settle(
+            service.clone(),
+            self.stats.clone(),
+            vec![1; records].into(),
+            delivery,
+            report,
+            BTreeSet::new(),
+        )
     }
 
     /// The group, stream and retention for one record: its category's group if the
@@ -205,37 +195,6 @@ impl CloudWatchLogsExporter {
         }
         (by_target, empty)
     }
-}
-
-/// Keeps the records whose position (in resource → scope → record order) is in `keep`.
-fn select_records(resources: &[ResourceLogs], keep: &BTreeSet<usize>) -> Vec<ResourceLogs> {
-    let mut index = 0usize;
-    let mut out = Vec::new();
-    for r in resources {
-        let mut scopes = Vec::new();
-        for s in &r.scope_logs {
-            let mut records = Vec::new();
-            for rec in &s.log_records {
-                if keep.contains(&index) {
-                    records.push(rec.clone());
-                }
-                index += 1;
-            }
-            if !records.is_empty() {
-                scopes.push(ScopeLogs {
-                    log_records: records,
-                    ..s.clone()
-                });
-            }
-        }
-        if !scopes.is_empty() {
-            out.push(ResourceLogs {
-                scope_logs: scopes,
-                ..r.clone()
-            });
-        }
-    }
-    out
 }
 
 /// The events as JSON lines that say where each would have gone, in sending order.

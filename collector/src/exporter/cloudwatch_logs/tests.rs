@@ -1,6 +1,5 @@
 //! Routing and accounting of the `awscloudwatchlogs` exporter (no network).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
@@ -89,43 +88,6 @@ fn category_can_come_from_the_resource() {
     };
     let t = e.route(&record(None, "x"), Some(&resource));
     assert_eq!(t.group, "/aws/aurastream/audit");
-}
-
-#[test]
-fn select_records_keeps_positions_across_resources_and_scopes() {
-    let resources = vec![
-        ResourceLogs {
-            scope_logs: vec![
-                ScopeLogs {
-                    log_records: vec![record(None, "0"), record(None, "1")],
-                    ..Default::default()
-                },
-                ScopeLogs {
-                    log_records: vec![record(None, "2")],
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        },
-        ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record(None, "3")],
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    ];
-    let keep: BTreeSet<usize> = [1, 3].into_iter().collect();
-    let out = select_records(&resources, &keep);
-    let bodies: Vec<String> = out
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
-        .map(|r| format::record_message(r, None, true))
-        .collect();
-    assert_eq!(bodies, vec!["1", "3"]);
-    assert_eq!(out.len(), 2);
-    assert_eq!(out[0].scope_logs.len(), 1);
 }
 
 #[tokio::test]

@@ -29,3 +29,34 @@ pub enum Verbosity {
     /// Every field of every item.
     Detailed,
 }
+
+impl crate::component::factory::Registered for DebugExporterConfig {
+    const TYPE: &'static str = "debug";
+}
+
+impl crate::component::factory::ExporterFactory for DebugExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn build(
+        &self,
+        _ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::DebugExporter::new(self)))
+    }
+}

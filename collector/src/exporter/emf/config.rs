@@ -29,7 +29,10 @@ pub use crate::output::OutputDestination;
 ///     log_stream_name: "{TaskId}"
 ///     log_retention: 30
 ///     tags: {team: platform}
-///     dimension_rollup_option: NoDimensionRollup  # | SingleDimensionRollup | ZeroAndSingleDimensionRollup
+///     # Extra dimension sets per metric, as in ADOT (its default too): the full label set,
+///     # plus the metric without dimensions, plus one set per label.
+///     dimension_rollup_option: ZeroAndSingleDimensionRollup  # | SingleDimensionRollup | NoDimensionRollup
+///     long_dimension_values: truncate     # values over 1,024 characters: truncate | property
 ///     metric_declarations:                # when set, only matching metrics get a directive
 ///       - dimensions: [[Endpoint, CustomerId], [Endpoint]]
 ///         metric_name_selectors: ["^API"]
@@ -40,7 +43,7 @@ pub use crate::output::OutputDestination;
 ///       - {metric_name: SentimentAnalysisCount}   # also takes `sentimentanalysiscount`
 ///     resource_to_telemetry_conversion: {enabled: false}  # resource attributes as dimensions
 ///     resource_attributes_as_properties: true   # else resource attributes are left out
-///     initial_value: drop                 # first point of a cumulative series: drop | keep
+///     initial_value: auto                 # first point of a cumulative series: auto | keep | drop
 ///     max_dimension_sets_per_metric: 1000 # per cardinality_interval; beyond: `_other`
 ///     cardinality_interval: 1h
 ///     max_event_size: 262144              # bytes per document incl. 26 bytes overhead (max 1 MiB)
@@ -58,6 +61,7 @@ pub struct EmfExporterConfig {
     pub log_retention: u32,
     pub tags: BTreeMap<String, String>,
     pub dimension_rollup_option: DimensionRollup,
+    pub long_dimension_values: LongDimensionValues,
     pub metric_declarations: Vec<MetricDeclarationConfig>,
     pub metric_descriptors: Vec<MetricDescriptor>,
     pub resource_to_telemetry_conversion: ResourceToTelemetry,
@@ -88,12 +92,13 @@ impl Default for EmfExporterConfig {
             log_stream_name: "otel-stream".into(),
             log_retention: 0,
             tags: BTreeMap::new(),
-            dimension_rollup_option: DimensionRollup::NoDimensionRollup,
+            dimension_rollup_option: DimensionRollup::default(),
+            long_dimension_values: LongDimensionValues::default(),
             metric_declarations: Vec::new(),
             metric_descriptors: Vec::new(),
             resource_to_telemetry_conversion: ResourceToTelemetry::default(),
             resource_attributes_as_properties: true,
-            initial_value: InitialValue::Drop,
+            initial_value: InitialValue::default(),
             max_dimension_sets_per_metric: 1000,
             cardinality_interval: Duration::from_secs(3600),
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
@@ -106,15 +111,33 @@ impl Default for EmfExporterConfig {
 }
 
 /// Extra dimension sets derived from a data point's labels, as in the Collector's awsemf.
+/// Each dimension set is one CloudWatch metric per distinct combination of its values (see
+/// the README for what each choice costs).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 pub enum DimensionRollup {
     /// Only the full label set (or the declared sets).
-    #[default]
     NoDimensionRollup,
     /// Plus one set per label.
     SingleDimensionRollup,
-    /// Plus one set per label and the empty set (the metric across all labels).
+    /// Plus one set per label and the empty set (the metric across all labels, which
+    /// dashboards and alarms that name no dimension read). ADOT's default, and ours, so an
+    /// ADOT configuration gives the same metrics here.
+    #[default]
     ZeroAndSingleDimensionRollup,
+}
+
+/// What becomes of a dimension value over 1,024 characters, which CloudWatch refuses.
+/// Either way the data point is sent and the action counted.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LongDimensionValues {
+    /// Cut to 1,024 characters, the last of them a `...[truncated]` marker: the metric
+    /// keeps the dimension (values sharing their first 1,010 characters become one).
+    #[default]
+    Truncate,
+    /// Left out of the dimension sets and kept whole as a plain property of the document
+    /// (searchable with Logs Insights): the metric is recorded without that dimension.
+    Property,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -123,15 +146,21 @@ pub struct ResourceToTelemetry {
     pub enabled: bool,
 }
 
+/// What becomes of the first point of a cumulative series (the first the exporter sees),
+/// as the OpenTelemetry Collector's `cumulativetodelta` processor's `initial_value`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum InitialValue {
-    /// The first point of a cumulative series only sets the baseline: its value covers an
-    /// unknown time span (maybe since the process started days ago).
+    /// `keep` when the point's start time is after the exporter was created (the series
+    /// began while the collector was running, so the value is everything since it began,
+    /// nothing of it sent before), else `drop`. A point without a start time is dropped.
     #[default]
-    Drop,
+    Auto,
     /// Send the first point's value as the first delta.
     Keep,
+    /// The first point only sets the baseline: its value covers an unknown time span
+    /// (maybe since the process started days ago, partly sent by an earlier collector).
+    Drop,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -330,6 +359,47 @@ impl MetricDeclaration {
     }
 }
 
+impl crate::component::factory::Registered for EmfExporterConfig {
+    const TYPE: &'static str = "awsemf";
+}
+
+impl crate::component::factory::ExporterFactory for EmfExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Metrics]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        EmfExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        (self.output_destination == OutputDestination::File)
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::EmfExporter::new(
+            ctx.id,
+            self,
+            ctx.metrics,
+        )?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,10 +415,14 @@ mod tests {
         let c = parse("{}").expect("valid");
         assert_eq!(
             c.dimension_rollup_option,
-            DimensionRollup::NoDimensionRollup
+            DimensionRollup::ZeroAndSingleDimensionRollup
         );
+        assert_eq!(c.long_dimension_values, LongDimensionValues::Truncate);
         assert_eq!(c.max_dimension_sets_per_metric, 1000);
+        assert_eq!(c.initial_value, InitialValue::Auto);
+        let c = parse("{initial_value: drop, long_dimension_values: property}").expect("valid");
         assert_eq!(c.initial_value, InitialValue::Drop);
+        assert_eq!(c.long_dimension_values, LongDimensionValues::Property);
     }
 
     #[test]
@@ -410,6 +484,8 @@ metric_declarations:
         assert!(parse("metric_descriptors: [{metric_name: ''}]").is_err());
         assert!(parse("metric_declarations: [{metric_name_selectors: ['(']}]").is_err());
         assert!(parse("dimension_rollup_option: Everything").is_err());
+        assert!(parse("initial_value: first").is_err());
+        assert!(parse("long_dimension_values: cut").is_err());
         assert!(parse("namespaces: x").is_err());
     }
 }

@@ -90,6 +90,9 @@ struct Entry {
 pub struct DeltaState {
     series: HashMap<String, Entry>,
     last_sweep: Option<Instant>,
+    /// The latest point time (Unix nanoseconds) of any series forgotten so far: a series
+    /// that started before it may be a forgotten one coming back.
+    forgotten_until: u64,
 }
 
 impl DeltaState {
@@ -123,13 +126,25 @@ impl DeltaState {
         }
     }
 
+    /// The latest point time of any forgotten series (0: none forgotten).
+    pub fn forgotten_until(&self) -> u64 {
+        self.forgotten_until
+    }
+
     fn sweep(&mut self, now: Instant) {
         let due = self
             .last_sweep
             .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
         if due {
-            self.series
-                .retain(|_, e| now.saturating_duration_since(e.seen) < SERIES_TTL);
+            let mut forgotten_until = self.forgotten_until;
+            self.series.retain(|_, e| {
+                let keep = now.saturating_duration_since(e.seen) < SERIES_TTL;
+                if !keep {
+                    forgotten_until = forgotten_until.max(e.last.time);
+                }
+                keep
+            });
+            self.forgotten_until = forgotten_until;
             self.last_sweep = Some(now);
         }
     }
@@ -223,6 +238,7 @@ mod tests {
             Delta::First(_)
         ));
         assert_eq!(s.series.len(), 1);
+        assert_eq!(s.forgotten_until(), 10, "the last point time of `a`");
         assert!(matches!(
             s.delta("a".into(), n(1, 20, 2.0), later),
             Delta::First(_)

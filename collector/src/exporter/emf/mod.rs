@@ -2,7 +2,8 @@
 //!
 //! - `translate`: OTLP points into samples (per metric type, cumulative to delta, units,
 //!   namespace, labels, cardinality guard);
-//! - `documents`: samples into EMF documents within CloudWatch's limits;
+//! - `documents`: samples into EMF documents within CloudWatch's limits (every split or
+//!   truncation counted as `component_events{event=...}`, see `documents`' list);
 //! - `delta`, `cardinality`, `units`: the state and tables behind `translate`;
 //! - output: PutLogEvents through the shared `cloudwatch_logs` sink, or JSON lines on
 //!   stdout (Lambda) or in a file.
@@ -28,20 +29,20 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
 
 use self::config::{EmfExporterConfig, OutputDestination};
-use self::documents::{BuiltDocument, DimensionPolicy, build_documents};
+use self::documents::{BuiltDocument, DimensionPolicy, EVENTS, build_documents};
 use self::translate::Translator;
 use super::cloudwatch_logs::now_ms;
 use crate::aws::cloudwatch_logs::marker::{self, Markers};
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::LogEvent;
 use crate::aws::cloudwatch_logs::service::LogsService;
-use crate::aws::cloudwatch_logs::sink;
+use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::{LogTarget, fill_placeholders};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
@@ -56,6 +57,9 @@ pub struct Documents {
     pub dropped: BTreeMap<&'static str, usize>,
     /// Points withheld with nothing lost (cumulative baselines), by reason: not failures.
     pub withheld: BTreeMap<&'static str, usize>,
+    /// What was done to stay within CloudWatch's limits (`documents::EVENTS`), and how
+    /// often; also counted on `/metrics`.
+    pub events: BTreeMap<&'static str, usize>,
 }
 
 pub struct EmfExporter {
@@ -65,9 +69,10 @@ pub struct EmfExporter {
     policy: DimensionPolicy,
     output: Output,
     folded: Counter,
-    split: Counter,
+    /// What document building did to stay within CloudWatch's limits, by event.
+    events: BTreeMap<&'static str, Counter>,
     /// Counted per document (one event each).
-    stats: sink::DeliveryStats,
+    stats: Arc<DeliveryStats>,
 }
 
 impl EmfExporter {
@@ -78,10 +83,10 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
     ) -> Result<EmfExporter, String> {
         let output = match config.output_destination {
-            OutputDestination::Api => Output::Api(LogsService::new(
+            OutputDestination::Api => Output::Api(Arc::new(LogsService::new(
                 config.client_settings(),
                 config.tags.clone().into_iter().collect(),
-            )),
+            ))),
             OutputDestination::Stdout => Output::Lines(LineWriter::Stdout),
             OutputDestination::File => Output::Lines(LineWriter::file(
                 config
@@ -100,7 +105,7 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
     ) -> Result<EmfExporter, String> {
-        Self::with_output(id, config, metrics, Output::Api(service))
+        Self::with_output(id, config, metrics, Output::Api(Arc::new(service)))
     }
 
     fn with_output(
@@ -109,18 +114,27 @@ impl EmfExporter {
         metrics: &Arc<SelfMetrics>,
         output: Output,
     ) -> Result<EmfExporter, String> {
+        // `initial_value: auto` compares start times with this (the client's clock with
+        // ours: a client clock running ahead makes a first point look newer than it is).
+        let started_unix_nano = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Ok(EmfExporter {
             id: id.to_string(),
-            translator: Translator::new(config),
+            translator: Translator::new(config, started_unix_nano),
             policy: DimensionPolicy {
                 rollup: config.dimension_rollup_option,
                 declarations: config.compile_declarations()?,
+                long_values: config.long_dimension_values,
             },
             config: config.clone(),
             output,
             folded: metrics.component_event(id, Signal::Metrics, "cardinality_folded"),
-            split: metrics.component_event(id, Signal::Metrics, "event_split"),
-            stats: sink::DeliveryStats::new(metrics, id, Signal::Metrics),
+            events: EVENTS
+                .iter()
+                .map(|e| (*e, metrics.component_event(id, Signal::Metrics, e)))
+                .collect(),
+            stats: Arc::new(DeliveryStats::new(metrics, id, Signal::Metrics)),
         })
     }
 
@@ -137,7 +151,11 @@ impl EmfExporter {
             &self.policy,
             self.config.max_event_size,
         );
-        self.split.inc_by(built.splits as u64);
+        for (event, n) in &built.events {
+            if let Some(counter) = self.events.get(event) {
+                counter.inc_by(*n as u64);
+            }
+        }
         let mut dropped = t.dropped;
         for (reason, n) in built.dropped {
             *dropped.entry(reason).or_default() += n;
@@ -146,6 +164,7 @@ impl EmfExporter {
             documents: built.documents,
             dropped,
             withheld: t.withheld,
+            events: built.events,
         }
     }
 
@@ -166,36 +185,47 @@ impl EmfExporter {
             documents: docs,
             dropped: translation_dropped,
             withheld,
+            ..
         } = self.documents(resources);
         let mut dropped: BTreeMap<String, usize> = translation_dropped
             .into_iter()
             .map(|(r, n)| (r.to_string(), n))
             .collect();
+        let withheld: Box<[(String, usize)]> = withheld
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
         match &self.output {
             Output::Api(service) => {
-                self.send_to_cloudwatch(service, resources, docs, &mut dropped, markers.as_ref())
+                let report = ExportReport {
+                    dropped: dropped.into_iter().collect(),
+                    withheld,
+                };
+                self.send_to_cloudwatch(service, resources, docs, report, markers.as_ref())
                     .await
             }
-            Output::Lines(writer) => self.write_lines(writer, docs, &mut dropped).await,
+            Output::Lines(writer) => {
+                self.write_lines(writer, docs, &mut dropped).await;
+                Ok(ExportReport {
+                    dropped: dropped.into_iter().collect(),
+                    withheld,
+                })
+            }
         }
-        Ok(ExportReport {
-            dropped: dropped.into_iter().collect(),
-            withheld: withheld
-                .into_iter()
-                .map(|(r, n)| (r.to_string(), n))
-                .collect(),
-        })
     }
 
+    /// Sends the documents. What CloudWatch does not take yet goes back to the driver as
+    /// the PutLogEvents requests themselves: the documents cannot be rebuilt from the batch
+    /// (the delta state has moved on), so they are retried as built.
     async fn send_to_cloudwatch(
         &self,
-        service: &LogsService,
+        service: &Arc<LogsService>,
         batch: &[aurastream_proto::otlp::metrics::ResourceMetrics],
         docs: Vec<BuiltDocument>,
-        dropped: &mut BTreeMap<String, usize>,
+        report: ExportReport,
         markers: Option<&Markers>,
-    ) {
-        let points: Vec<usize> = docs.iter().map(|d| d.points).collect();
+    ) -> Result<ExportReport, ExportError> {
+        let points: Arc<[usize]> = docs.iter().map(|d| d.points).collect();
         let mut by_target: BTreeMap<LogTarget, Vec<LogEvent>> = BTreeMap::new();
         for (i, d) in docs.into_iter().enumerate() {
             let resource = batch.get(d.resource).and_then(|r| r.resource.as_ref());
@@ -210,15 +240,15 @@ impl EmfExporter {
                 origin: i,
             });
         }
-        let delivery =
-            sink::deliver(service, &self.config.retry_on_failure, by_target, markers).await;
-        self.stats.record(&delivery);
-        for (origin, reason) in delivery.dropped.iter().chain(&delivery.undelivered) {
-            let n = points.get(*origin).copied().unwrap_or(0);
-            if n > 0 {
-                *dropped.entry(reason.clone()).or_default() += n;
-            }
-        }
+        let delivery = sink::deliver(service, by_target, markers).await;
+        PendingLogs::settle(
+            service.clone(),
+            self.stats.clone(),
+            points,
+            delivery,
+            report,
+            std::collections::BTreeSet::new(),
+        )
     }
 
     /// Writes documents as lines; a write failure drops them (the delta state has moved on,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use aurastream_proto::emf::{EmfDocument, EmfValue};
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
@@ -16,7 +17,9 @@ use aurastream_proto::otlp::metrics::{
 use aurastream_proto::otlp::resource::Resource;
 use serde_json::Value;
 
-use super::config::{DimensionRollup, EmfExporterConfig, InitialValue, MetricDescriptor};
+use super::config::{
+    DimensionRollup, EmfExporterConfig, InitialValue, LongDimensionValues, MetricDescriptor,
+};
 use super::*;
 use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
 
@@ -94,10 +97,13 @@ fn exporter(config: EmfExporterConfig) -> EmfExporter {
     EmfExporter::new("awsemf", &config, &Arc::new(SelfMetrics::new())).expect("valid config")
 }
 
+/// No rollup: most tests check a point's own dimension set exactly; the rollups (and the
+/// default, `ZeroAndSingleDimensionRollup`) have tests of their own.
 fn app_config() -> EmfExporterConfig {
     EmfExporterConfig {
         namespace: "AuraStream/Application".into(),
         output_destination: OutputDestination::Stdout,
+        dimension_rollup_option: DimensionRollup::NoDimensionRollup,
         ..Default::default()
     }
 }
@@ -123,6 +129,12 @@ fn docs_withheld(
     BTreeMap<&'static str, usize>,
     BTreeMap<&'static str, usize>,
 ) {
+    let (parsed, built) = docs_built(e, b);
+    (parsed, built.dropped, built.withheld)
+}
+
+/// The documents, parsed, and everything else the exporter reported about them.
+fn docs_built(e: &EmfExporter, b: &[ResourceMetrics]) -> (Vec<EmfDocument>, Documents) {
     let built = e.documents(b);
     let parsed = built
         .documents
@@ -132,7 +144,7 @@ fn docs_withheld(
             serde_json::from_str::<EmfDocument>(&d.json).expect("valid EMF document")
         })
         .collect();
-    (parsed, built.dropped, built.withheld)
+    (parsed, built)
 }
 
 fn value(doc: &EmfDocument, name: &str) -> Value {
@@ -224,7 +236,8 @@ fn cumulative_sum_becomes_deltas_across_resets_and_first_point_is_withheld() {
         p.start_time_unix_nano = start;
         docs_withheld(&e, &batch(&[], vec![sum("APIRequestCount", true, vec![p])]))
     };
-    // The first point is the baseline: withheld, not dropped.
+    // The series started (T0) before the exporter was created: with `initial_value: auto`
+    // its first point is the baseline: withheld, not dropped.
     let (d, dropped, withheld) = send(T0 + SEC, T0, 10.0);
     assert!(d.is_empty());
     assert!(dropped.is_empty(), "{dropped:?}");
@@ -265,6 +278,160 @@ fn initial_value_keep_emits_the_first_cumulative_point() {
     assert_eq!(
         d[0].aws.cloudwatch_metrics[0].dimensions,
         vec![Vec::<String>::new()]
+    );
+}
+
+/// Unix nanoseconds now: later than the creation of any exporter made before.
+fn unix_nanos_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The first export of four cumulative series (a sum, a histogram, an exponential
+/// histogram, a summary) that started at `start`, through a new exporter: the metrics
+/// that became values, and the points withheld.
+fn first_export(
+    initial_value: InitialValue,
+    start: impl FnOnce() -> u64,
+) -> (Vec<String>, BTreeMap<&'static str, usize>) {
+    let e = exporter(EmfExporterConfig {
+        initial_value,
+        ..app_config()
+    });
+    let start = start();
+    let time = start.max(T0) + SEC;
+    let mut counter = point(&[], time, 3.0);
+    counter.start_time_unix_nano = start;
+    let mut h = histogram_point(time, vec![2, 3, 0, 1], 2100.0, 40.0, 1400.0);
+    h.start_time_unix_nano = start;
+    let exponential = Metric {
+        name: "ProcessingTime".into(),
+        unit: "ms".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                count: 2,
+                sum: Some(7.0),
+                positive: Some(Buckets {
+                    offset: 1,
+                    bucket_counts: vec![2],
+                }),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Default::default()
+    };
+    let summary = Metric {
+        name: "SentimentConfidence".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                count: 4,
+                sum: 3.2,
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let b = batch(
+        &[],
+        vec![
+            sum("SentimentAnalysisCount", true, vec![counter]),
+            histogram(true, vec![h]),
+            exponential,
+            summary,
+        ],
+    );
+    let (d, built) = docs_built(&e, &b);
+    assert!(built.dropped.is_empty(), "{:?}", built.dropped);
+    let mut names: Vec<String> = d
+        .iter()
+        .flat_map(|doc| &doc.aws.cloudwatch_metrics)
+        .flat_map(|directive| directive.metrics.iter().map(|m| m.name.clone()))
+        .collect();
+    names.sort();
+    (names, built.withheld)
+}
+
+/// Issue 18: with the Python SDK's cumulative temporality about a quarter of histogram
+/// samples never reached CloudWatch, because the first point of every series was withheld
+/// as a baseline although its start time showed the series began while the collector was
+/// running. `initial_value: auto` (the default) sends such a first point, for sums,
+/// histograms, exponential histograms and summaries alike; a series that started before
+/// the exporter, or has no start time, still only sets the baseline; `drop` withholds
+/// every first point, `keep` none.
+#[test]
+fn initial_value_auto_keeps_first_points_of_series_that_started_after_the_exporter() {
+    let all = vec![
+        "APIResponseTime".to_string(),
+        "ProcessingTime".to_string(),
+        "SentimentAnalysisCount".to_string(),
+        "SentimentConfidence".to_string(),
+    ];
+    let withheld = BTreeMap::from([("initial_cumulative_point", 4)]);
+    assert_eq!(
+        first_export(InitialValue::Auto, unix_nanos_now),
+        (all.clone(), BTreeMap::new()),
+        "started after the exporter was created: sent"
+    );
+    assert_eq!(
+        first_export(InitialValue::Auto, || T0),
+        (vec![], withheld.clone()),
+        "started before the exporter was created: the baseline"
+    );
+    assert_eq!(
+        first_export(InitialValue::Auto, || 0),
+        (vec![], withheld.clone()),
+        "no start time: the baseline"
+    );
+    assert_eq!(
+        first_export(InitialValue::Drop, unix_nanos_now),
+        (vec![], withheld.clone())
+    );
+    assert_eq!(
+        first_export(InitialValue::Keep, || T0),
+        (all, BTreeMap::new())
+    );
+}
+
+/// A series is forgotten after an hour without points; if it comes back with its old start
+/// time, its cumulative value was partly sent already, so `auto` withholds it even though
+/// it started after the exporter. Series that start after the forgotten ones' last points
+/// are still sent whole.
+#[test]
+fn a_forgotten_series_coming_back_is_not_sent_whole_again() {
+    use super::translate::Translator;
+    let t = Translator::new(&app_config(), T0);
+    let series = |start: u64, time: u64, v: f64| {
+        let mut p = point(&[], time, v);
+        p.start_time_unix_nano = start;
+        batch(&[], vec![sum("APIRequestCount", true, vec![p])])
+    };
+    let other = |start: u64, time: u64| {
+        let mut p = point(&[], time, 1.0);
+        p.start_time_unix_nano = start;
+        batch(&[], vec![sum("CacheHitCount", true, vec![p])])
+    };
+    let now = Instant::now();
+    let out = t.translate(&series(T0 + SEC, T0 + 2 * SEC, 5.0), now, 0);
+    assert_eq!(out.samples.len(), 1, "started after the exporter: sent");
+    // Over an hour later: the idle series is forgotten, a new one starts.
+    let later = now + Duration::from_secs(2 * 3600);
+    let out = t.translate(&other(T0 + 3 * SEC, T0 + 7200 * SEC), later, 0);
+    assert_eq!(
+        out.samples.len(),
+        1,
+        "a new series after the forgotten one: sent"
+    );
+    let out = t.translate(&series(T0 + SEC, T0 + 7201 * SEC, 9.0), later, 0);
+    assert!(out.samples.is_empty());
+    assert_eq!(
+        out.withheld,
+        BTreeMap::from([("initial_cumulative_point", 1)])
     );
 }
 
@@ -896,13 +1063,28 @@ fn more_than_100_metrics_are_split_across_documents() {
             )
         })
         .collect();
-    let (d, dropped) = docs(&e, &batch(&[], metrics));
-    assert!(dropped.is_empty());
+    let (d, built) = docs_built(&e, &batch(&[], metrics));
+    assert!(built.dropped.is_empty());
+    assert_eq!(
+        built.events,
+        BTreeMap::from([("split_metrics_over_100", 1)])
+    );
     let sizes: Vec<usize> = d
         .iter()
         .map(|d| d.aws.cloudwatch_metrics[0].metrics.len())
         .collect();
     assert_eq!(sizes, vec![100, 100, 50]);
+    // Each value in exactly one document, at its metric's name.
+    let values: Vec<f64> = d
+        .iter()
+        .flat_map(|doc| {
+            doc.aws.cloudwatch_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| value(doc, &m.name).as_f64().unwrap_or(f64::NAN))
+        })
+        .collect();
+    assert_eq!(values, (0..250).map(f64::from).collect::<Vec<_>>());
     // Every point present exactly once.
     let mut names: Vec<String> = d
         .iter()
@@ -926,88 +1108,349 @@ fn more_than_30_dimensions_are_cut_into_sets_of_30() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (d, _) = docs(
+    let (d, built) = docs_built(
         &e,
         &batch(&[], vec![gauge("m", "1", vec![point(&l, T0 + SEC, 1.0)])]),
     );
-    let sets: Vec<usize> = d[0].aws.cloudwatch_metrics[0]
-        .dimensions
-        .iter()
-        .map(Vec::len)
-        .collect();
-    assert_eq!(sets, vec![30, 30, 5]);
+    assert!(built.dropped.is_empty());
+    assert_eq!(
+        built.events,
+        BTreeMap::from([("split_dimensions_over_30", 1)])
+    );
+    assert_eq!(d.len(), 1);
+    let sets = &d[0].aws.cloudwatch_metrics[0].dimensions;
+    let keys = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("d{i:02}")).collect()
+    };
+    assert_eq!(sets, &vec![keys(0..30), keys(30..60), keys(60..65)]);
+    assert_eq!(value(&d[0], "m"), 1.0);
 }
 
+/// 251 buckets hit once each: three documents of 100, 100 and 51 values. The first
+/// carries the original Sum, Min and Max; the others Sum 0 and their own range, so
+/// CloudWatch's combination (sums and counts added, lowest Min, highest Max) is exactly
+/// the original.
 #[test]
 fn distributions_with_more_than_100_values_are_split_keeping_totals() {
     let e = exporter(app_config());
-    let bounds: Vec<f64> = (1..=250).map(|i| i as f64).collect();
-    let counts: Vec<u64> = vec![1; 251];
+    let bounds: Vec<f64> = (1..=250).map(f64::from).collect();
     let p = HistogramDataPoint {
+        attributes: attrs(&[("Endpoint", "/api/sentiment")]),
         time_unix_nano: T0 + SEC,
         count: 251,
         sum: Some(31_500.0),
-        bucket_counts: counts,
+        bucket_counts: vec![1; 251],
         explicit_bounds: bounds,
         min: Some(0.5),
         max: Some(260.0),
         ..Default::default()
     };
-    let (d, dropped) = docs(&e, &batch(&[], vec![histogram(false, vec![p])]));
-    assert!(dropped.is_empty());
+    let (d, built) = docs_built(&e, &batch(&[], vec![histogram(false, vec![p])]));
+    assert!(built.dropped.is_empty());
+    assert_eq!(built.events, BTreeMap::from([("split_values_over_100", 1)]));
     assert_eq!(d.len(), 3);
-    let parts: Vec<Value> = d.iter().map(|d| value(d, "APIResponseTime")).collect();
+    // Bucket 0 is (min, 1] => 0.75; bucket i is (i, i+1] => i + 0.5; bucket 250 is
+    // (250, max] => 255.
+    let mids =
+        |range: std::ops::Range<u32>| -> Vec<f64> { range.map(|i| f64::from(i) + 0.5).collect() };
+    let mut first = vec![0.75];
+    first.extend(mids(1..100));
+    let mut last = mids(200..250);
+    last.push(255.0);
+    let dist = |values: Vec<f64>, min: f64, max: f64, sum: f64| {
+        let n = values.len();
+        serde_json::json!({"Values": values, "Counts": vec![1.0; n],
+            "Min": min, "Max": max, "Count": n as f64, "Sum": sum})
+    };
+    assert_eq!(
+        value(&d[0], "APIResponseTime"),
+        dist(first, 0.5, 260.0, 31_500.0)
+    );
+    assert_eq!(
+        value(&d[1], "APIResponseTime"),
+        dist(mids(100..200), 100.5, 199.5, 0.0)
+    );
+    assert_eq!(
+        value(&d[2], "APIResponseTime"),
+        dist(last, 200.5, 255.0, 0.0)
+    );
+    // All parts share timestamp and dimensions, so CloudWatch combines them; the data
+    // point counts once, in the first document.
+    for doc in &d {
+        assert_eq!(doc.aws.timestamp, d[0].aws.timestamp);
+        assert_eq!(
+            doc.aws.cloudwatch_metrics[0].dimensions,
+            vec![vec!["Endpoint".to_string()]]
+        );
+        assert_eq!(value(doc, "Endpoint"), "/api/sentiment");
+    }
+    let points: Vec<usize> = built.documents.iter().map(|b| b.points).collect();
+    assert_eq!(points, vec![1, 0, 0]);
+}
+
+/// Other metrics of the same point group travel in the first document only; a split
+/// exponential histogram keeps its counts, negative values first.
+#[test]
+fn exponential_histograms_with_more_than_100_buckets_are_split_too() {
+    let e = exporter(app_config());
+    let p = ExponentialHistogramDataPoint {
+        time_unix_nano: T0 + SEC,
+        count: 150 + 30 + 5,
+        sum: Some(1234.5),
+        scale: 3,
+        zero_count: 5,
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1; 150],
+        }),
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1; 30],
+        }),
+        min: Some(-20.0),
+        max: Some(500_000.0),
+        ..Default::default()
+    };
+    let m = Metric {
+        name: "ProcessingTime".into(),
+        unit: "ms".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![p],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        })),
+        ..Default::default()
+    };
+    let (d, built) = docs_built(
+        &e,
+        &batch(
+            &[],
+            vec![
+                m,
+                gauge("CacheHitRate", "1", vec![point(&[], T0 + SEC, 0.5)]),
+            ],
+        ),
+    );
+    assert_eq!(built.events, BTreeMap::from([("split_values_over_100", 1)]));
+    assert_eq!(d.len(), 2);
+    let parts: Vec<Value> = d.iter().map(|doc| value(doc, "ProcessingTime")).collect();
     let lens: Vec<usize> = parts
         .iter()
         .map(|p| p["Values"].as_array().map_or(0, Vec::len))
         .collect();
-    assert_eq!(lens, vec![100, 100, 51]);
-    let count: f64 = parts
+    // 30 negative buckets, the zero bucket, 150 positive buckets.
+    assert_eq!(lens, vec![100, 81]);
+    let counts: Vec<f64> = parts
         .iter()
         .map(|p| p["Count"].as_f64().unwrap_or(0.0))
-        .sum();
-    let total: f64 = parts.iter().map(|p| p["Sum"].as_f64().unwrap_or(0.0)).sum();
-    assert_eq!(count, 251.0);
-    assert!((total - 31_500.0).abs() < 1e-6, "{total}");
-    assert_eq!(parts[0]["Min"], 0.5);
-    assert_eq!(parts[2]["Max"], 260.0);
-    for p in &parts {
-        assert!(p["Min"].as_f64() <= p["Max"].as_f64());
-    }
-    // All parts share timestamp and dimensions, so CloudWatch merges them.
-    assert!(d.iter().all(|x| x.aws.timestamp == d[0].aws.timestamp));
+        .collect();
+    // The first part: 30 negative buckets, the zero bucket (5) and 69 positive ones.
+    assert_eq!(counts, vec![104.0, 81.0]);
+    let sums: Vec<f64> = parts
+        .iter()
+        .map(|p| p["Sum"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert_eq!(sums, vec![1234.5, 0.0]);
+    assert_eq!(
+        (parts[0]["Min"].clone(), parts[0]["Max"].clone()),
+        (Value::from(-20.0), Value::from(500_000.0))
+    );
+    let values = |p: &Value| -> Vec<f64> {
+        p["Values"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    assert!(values(&parts[0])[..30].iter().all(|v| *v < 0.0));
+    assert_eq!(values(&parts[0])[30], 0.0);
+    // The second part's range is its own values', within the original's.
+    let second = values(&parts[1]);
+    assert_eq!(parts[1]["Min"].as_f64(), second.first().copied());
+    assert_eq!(parts[1]["Max"].as_f64(), second.last().copied());
+    // The gauge sharing the (empty) label set is sent once, with the first part.
+    assert_eq!(value(&d[0], "CacheHitRate"), 0.5);
+    assert_eq!(value(&d[1], "CacheHitRate"), Value::Null);
 }
 
 #[test]
 fn documents_over_the_event_size_are_halved() {
     let e = exporter(app_config());
-    let long = "v".repeat(2_000);
-    // 200 metrics with a 2 KB label each would make one huge document per 100 metrics.
-    let metrics: Vec<Metric> = (0..200)
+    // 100 metrics with 2,000-character names: about 400 KB in one document, so it is
+    // halved into two of about 200 KB.
+    let metrics: Vec<Metric> = (0..100)
         .map(|i| {
-            let mut p = point(&[("k", "v")], T0 + SEC, 1.0);
-            p.attributes.push(kv(&format!("note{i}"), &long));
-            gauge("m", "1", vec![p])
+            gauge(
+                &format!("m{i:03}{}", "n".repeat(1996)),
+                "1",
+                vec![point(&[("k", "v")], T0 + SEC, f64::from(i))],
+            )
         })
         .collect();
-    let (d, dropped) = docs(&e, &batch(&[], metrics));
-    assert!(dropped.is_empty());
-    assert_eq!(d.len(), 200);
-    // A single metric whose labels alone exceed 256 KB cannot be split: dropped, counted.
+    let (d, built) = docs_built(&e, &batch(&[], metrics));
+    assert!(built.dropped.is_empty());
+    assert_eq!(built.events, BTreeMap::from([("split_event_size", 1)]));
+    let sizes: Vec<usize> = d
+        .iter()
+        .map(|d| d.aws.cloudwatch_metrics[0].metrics.len())
+        .collect();
+    assert_eq!(sizes, vec![50, 50]);
+    // A single metric whose document alone exceeds 256 KB cannot be split: dropped,
+    // counted. (A resource attribute: a plain property, which has no length limit of its
+    // own; a dimension value that long would be truncated.)
     let huge = "x".repeat(300 * 1024);
     let (d, dropped) = docs(
         &e,
         &batch(
-            &[],
-            vec![gauge(
-                "big",
-                "1",
-                vec![point(&[("blob", huge.as_str())], T0 + SEC, 1.0)],
-            )],
+            &[("blob", huge.as_str())],
+            vec![gauge("big", "1", vec![point(&[], T0 + SEC, 1.0)])],
         ),
     );
     assert!(d.is_empty());
     assert_eq!(dropped.get("document_too_large"), Some(&1));
+}
+
+/// A dimension value over 1,024 characters is cut to exactly 1,024 (the first 1,010 and
+/// the marker), counted once per value; values of 1,024 characters are left alone, and
+/// characters, not bytes, are counted.
+#[test]
+fn long_dimension_values_are_truncated_with_a_marker_and_counted() {
+    let e = exporter(app_config());
+    let long = format!("{}{}", "a".repeat(1500), "b".repeat(500));
+    let accented = "é".repeat(1100);
+    let exact = "c".repeat(1024);
+    let wide_bytes = "ü".repeat(1000);
+    let p = point(
+        &[
+            ("Payload", long.as_str()),
+            ("Name", accented.as_str()),
+            ("Exact", exact.as_str()),
+            ("Wide", wide_bytes.as_str()),
+            ("Route", "/x"),
+        ],
+        T0 + SEC,
+        3.0,
+    );
+    let (d, built) = docs_built(&e, &batch(&[], vec![gauge("LongCount", "1", vec![p])]));
+    assert!(built.dropped.is_empty());
+    assert_eq!(
+        built.events,
+        BTreeMap::from([("dimension_value_truncated", 2)])
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        value(&d[0], "Payload"),
+        format!("{}...[truncated]", "a".repeat(1010))
+    );
+    assert_eq!(
+        value(&d[0], "Name"),
+        format!("{}...[truncated]", "é".repeat(1010))
+    );
+    assert_eq!(value(&d[0], "Exact"), exact.as_str());
+    assert_eq!(value(&d[0], "Wide"), wide_bytes.as_str());
+    for k in ["Payload", "Name"] {
+        assert_eq!(
+            value(&d[0], k).as_str().map(|v| v.chars().count()),
+            Some(1024)
+        );
+    }
+    assert_eq!(value(&d[0], "LongCount"), 3.0);
+    assert_eq!(
+        d[0].aws.cloudwatch_metrics[0].dimensions,
+        vec![
+            ["Exact", "Name", "Payload", "Route", "Wide"]
+                .map(String::from)
+                .to_vec()
+        ]
+    );
+}
+
+/// With `long_dimension_values: property` the value stays whole as a plain property and
+/// the dimension leaves every set (sets that become equal are kept once).
+#[test]
+fn long_dimension_values_can_be_kept_as_properties_instead() {
+    let e = exporter(EmfExporterConfig {
+        long_dimension_values: LongDimensionValues::Property,
+        dimension_rollup_option: DimensionRollup::ZeroAndSingleDimensionRollup,
+        ..app_config()
+    });
+    let long = "p".repeat(2000);
+    let p = point(
+        &[("Payload", long.as_str()), ("Route", "/x")],
+        T0 + SEC,
+        1.0,
+    );
+    let (d, built) = docs_built(&e, &batch(&[], vec![gauge("LongCount", "1", vec![p])]));
+    assert!(built.dropped.is_empty());
+    assert_eq!(
+        built.events,
+        BTreeMap::from([("dimension_value_as_property", 1)])
+    );
+    assert_eq!(value(&d[0], "Payload"), long.as_str());
+    assert_eq!(
+        d[0].aws.cloudwatch_metrics[0].dimensions,
+        vec![vec!["Route".to_string()], vec![]]
+    );
+}
+
+/// A long value that is in no dimension set (declarations leave it out) is a plain
+/// property already: left whole, nothing counted.
+#[test]
+fn long_values_outside_the_dimension_sets_are_left_alone() {
+    let e = exporter(EmfExporterConfig {
+        metric_declarations: serde_yaml_ng::from_str(
+            "- {dimensions: [[Route]], metric_name_selectors: ['^LongCount$']}",
+        )
+        .expect("yaml"),
+        ..app_config()
+    });
+    let long = "p".repeat(2000);
+    let p = point(
+        &[("Payload", long.as_str()), ("Route", "/x")],
+        T0 + SEC,
+        1.0,
+    );
+    let (d, built) = docs_built(&e, &batch(&[], vec![gauge("LongCount", "1", vec![p])]));
+    assert!(built.events.is_empty(), "{:?}", built.events);
+    assert_eq!(value(&d[0], "Payload"), long.as_str());
+}
+
+/// The default rollup, per number of labels N: N = 0 gives 1 set, N = 1 gives 2 (the label
+/// and none), N = 3 gives 5 (all three, none, each alone): the counts the README states.
+#[test]
+fn the_default_rollup_adds_the_metric_without_dimensions_and_one_set_per_label() {
+    let e = exporter(EmfExporterConfig {
+        dimension_rollup_option: EmfExporterConfig::default().dimension_rollup_option,
+        ..app_config()
+    });
+    let sets_for = |labels: &[(&str, &str)]| {
+        let (d, _) = docs(
+            &e,
+            &batch(
+                &[],
+                vec![gauge("m", "1", vec![point(labels, T0 + SEC, 1.0)])],
+            ),
+        );
+        d[0].aws.cloudwatch_metrics[0].dimensions.clone()
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(sets_for(&[]), vec![s(&[])]);
+    assert_eq!(
+        sets_for(&[("Sentiment", "POSITIVE")]),
+        vec![s(&["Sentiment"]), s(&[])]
+    );
+    assert_eq!(
+        sets_for(&[
+            ("Endpoint", "/a"),
+            ("CustomerId", "c1"),
+            ("StatusCode", "200")
+        ]),
+        vec![
+            s(&["CustomerId", "Endpoint", "StatusCode"]),
+            s(&[]),
+            s(&["CustomerId"]),
+            s(&["Endpoint"]),
+            s(&["StatusCode"]),
+        ]
+    );
 }
 
 #[test]

@@ -13,10 +13,15 @@
 //!
 //! Points that cannot be represented are dropped and counted by reason: NaN (`nan_value`),
 //! ±Inf (`non_finite_value`), points flagged as having no recorded value, and
-//! repeated/out-of-order cumulative points (`stale_cumulative_point`). The first point of a
-//! cumulative series (with `initial_value: drop`) is not dropped but *withheld*
-//! ([`INITIAL_CUMULATIVE_POINT`]): it becomes the baseline its successors are differenced
-//! against, so nothing it counted is lost, and it is reported apart from failures.
+//! repeated/out-of-order cumulative points (`stale_cumulative_point`).
+//!
+//! The first point of a cumulative series (sum, histogram or summary) is sent as is when
+//! it holds only what the series counted since it began while the exporter existed
+//! (`initial_value: auto`, the default: its start time is after the exporter was created;
+//! or `keep`). Otherwise (`auto` with an earlier or no start time, or `drop`) its value may
+//! span days, partly sent before by an earlier collector, so it is not dropped but
+//! *withheld* ([`INITIAL_CUMULATIVE_POINT`]): it becomes the baseline its successors are
+//! differenced against, and it is reported apart from failures.
 //!
 //! Metric names are written as received, except where a `metric_descriptors` entry matches
 //! the name ignoring case: then the descriptor's spelling is the CloudWatch name. OTLP
@@ -84,6 +89,9 @@ pub struct Translation {
 pub struct Translator {
     namespace: String,
     initial_value: InitialValue,
+    /// When the exporter was created (Unix nanoseconds): `initial_value: auto` keeps the
+    /// first point of series that started later.
+    started_unix_nano: u64,
     resource_to_telemetry: bool,
     resource_properties: bool,
     /// `metric_descriptors` by lower-cased name.
@@ -93,10 +101,11 @@ pub struct Translator {
 }
 
 impl Translator {
-    pub fn new(config: &EmfExporterConfig) -> Translator {
+    pub fn new(config: &EmfExporterConfig, started_unix_nano: u64) -> Translator {
         Translator {
             namespace: config.namespace.clone(),
             initial_value: config.initial_value,
+            started_unix_nano,
             resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
             resource_properties: config.resource_attributes_as_properties,
             descriptors: config
@@ -257,7 +266,7 @@ impl Translator {
                             let key = self.series_key(ctx, metric, &p.attributes);
                             let current =
                                 Cumulative::number(p.start_time_unix_nano, p.time_unix_nano, v);
-                            self.accept(delta.delta(key, current, ctx.now))
+                            self.accept(delta, key, current, ctx.now)
                                 .map(|c| EmfValue::Single(c.sum))
                         }
                         other => other.map(EmfValue::Single),
@@ -308,13 +317,27 @@ impl Translator {
         self.descriptors.get(&name.to_lowercase())
     }
 
-    /// What a cumulative point contributes, per `initial_value`.
-    fn accept(&self, d: Delta) -> Result<Cumulative, &'static str> {
-        match d {
+    /// What a cumulative point of series `key` contributes, per `initial_value`.
+    fn accept(
+        &self,
+        delta: &mut DeltaState,
+        key: String,
+        current: Cumulative,
+        now: Instant,
+    ) -> Result<Cumulative, &'static str> {
+        match delta.delta(key, current, now) {
             Delta::Delta(c) | Delta::Reset(c) => Ok(c),
             Delta::First(c) => match self.initial_value {
                 InitialValue::Keep => Ok(c),
-                InitialValue::Drop => Err(INITIAL_CUMULATIVE_POINT),
+                // Also after everything the exporter forgot: a series idle for an hour and
+                // then back with its old start time was partly sent before.
+                InitialValue::Auto
+                    if c.start_time > self.started_unix_nano
+                        && c.start_time > delta.forgotten_until() =>
+                {
+                    Ok(c)
+                }
+                InitialValue::Auto | InitialValue::Drop => Err(INITIAL_CUMULATIVE_POINT),
             },
             Delta::Stale => Err("stale_cumulative_point"),
         }
@@ -356,7 +379,7 @@ impl Translator {
         };
         let c = if cumulative {
             let key = self.series_key(ctx, metric, &p.attributes);
-            self.accept(delta.delta(key, current, ctx.now))?
+            self.accept(delta, key, current, ctx.now)?
         } else {
             current
         };
@@ -425,7 +448,7 @@ impl Translator {
         };
         let c = if cumulative {
             let key = self.series_key(ctx, metric, &p.attributes);
-            self.accept(delta.delta(key, current, ctx.now))?
+            self.accept(delta, key, current, ctx.now)?
         } else {
             current
         };
@@ -480,7 +503,7 @@ impl Translator {
             sum_is_monotonic: false,
         };
         let key = self.series_key(ctx, metric, &p.attributes);
-        let c = self.accept(delta.delta(key, current, ctx.now))?;
+        let c = self.accept(delta, key, current, ctx.now)?;
         if c.count == 0 {
             return Ok(None);
         }

@@ -87,3 +87,38 @@ impl FileExporterConfig {
         Ok(())
     }
 }
+
+impl crate::component::factory::Registered for FileExporterConfig {
+    const TYPE: &'static str = "file";
+}
+
+impl crate::component::factory::ExporterFactory for FileExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        FileExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
+    fn build(
+        &self,
+        _ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::FileExporter::new(self)))
+    }
+}

@@ -162,3 +162,36 @@ impl LoadBalancingExporterConfig {
         }
     }
 }
+
+impl crate::component::factory::Registered for LoadBalancingExporterConfig {
+    const TYPE: &'static str = "loadbalancing";
+}
+
+impl crate::component::factory::ExporterFactory for LoadBalancingExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        LoadBalancingExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::LoadBalancingExporter::new(
+            ctx.id, self,
+        )?))
+    }
+}

@@ -37,7 +37,7 @@ use self::ring::HashRing;
 use self::split::split_by_trace;
 use super::otlp::OtlpExporter;
 use super::otlp::config::Transport;
-use crate::component::{ExportError, ExportReport, Exporter};
+use crate::component::{ExportError, ExportReport, Exporter, Pending};
 use crate::model::{Signal, SignalData};
 
 /// The ring and an exporter per backend, index for index.
@@ -47,7 +47,19 @@ struct Routing {
     backends: Vec<Arc<OtlpExporter>>,
 }
 
-pub struct LoadBalancingExporter {
+/// Routes spans by trace id to OTLP backends; cheap to clone (the state is shared), so the
+/// spans left to retry can be routed again by the same balancer.
+#[derive(Clone)]
+pub struct LoadBalancingExporter(Arc<Balancer>);
+
+impl std::ops::Deref for LoadBalancingExporter {
+    type Target = Balancer;
+    fn deref(&self) -> &Balancer {
+        &self.0
+    }
+}
+
+pub struct Balancer {
     id: String,
     transport: Transport,
     resolver: Resolver,
@@ -58,14 +70,51 @@ pub struct LoadBalancingExporter {
 }
 
 impl LoadBalancingExporter {
+    /// Splits spans by trace id across the backends and sends each part, one attempt each.
+    async fn route(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
+        let SignalData::Traces(resource_spans) = batch else {
+            return Err(ExportError::permanent(
+                "unsupported_signal",
+                format!("{}: routes traces only", self.id),
+            ));
+        };
+        let routing = self.routing().await;
+        if routing.ring.is_empty() {
+            return Err(ExportError::retryable(
+                "no_backends",
+                format!("{}: no load-balancing backend is known yet", self.id),
+            ));
+        }
+        let parts = split_by_trace(resource_spans, &routing.ring);
+        let sends = parts
+            .into_iter()
+            .zip(&routing.backends)
+            .filter(|(part, _)| !part.is_empty())
+            .map(|(part, backend)| async move {
+                let data = SignalData::Traces(part);
+                let result = backend.export(&data).await;
+                if let Err(e) = &result {
+                    tracing::warn!(backend = %backend.uri(), spans = data.item_count(),
+                        error = %e, "load-balancing backend export failed");
+                }
+                (data, result)
+            });
+        let mut outcome = Outcome::default();
+        for (part, result) in join_all(sends).await {
+            let items = part.item_count();
+            outcome.add(Some(part), items, result);
+        }
+        outcome.finish(self)
+    }
+
     pub fn new(id: &str, config: &LoadBalancingExporterConfig) -> Result<Self, String> {
-        Ok(LoadBalancingExporter {
+        Ok(LoadBalancingExporter(Arc::new(Balancer {
             id: id.to_string(),
             transport: config.protocol.otlp.transport(),
             resolver: Resolver::new(&config.resolver)?,
             routing: RwLock::new(Arc::new(Routing::default())),
             resolved_at: tokio::sync::Mutex::new(None),
-        })
+        })))
     }
 
     fn current(&self) -> Arc<Routing> {
@@ -131,8 +180,11 @@ impl LoadBalancingExporter {
 #[derive(Default)]
 struct Outcome {
     report: ExportReport,
+    /// Spans a backend did not take at all: routed again on the retry.
     retry: Vec<aurastream_proto::otlp::trace::ResourceSpans>,
     retry_items: usize,
+    /// Requests a backend built and has not delivered yet: sent again as they are.
+    pending: Vec<Box<dyn Pending>>,
     /// Some part reached a final outcome (delivered or refused for good), so what is left
     /// is a partial retry rather than the whole batch.
     settled_any: bool,
@@ -141,8 +193,12 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn add(&mut self, part: SignalData, result: Result<ExportReport, ExportError>) {
-        let items = part.item_count();
+    fn add(
+        &mut self,
+        part: Option<SignalData>,
+        items: usize,
+        result: Result<ExportReport, ExportError>,
+    ) {
         match result {
             Ok(report) => {
                 self.settled_any = true;
@@ -159,36 +215,40 @@ impl Outcome {
                 message,
                 retry_after,
             }) => {
-                self.retry_items += items;
-                if let SignalData::Traces(r) = part {
-                    self.retry.extend(r);
+                match part {
+                    Some(SignalData::Traces(r)) => {
+                        self.retry_items += items;
+                        self.retry.extend(r);
+                    }
+                    _ => {
+                        // A retry of built requests answers with what is left, never
+                        // "all of it again"; had one done so, nothing could be rebuilt.
+                        self.settled_any = true;
+                        self.report.dropped.push(("retry_lost".into(), items));
+                    }
                 }
                 self.retry_after = self.retry_after.max(retry_after);
                 self.last_error = Some((reason, message));
             }
-            Err(ExportError::PartiallyRetryable {
+            Err(ExportError::Retry {
                 reason,
                 message,
-                remaining,
+                pending,
                 report,
             }) => {
-                // Not an answer OTLP backends give; taken at its word like the others.
                 self.settled_any = true;
                 self.report.dropped.extend(report.dropped);
-                self.retry_items += remaining.item_count();
-                if let SignalData::Traces(r) = remaining {
-                    self.retry.extend(r);
-                }
+                self.pending.push(pending);
                 self.last_error = Some((reason, message));
             }
         }
     }
 
-    fn finish(self) -> Result<ExportReport, ExportError> {
+    fn finish(self, balancer: &LoadBalancingExporter) -> Result<ExportReport, ExportError> {
         let Some((reason, message)) = self.last_error else {
             return Ok(self.report);
         };
-        if self.retry_items == 0 {
+        if self.retry_items == 0 && self.pending.is_empty() {
             return Ok(self.report);
         }
         if !self.settled_any {
@@ -198,12 +258,60 @@ impl Outcome {
                 retry_after: self.retry_after,
             });
         }
-        Err(ExportError::PartiallyRetryable {
+        Err(ExportError::Retry {
             reason,
             message,
-            remaining: SignalData::Traces(self.retry),
+            pending: Box::new(PendingSpans {
+                balancer: balancer.clone(),
+                spans: self.retry,
+                requests: self.pending,
+            }),
             report: self.report,
         })
+    }
+}
+
+/// What one export left: spans to route again, and backends' requests to send again.
+struct PendingSpans {
+    balancer: LoadBalancingExporter,
+    spans: Vec<aurastream_proto::otlp::trace::ResourceSpans>,
+    requests: Vec<Box<dyn Pending>>,
+}
+
+#[async_trait]
+impl Pending for PendingSpans {
+    fn item_count(&self) -> usize {
+        let spans: usize = self
+            .spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        spans + self.requests.iter().map(|p| p.item_count()).sum::<usize>()
+    }
+
+    async fn send(self: Box<Self>) -> Result<ExportReport, ExportError> {
+        let PendingSpans {
+            balancer,
+            spans,
+            requests,
+        } = *self;
+        let mut outcome = Outcome {
+            settled_any: true,
+            ..Outcome::default()
+        };
+        if !spans.is_empty() {
+            let data = SignalData::Traces(spans);
+            let items = data.item_count();
+            let result = balancer.route(&data).await;
+            outcome.add(Some(data), items, result);
+        }
+        for p in requests {
+            let items = p.item_count();
+            let result = p.send().await;
+            outcome.add(None, items, result);
+        }
+        outcome.finish(&balancer)
     }
 }
 
@@ -214,38 +322,7 @@ impl Exporter for LoadBalancingExporter {
     }
 
     async fn export(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
-        let SignalData::Traces(resource_spans) = batch else {
-            return Err(ExportError::permanent(
-                "unsupported_signal",
-                format!("{}: routes traces only", self.id),
-            ));
-        };
-        let routing = self.routing().await;
-        if routing.ring.is_empty() {
-            return Err(ExportError::retryable(
-                "no_backends",
-                format!("{}: no load-balancing backend is known yet", self.id),
-            ));
-        }
-        let parts = split_by_trace(resource_spans, &routing.ring);
-        let sends = parts
-            .into_iter()
-            .zip(&routing.backends)
-            .filter(|(part, _)| !part.is_empty())
-            .map(|(part, backend)| async move {
-                let data = SignalData::Traces(part);
-                let result = backend.export(&data).await;
-                if let Err(e) = &result {
-                    tracing::warn!(backend = %backend.uri(), spans = data.item_count(),
-                        error = %e, "load-balancing backend export failed");
-                }
-                (data, result)
-            });
-        let mut outcome = Outcome::default();
-        for (part, result) in join_all(sends).await {
-            outcome.add(part, result);
-        }
-        outcome.finish()
+        self.route(batch).await
     }
 
     fn health_detail(&self) -> Option<String> {

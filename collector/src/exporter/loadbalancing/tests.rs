@@ -73,9 +73,9 @@ async fn a_failing_gateway_gives_back_only_its_own_spans() {
     let lb = exporter(&[addr_a, addr_b]);
     b.answer(Answer::Reject(tonic::Code::Unavailable));
     let err = lb.export(&batch(50)).await.unwrap_err();
-    let ExportError::PartiallyRetryable {
+    let ExportError::Retry {
         reason,
-        remaining,
+        pending,
         report,
         ..
     } = err
@@ -85,16 +85,17 @@ async fn a_failing_gateway_gives_back_only_its_own_spans() {
     assert_eq!(reason, "unavailable");
     assert_eq!(report, ExportReport::delivered());
     let delivered = a.span_ids().len();
-    assert_eq!(delivered + remaining.item_count(), 150);
+    let left = pending.item_count();
+    assert_eq!(delivered + left, 150);
     // The retry goes back to the same gateway once it recovers.
     b.answer(Answer::Accept);
-    lb.export(&remaining).await.unwrap();
+    pending.send().await.unwrap();
     assert_eq!(
         a.span_ids().len(),
         delivered,
         "nothing resent to the healthy gateway"
     );
-    assert_eq!(b.span_ids().len(), remaining.item_count());
+    assert_eq!(b.span_ids().len(), left);
 }
 
 #[tokio::test]

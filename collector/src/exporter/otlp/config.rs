@@ -129,6 +129,37 @@ pub fn endpoint_uri(endpoint: &str) -> Result<String, String> {
     Ok(uri)
 }
 
+impl crate::component::factory::Registered for OtlpExporterConfig {
+    const TYPE: &'static str = "otlp";
+}
+
+impl crate::component::factory::ExporterFactory for OtlpExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        OtlpExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn build(
+        &self,
+        _ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::OtlpExporter::new(self)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

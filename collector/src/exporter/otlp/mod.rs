@@ -21,7 +21,7 @@ pub mod config;
 pub mod request_size;
 pub mod retry;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,13 +37,25 @@ use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceCli
 
 use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri};
 use self::request_size::MAX_REQUEST_BYTES;
-use crate::component::{ExportError, ExportReport, Exporter};
+use crate::component::{ExportError, ExportReport, Exporter, Pending};
 use crate::model::{Signal, SignalData};
 
 /// Reason for items the peer answered with partial success.
 pub const REJECTED_BY_DESTINATION: &str = "rejected_by_destination";
 
-pub struct OtlpExporter {
+/// An OTLP/gRPC client to one peer; cheap to clone (the state is shared), so the requests
+/// left to retry can hold one.
+#[derive(Clone)]
+pub struct OtlpExporter(Arc<Peer>);
+
+impl std::ops::Deref for OtlpExporter {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.0
+    }
+}
+
+pub struct Peer {
     /// The URI connected to, for messages and `/health`.
     uri: String,
     endpoint: Endpoint,
@@ -64,7 +76,7 @@ impl OtlpExporter {
         let endpoint = Endpoint::from_shared(uri.to_string())
             .map_err(|e| format!("endpoint `{uri}`: {e}"))?
             .connect_timeout(transport.timeout);
-        Ok(OtlpExporter {
+        Ok(OtlpExporter(Arc::new(Peer {
             uri: uri.to_string(),
             endpoint,
             channel: OnceLock::new(),
@@ -73,7 +85,7 @@ impl OtlpExporter {
                 Compression::None => None,
             },
             timeout: transport.timeout,
-        })
+        })))
     }
 
     pub fn uri(&self) -> &str {
@@ -150,31 +162,7 @@ impl Exporter for OtlpExporter {
         };
         tracing::debug!(endpoint = %self.uri, requests = requests.len(),
             "batch over the gRPC message limit sent as several requests");
-        let mut report = ExportReport::delivered();
-        for (i, request) in requests.iter().enumerate() {
-            match self.send(request).await {
-                Ok(r) => report.dropped.extend(r.dropped),
-                Err(ExportError::Permanent { reason, message }) => {
-                    tracing::error!(endpoint = %self.uri, items = request.item_count(),
-                        error = %message, "part of a batch refused permanently");
-                    report.dropped.push((reason, request.item_count()));
-                }
-                Err(e) if i == 0 => return Err(e),
-                Err(e) => {
-                    let mut remaining = SignalData::empty(batch.signal());
-                    for rest in &requests[i..] {
-                        remaining.append(rest.clone());
-                    }
-                    return Err(ExportError::PartiallyRetryable {
-                        reason: e.reason().to_string(),
-                        message: e.to_string(),
-                        remaining,
-                        report,
-                    });
-                }
-            }
-        }
-        Ok(report)
+        self.send_all(requests, true).await
     }
 
     fn health_detail(&self) -> Option<String> {
@@ -183,6 +171,46 @@ impl Exporter for OtlpExporter {
 }
 
 impl OtlpExporter {
+    /// Sends `requests` in order, one attempt each. After the first that fails in a way
+    /// worth retrying, it and the ones after it are what is left for the driver. `first`:
+    /// nothing of the batch was settled before, so a failure of the first request is a
+    /// failure of the whole batch (exported again as it is).
+    async fn send_all(
+        &self,
+        requests: Vec<SignalData>,
+        first: bool,
+    ) -> Result<ExportReport, ExportError> {
+        let mut report = ExportReport::delivered();
+        let mut requests = requests.into_iter();
+        let mut settled_any = !first;
+        while let Some(request) = requests.next() {
+            match self.send(&request).await {
+                Ok(r) => report.dropped.extend(r.dropped),
+                Err(ExportError::Permanent { reason, message }) => {
+                    tracing::error!(endpoint = %self.uri, items = request.item_count(),
+                        error = %message, "part of a batch refused permanently");
+                    report.dropped.push((reason, request.item_count()));
+                }
+                Err(e) if !settled_any => return Err(e),
+                Err(e) => {
+                    let mut left = vec![request];
+                    left.extend(requests);
+                    return Err(ExportError::Retry {
+                        reason: e.reason().to_string(),
+                        message: e.to_string(),
+                        pending: Box::new(PendingRequests {
+                            exporter: self.clone(),
+                            requests: left,
+                        }),
+                        report,
+                    });
+                }
+            }
+            settled_any = true;
+        }
+        Ok(report)
+    }
+
     /// One export request.
     async fn send(&self, batch: &SignalData) -> Result<ExportReport, ExportError> {
         match batch {
@@ -230,3 +258,20 @@ impl OtlpExporter {
 pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
+
+/// Requests of one batch the peer has not taken yet, in order.
+struct PendingRequests {
+    exporter: OtlpExporter,
+    requests: Vec<SignalData>,
+}
+
+#[async_trait]
+impl Pending for PendingRequests {
+    fn item_count(&self) -> usize {
+        self.requests.iter().map(SignalData::item_count).sum()
+    }
+
+    async fn send(self: Box<Self>) -> Result<ExportReport, ExportError> {
+        self.exporter.send_all(self.requests, false).await
+    }
+}

@@ -135,9 +135,9 @@ async fn when_a_later_request_fails_only_the_undelivered_part_is_retried() {
         .export(&six_mebibytes())
         .await
         .unwrap_err();
-    let ExportError::PartiallyRetryable {
+    let ExportError::Retry {
         reason,
-        remaining,
+        pending,
         report,
         ..
     } = err
@@ -147,6 +147,11 @@ async fn when_a_later_request_fails_only_the_undelivered_part_is_retried() {
     assert_eq!(reason, "unavailable");
     assert_eq!(report, ExportReport::delivered());
     let delivered = fake.span_ids().len();
-    assert!(delivered > 0 && remaining.item_count() > 0);
-    assert_eq!(delivered + remaining.item_count(), 6000);
+    let left = pending.item_count();
+    assert!(delivered > 0 && left > 0);
+    assert_eq!(delivered + left, 6000);
+    // The requests left go as they were built, and only they.
+    fake.answer(Answer::Accept);
+    pending.send().await.unwrap();
+    assert_eq!(fake.span_ids().len(), 6000, "every span once");
 }

@@ -121,6 +121,47 @@ impl XrayExporterConfig {
     }
 }
 
+impl crate::component::factory::Registered for XrayExporterConfig {
+    const TYPE: &'static str = "awsxray";
+}
+
+impl crate::component::factory::ExporterFactory for XrayExporterConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XrayExporterConfig::validate(self)
+    }
+
+    fn delivery(
+        &self,
+    ) -> (
+        &crate::component::RetryConfig,
+        &crate::component::SendingQueueConfig,
+    ) {
+        (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    fn output_file(&self) -> Option<&std::path::Path> {
+        (self.output_destination == OutputDestination::File)
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
+    {
+        Ok(std::sync::Arc::new(super::XrayExporter::new(
+            ctx.id,
+            self,
+            ctx.metrics,
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

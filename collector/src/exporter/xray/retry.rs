@@ -1,15 +1,12 @@
-//! What is X-Ray's own in retrying: the entries of `UnprocessedTraceSegments`, and the
-//! short in-call backoff between attempts.
+//! What is X-Ray's own in retrying: the entries of `UnprocessedTraceSegments`.
 //!
 //! Failed calls are classified by the shared AWS policy ([`crate::aws::retry`]):
 //! throttling and server errors are retried after a pause; anything else the service
 //! refuses (bad credentials, no permission, invalid request) would fail the same way again,
 //! so those documents are dropped with the AWS error code as the reason.
 
-use std::time::Duration;
-
 pub(crate) use crate::aws::retry::RetryClass as Class;
-use crate::aws::retry::{THROTTLING_CODES, jittered};
+use crate::aws::retry::THROTTLING_CODES;
 
 /// Classifies one entry of `UnprocessedTraceSegments`. X-Ray does not document its error
 /// codes, so only codes that say the document itself is invalid are permanent; anything
@@ -20,14 +17,6 @@ pub(crate) fn classify_unprocessed(code: Option<&str>) -> Class {
         Some(c) if c.contains("Invalid") || c.contains("Validation") => Class::Permanent,
         _ => Class::Transient,
     }
-}
-
-/// Exponential backoff with full jitter: attempt 0 waits 50–100 ms, doubling up to 5 s, so
-/// throttled collectors do not retry in lockstep.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
-    let capped = base.min(Duration::from_secs(5));
-    jittered(capped)
 }
 
 #[cfg(test)]
@@ -50,15 +39,5 @@ mod tests {
         );
         assert_eq!(classify_unprocessed(Some("500")), Class::Transient);
         assert_eq!(classify_unprocessed(None), Class::Transient);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 0..20 {
-            let d = backoff(attempt);
-            let full =
-                Duration::from_millis(100 * (1u64 << attempt.min(6))).min(Duration::from_secs(5));
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
     }
 }

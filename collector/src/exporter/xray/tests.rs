@@ -1623,9 +1623,15 @@ fn collector_config_builds_the_exporter() {
     };
     assert_eq!(c.output_destination, OutputDestination::File);
     assert_eq!(c.indexed_attributes, ["order.id"]);
-    assert_eq!(exporter.signals(), [crate::model::Signal::Traces]);
+    assert_eq!(exporter.factory().signals(), [crate::model::Signal::Traces]);
     let metrics = std::sync::Arc::new(SelfMetrics::new());
-    let built = exporter.build("awsxray/local", &metrics).unwrap();
+    let built = exporter
+        .factory()
+        .build(&crate::component::factory::ExporterContext {
+            id: "awsxray/local",
+            metrics: &metrics,
+        })
+        .unwrap();
     assert_eq!(
         built.health_detail().as_deref(),
         Some("/tmp/aurastream-xray-test.jsonl")

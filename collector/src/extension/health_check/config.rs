@@ -27,3 +27,24 @@ impl Default for HealthCheckConfig {
         }
     }
 }
+
+impl crate::component::factory::Registered for HealthCheckConfig {
+    const TYPE: &'static str = "health_check";
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ExtensionFactory for HealthCheckConfig {
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ExtensionContext<'_>,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::component::factory::BuildError> {
+        let (addr, task) = super::server::start(self, ctx.health, ctx.metrics, ctx.stop)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.endpoint))
+            })?;
+        tracing::info!(extension = %ctx.id, %addr,
+            "health at http://{addr}{} and metrics at http://{addr}/metrics", self.path);
+        Ok(task)
+    }
+}

@@ -54,3 +54,29 @@ impl BatchConfig {
         Ok(())
     }
 }
+
+impl crate::component::factory::Registered for BatchConfig {
+    const TYPE: &'static str = "batch";
+}
+
+impl crate::component::factory::ProcessorFactory for BatchConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        BatchConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ProcessorContext<'_>,
+    ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
+        Ok(Box::new(super::BatchProcessor::new(
+            self.clone(),
+            ctx.metrics
+                .pipeline_dropped(ctx.pipeline, ctx.id, "shutdown"),
+            ctx.flush.subscribe(),
+        )))
+    }
+}

@@ -144,3 +144,31 @@ impl XRaySamplingConfig {
         Ok(())
     }
 }
+
+impl crate::component::factory::Registered for XRaySamplingConfig {
+    const TYPE: &'static str = "xray_sampling";
+}
+
+impl crate::component::factory::ProcessorFactory for XRaySamplingConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XRaySamplingConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::component::factory::ProcessorContext<'_>,
+    ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
+        let processor = super::XRaySamplingProcessor::new(
+            ctx.id,
+            ctx.pipeline,
+            self.clone(),
+            ctx.metrics.clone(),
+        )
+        .map_err(|e| crate::component::factory::BuildError::Options(e.to_string()))?;
+        Ok(Box::new(processor))
+    }
+}

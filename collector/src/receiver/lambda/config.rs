@@ -95,3 +95,33 @@ impl LambdaReceiverConfig {
         Ok(())
     }
 }
+
+impl crate::component::factory::Registered for LambdaReceiverConfig {
+    const TYPE: &'static str = "lambda";
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ReceiverFactory for LambdaReceiverConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        LambdaReceiverConfig::validate(self)
+    }
+
+    fn runs_without_pipelines(&self) -> bool {
+        true
+    }
+
+    fn one_per_collector(&self) -> Option<&'static str> {
+        Some("a function has one Telemetry API subscription: define at most one `lambda` receiver")
+    }
+
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ReceiverContext<'_>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
+        super::start_in_extension(self, ctx).await
+    }
+}

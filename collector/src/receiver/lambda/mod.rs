@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::LambdaReceiverConfig;
 use self::translate::{FunctionInfo, Translator};
+use crate::component::factory::{BuildError, ReceiverContext, TelemetryListener};
 use crate::component::{ConsumeError, Consumer};
 use crate::model::{Signal, SignalData};
 use crate::telemetry::metrics::SelfMetrics;
@@ -47,6 +48,49 @@ struct Shared {
     consumers: BTreeMap<Signal, Consumer>,
     metrics: Arc<SelfMetrics>,
     runtime_done: mpsc::UnboundedSender<String>,
+}
+
+/// Starts the Telemetry API listener when the collector runs as a Lambda extension, and
+/// tells the extension where it listens; anywhere else there is no Telemetry API, and the
+/// receiver is not started.
+pub(crate) async fn start_in_extension(
+    config: &LambdaReceiverConfig,
+    ctx: ReceiverContext<'_>,
+) -> Result<Vec<JoinHandle<()>>, BuildError> {
+    let Some(runtime) = ctx.lambda else {
+        tracing::warn!(receiver = %ctx.id,
+            "the lambda receiver runs only in Lambda extension mode (AWS_LAMBDA_RUNTIME_API \
+             set, or --lambda-extension); not started");
+        return Ok(Vec::new());
+    };
+    let function_logs = ctx.consumers.contains_key(&Signal::Logs);
+    let listener = start(
+        ctx.id,
+        config,
+        &FunctionInfo::from_env(),
+        ctx.consumers,
+        ctx.metrics,
+        runtime.runtime_done.clone(),
+        ctx.stop,
+    )
+    .await?;
+    let described = TelemetryListener {
+        addr: listener.addr,
+        destination_host: config.destination_host.clone(),
+        max_items: config.buffering.max_items,
+        max_bytes: config.buffering.max_bytes,
+        timeout_ms: u32::try_from(config.buffering.timeout.as_millis()).unwrap_or(u32::MAX),
+        function_logs,
+        flush_timeout: config.flush_timeout,
+    };
+    if runtime.telemetry_listener.set(described).is_err() {
+        listener.task.abort();
+        return Err(BuildError::Options(
+            "a function has one Telemetry API subscription: define at most one `lambda` receiver"
+                .into(),
+        ));
+    }
+    Ok(vec![listener.task])
 }
 
 /// Binds the listener and serves until `stop`. `consumers` may be empty (no pipeline

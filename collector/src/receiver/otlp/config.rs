@@ -56,13 +56,13 @@ impl OtlpReceiverConfig {
     /// Checked at start-up; errors name the option.
     pub fn validate(&self) -> Result<(), String> {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
-            return Err("enable at least one protocol (`grpc:` and/or `http:`)".into());
+            return Err("protocols: enable at least one protocol (`grpc:` and/or `http:`)".into());
         }
         if let Some(grpc) = &self.protocols.grpc {
             let mib = grpc.max_recv_msg_size_mib;
             if mib == 0 || mib > MAX_RECV_MSG_SIZE_MIB {
                 return Err(format!(
-                    "grpc.max_recv_msg_size_mib must be between 1 and \
+                    "protocols.grpc.max_recv_msg_size_mib must be between 1 and \
                      {MAX_RECV_MSG_SIZE_MIB} (got {mib})"
                 ));
             }
@@ -118,4 +118,34 @@ pub struct CorsConfig {
     pub allowed_headers: Vec<String>,
     /// Seconds a browser may cache the preflight answer.
     pub max_age: Option<u64>,
+}
+
+impl crate::component::factory::Registered for OtlpReceiverConfig {
+    const TYPE: &'static str = "otlp";
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &crate::model::Signal::ALL
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        OtlpReceiverConfig::validate(self)
+    }
+
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ReceiverContext<'_>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
+        Ok(super::start(
+            ctx.id,
+            self,
+            ctx.consumers,
+            ctx.metrics,
+            ctx.health,
+            ctx.stop,
+        )
+        .await?)
+    }
 }

@@ -96,6 +96,36 @@ impl XrayReceiverConfig {
     }
 }
 
+impl crate::component::factory::Registered for XrayReceiverConfig {
+    const TYPE: &'static str = "awsxray";
+}
+
+#[async_trait::async_trait]
+impl crate::component::factory::ReceiverFactory for XrayReceiverConfig {
+    fn signals(&self) -> &'static [crate::model::Signal] {
+        &[crate::model::Signal::Traces]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        XrayReceiverConfig::validate(self)
+    }
+
+    async fn start(
+        &self,
+        ctx: crate::component::factory::ReceiverContext<'_>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
+        Ok(super::start(
+            ctx.id,
+            self,
+            ctx.consumers,
+            ctx.metrics,
+            ctx.health,
+            ctx.stop,
+        )
+        .await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The fuzz corpus as a regression test: every file of `fuzz/corpus/<target>/` goes through
 //! the same entry point as the cargo-fuzz target of that name
-//! (`aurastream_collector::fuzzing`), on stable Rust and without the fuzzer, so an input that
+//! (`aurastream_e2e::fuzzing`), on stable Rust and without the fuzzer, so an input that
 //! once reached new code keeps being run in every `cargo test --workspace`.
 //!
 //! The corpus was seeded by `seed_inputs_pass_the_harnesses` below (which writes them when
@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use aurastream_collector::fuzzing::{
-    self, CONFIG_FILE_SEPARATOR, Compression, OtlpInput, otlp_protobuf,
-};
 use aurastream_collector::model::Signal;
+use aurastream_e2e::fuzzing::{self, CONFIG_FILE_SEPARATOR, Compression, OtlpInput, otlp_protobuf};
 use aurastream_proto::otlp::common::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
 };
@@ -96,7 +94,7 @@ fn otlp_selector_byte_round_trips() {
 /// the built-in and deploy configs. Each goes through its target's harness in every run; with
 /// `FUZZ_SEED_DIR` set they are also written to `$FUZZ_SEED_DIR/<target>/seed-*`, which is
 /// how the corpus is re-seeded:
-/// `FUZZ_SEED_DIR=$PWD/fuzz/corpus cargo test -p aurastream-collector --test fuzz_corpus seed`
+/// `FUZZ_SEED_DIR=$PWD/fuzz/corpus cargo test -p aurastream-e2e --test fuzz_corpus seed`
 #[test]
 fn seed_inputs_pass_the_harnesses() {
     let out = std::env::var_os("FUZZ_SEED_DIR").map(PathBuf::from);

@@ -1,5 +1,5 @@
 //! The fuzz targets' entry points, shared by the cargo-fuzz targets in `fuzz/` and by the
-//! corpus replay test (`collector/tests/fuzz_corpus.rs`), so every file of `fuzz/corpus/`
+//! corpus replay test (`tests/tests/fuzz_corpus.rs`), so every file of `fuzz/corpus/`
 //! guards the normal test run against regressions without the fuzzer.
 //!
 //! Each function takes the fuzzer's bytes, feeds them to the collector's own entry point
@@ -19,13 +19,15 @@ use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::config::{ConfigSource, ExporterConfig, ProcessorConfig, ReceiverConfig, load_sources};
-use crate::exporter::file::FileExporter;
-use crate::model::memory::{self, MemoryLimiter};
-use crate::model::{Signal, SignalData};
-use crate::receiver::otlp::decode::{self, DecodeError, Encoding};
-use crate::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
-use crate::receiver::xray_udp::packet;
+use aurastream_collector::config::{
+    ConfigSource, ExporterConfig, ProcessorConfig, ReceiverConfig, load_sources,
+};
+use aurastream_collector::exporter::file::FileExporter;
+use aurastream_collector::model::memory::{self, MemoryLimiter};
+use aurastream_collector::model::{Signal, SignalData};
+use aurastream_collector::receiver::otlp::decode::{self, DecodeError, Encoding};
+use aurastream_collector::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
+use aurastream_collector::receiver::xray_udp::packet;
 
 /// How the body of an OTLP input reaches the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
