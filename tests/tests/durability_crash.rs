@@ -7,7 +7,8 @@
 //!   `num_consumers` batches per exporter per kill) and from calls cut mid-flight.
 //! - Corruption: with the destination down, batches wait on disk; the collector stops, a
 //!   byte is flipped in one record and the last record is torn; the next start skips and
-//!   counts exactly those two records and delivers all the others once.
+//!   counts exactly those two records (their items as failed) and delivers all the others
+//!   once.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -333,10 +334,14 @@ fn damaged_queue_files_are_skipped_and_counted_and_the_rest_delivered() {
                 "event=\"queue_replayed_items\"",
             ],
         );
+        let corrupt_items = c.metric(
+            "aurastream_exporter_failed_items_total",
+            &["exporter=\"awscloudwatchlogs\"", "reason=\"queue_corrupt\""],
+        );
         let at = compare(&acked, moto.log_messages(LOG_GROUP, STREAM).await);
         eprintln!(
             "DURABILITY corruption: {} acknowledged, {} replayed, {} delivered, {} duplicated, \
-             {} missing, {corrupt} corrupt records",
+             {} missing, {corrupt} corrupt records, {corrupt_items} items counted failed",
             at.acknowledged,
             replayed,
             at.delivered,
@@ -344,6 +349,11 @@ fn damaged_queue_files_are_skipped_and_counted_and_the_rest_delivered() {
             at.missing.len()
         );
         assert_eq!(corrupt, 2.0, "the flipped and the torn record");
+        assert_eq!(
+            corrupt_items,
+            2.0 * PER_REQUEST as f64,
+            "their items counted as failed"
+        );
         assert_eq!(
             at.missing.len(),
             2 * PER_REQUEST as usize,

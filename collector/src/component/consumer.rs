@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use std::sync::Arc;
 
 use crate::model::memory::{self, ByteClaim, MemoryLimiter};
-use crate::model::{AdmitError, Batch, ItemBudget, Signal, SignalData};
+use crate::model::{AdmitError, Batch, ItemBudget, SettleWatch, Signal, SignalData};
 
 /// Batches held in a channel between two stages. Small: the item budget, not the channel,
 /// is what bounds memory; the channel only needs to keep stages busy.
@@ -59,17 +59,24 @@ impl PipelineInput {
 /// What a receiver waits on before acknowledging a request to a durable pipeline.
 #[must_use = "dropping it acknowledges without waiting"]
 pub struct Settled {
-    waiting: Vec<tokio::sync::oneshot::Receiver<()>>,
+    /// Per durable pipeline: its name and what to wait on.
+    waiting: Vec<(String, SettleWatch)>,
 }
 
 impl Settled {
     /// Resolves once every durable pipeline has settled the request. The items' tickets
     /// close the channels when they are dropped, whatever became of the items, so this
-    /// never waits for longer than the items stay in the pipeline.
-    pub async fn wait(self) {
-        for rx in self.waiting {
-            let _ = rx.await;
+    /// never waits for longer than the items stay in the pipeline. An error means a
+    /// pipeline could not write (part of) the request to its queue on disk: the request
+    /// must be refused, not acknowledged.
+    pub async fn wait(self) -> Result<(), ConsumeError> {
+        let mut refused = None;
+        for (pipeline, watch) in self.waiting {
+            if let Err(reason) = watch.wait().await {
+                refused.get_or_insert(ConsumeError::NotStored { pipeline, reason });
+            }
         }
+        refused.map_or(Ok(()), Err)
     }
 }
 
@@ -90,6 +97,9 @@ pub enum ConsumeError {
     },
     #[error("the collector is shutting down")]
     ShuttingDown,
+    /// Found after admission: the pipeline's queue on disk could not take the request.
+    #[error("pipeline `{pipeline}` could not store the request ({reason}); retry later")]
+    NotStored { pipeline: String, reason: String },
 }
 
 /// What a receiver holds for one signal: the inputs of every pipeline that lists it.
@@ -172,9 +182,7 @@ impl Consumer {
                 ticket.claim_bytes(ByteClaim::new(limiter.clone(), bytes));
             }
             if input.durable {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                ticket.settle_with(tx);
-                settled.waiting.push(rx);
+                settled.waiting.push((input.name.clone(), ticket.watch()));
             }
             permit.send(Batch { data, ticket });
             input.accepted.inc_by(items as u64);

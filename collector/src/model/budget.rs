@@ -7,7 +7,7 @@
 //! `UNAVAILABLE` / 503: memory stays bounded and nothing acknowledged is ever dropped to make
 //! room.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -105,10 +105,37 @@ pub struct Ticket {
     /// disk, exported, or dropped with a reason): each request's sender closes when the
     /// last ticket holding it is dropped, which is what its receiver waits for before
     /// acknowledging (see `Consumer::try_consume_durable` in `component`).
-    settle: Vec<Arc<tokio::sync::oneshot::Sender<()>>>,
+    settle: Vec<Arc<Waiter>>,
     /// The items' bytes, when the pipeline has a memory limit.
     bytes: Option<ByteClaim>,
     released: Arc<Notify>,
+}
+
+/// One request's side of [`Ticket::watch`], held by every ticket with items of it.
+#[derive(Debug)]
+struct Waiter {
+    /// Never sent: dropped with the last ticket holding the request, which is the signal.
+    done: tokio::sync::oneshot::Sender<()>,
+    refused: Arc<OnceLock<String>>,
+}
+
+/// What the receiver of a request waits on: the request's items are settled.
+#[derive(Debug)]
+pub struct SettleWatch {
+    done: tokio::sync::oneshot::Receiver<()>,
+    refused: Arc<OnceLock<String>>,
+}
+
+impl SettleWatch {
+    /// Resolves once every part of the request is settled; `Err(reason)` when a part
+    /// could not be kept (see [`Ticket::refuse`]), so the request must not be acknowledged.
+    pub async fn wait(self) -> Result<(), String> {
+        let _ = self.done.await;
+        match self.refused.get() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Ticket {
@@ -116,9 +143,31 @@ impl Ticket {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
 
-    /// Makes `sender` close only once these items are settled.
-    pub fn settle_with(&mut self, sender: tokio::sync::oneshot::Sender<()>) {
-        self.settle.push(Arc::new(sender));
+    /// Lets the request whose items these are be waited for until they are settled.
+    pub fn watch(&mut self) -> SettleWatch {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let refused = Arc::new(OnceLock::new());
+        self.settle.push(Arc::new(Waiter {
+            done,
+            refused: refused.clone(),
+        }));
+        SettleWatch { done: rx, refused }
+    }
+
+    /// Tells the senders waiting for these items that they could not be kept (the queue on
+    /// disk failed): each is answered with a retryable error instead of an acknowledgement
+    /// and still owns its data. Done only when every request with items here has a sender
+    /// still waiting, since a sender that is not waiting cannot be told; returns whether it
+    /// was done. The items of a refused request are then not this pipeline's to deliver.
+    pub fn refuse(&self, reason: &str) -> bool {
+        let all_waiting =
+            !self.settle.is_empty() && self.settle.iter().all(|w| !w.done.is_closed());
+        if all_waiting {
+            for w in &self.settle {
+                let _ = w.refused.set(reason.to_owned());
+            }
+        }
+        all_waiting
     }
 
     /// Counts the items' bytes against the pipeline's memory limit too.
@@ -218,25 +267,52 @@ mod tests {
         );
     }
 
-    #[test]
-    fn waiters_are_released_when_every_part_is_dropped() {
+    #[tokio::test]
+    async fn waiters_are_released_when_every_part_is_dropped() {
         let (b, _) = budget(10);
         let mut t = b.try_admit(4).unwrap();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        t.settle_with(tx);
+        let watch = t.watch();
         let part = t.split(2);
         let mut other = b.try_admit(1).unwrap();
         other.merge(part);
         drop(t);
-        assert_eq!(
-            rx.try_recv(),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-        );
+        let waiting = tokio::spawn(watch.wait());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "part of the request is still held");
         drop(other);
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_refused_part_refuses_the_whole_request_once_it_is_settled() {
+        let (b, _) = budget(10);
+        let mut t = b.try_admit(4).unwrap();
+        let watch = t.watch();
+        let part = t.split(2);
+        assert!(part.refuse("queue storage full"));
+        drop(part);
+        let waiting = tokio::spawn(watch.wait());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the other part is still held");
+        drop(t);
         assert_eq!(
-            rx.try_recv(),
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+            waiting.await.unwrap(),
+            Err("queue storage full".to_string())
         );
+    }
+
+    #[test]
+    fn nothing_is_refused_when_a_sender_no_longer_waits() {
+        let (b, _) = budget(10);
+        let mut t = b.try_admit(2).unwrap();
+        let waiting = t.watch();
+        let mut other = b.try_admit(1).unwrap();
+        drop(other.watch());
+        t.merge(other);
+        assert!(!t.refuse("disk full"), "one request's sender is gone");
+        assert!(waiting.refused.get().is_none());
+        let untracked = b.try_admit(1).unwrap();
+        assert!(!untracked.refuse("disk full"), "nobody waits for it");
     }
 
     #[test]

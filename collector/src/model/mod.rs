@@ -10,5 +10,5 @@ pub mod memory;
 pub mod signal;
 
 pub use self::batch::Batch;
-pub use self::budget::{AdmitError, ItemBudget, Ticket};
+pub use self::budget::{AdmitError, ItemBudget, SettleWatch, Ticket};
 pub use self::signal::{Signal, SignalData, metric_point_count};

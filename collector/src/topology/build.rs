@@ -192,6 +192,7 @@ fn open_persistent_queue(
     let counters = QueueCounters {
         dropped_full: metrics.exporter_failed(exporter, pipeline, signal, "queue_full"),
         corrupt_records: metrics.component_event(exporter, signal, "queue_corrupt_records"),
+        corrupt_items: metrics.exporter_failed(exporter, pipeline, signal, "queue_corrupt"),
         replayed_items: metrics.component_event(exporter, signal, "queue_replayed_items"),
     };
     let dir = config.dir.clone();
@@ -269,17 +270,47 @@ impl HealthRegistry {
         self.register(&format!("exporter/{id}"), move || {
             let s = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let detail = exporter.health_detail().unwrap_or_default();
-            let mut status =
-                if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
-                    ComponentStatus::unhealthy(format!(
-                        "{} consecutive export failures; last: {}",
-                        s.consecutive_failures,
-                        s.last_error.clone().unwrap_or_default()
-                    ))
-                } else {
-                    ComponentStatus::healthy(detail)
-                };
+            let storage = |errors: &BTreeMap<String, String>| {
+                errors
+                    .iter()
+                    .map(|(pipeline, e)| format!("pipeline {pipeline}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let mut status = if !s.storage_read_errors.is_empty() {
+                // Nothing is delivered from the queue while it cannot be read.
+                ComponentStatus::unhealthy(format!(
+                    "cannot read the queue storage, retrying: {}",
+                    storage(&s.storage_read_errors)
+                ))
+            } else if s.consecutive_failures >= crate::telemetry::health::UNHEALTHY_AFTER_FAILURES {
+                ComponentStatus::unhealthy(format!(
+                    "{} consecutive export failures; last: {}",
+                    s.consecutive_failures,
+                    s.last_error.clone().unwrap_or_default()
+                ))
+            } else if !s.storage_write_errors.is_empty() {
+                // Senders are refused and keep their data: the design working, as with a
+                // full pipeline, not a reason to restart (which would not free the disk).
+                ComponentStatus::degraded(format!(
+                    "cannot write to the queue storage, refusing batches: {}",
+                    storage(&s.storage_write_errors)
+                ))
+            } else {
+                ComponentStatus::healthy(detail)
+            };
             status = status.with("consecutive_failures", s.consecutive_failures);
+            let storage_errors: Vec<String> = [
+                ("read", &s.storage_read_errors),
+                ("write", &s.storage_write_errors),
+            ]
+            .into_iter()
+            .filter(|(_, errors)| !errors.is_empty())
+            .map(|(op, errors)| format!("{op}: {}", storage(errors)))
+            .collect();
+            if !storage_errors.is_empty() {
+                status = status.with("queue_storage_error", storage_errors.join("; "));
+            }
             if let Some(e) = s.last_error {
                 status = status.with("last_error", e);
             }

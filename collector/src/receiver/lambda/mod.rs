@@ -181,6 +181,7 @@ impl Shared {
                     ConsumeError::Full { .. } => "queue_full",
                     ConsumeError::TooLarge { .. } => "too_large",
                     ConsumeError::ShuttingDown => "shutting_down",
+                    ConsumeError::NotStored { .. } => "storage_error",
                 };
                 self.metrics
                     .receiver_refused(&self.receiver, TRANSPORT, signal, reason)

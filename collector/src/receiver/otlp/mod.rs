@@ -74,9 +74,12 @@ impl Ingest {
                 reason = %rejected.message, "rejected part of a request");
         }
         let items = data.item_count();
-        match consumer.try_consume_durable(data) {
-            Ok(settled) => {
-                settled.wait().await;
+        let consumed = match consumer.try_consume_durable(data) {
+            Ok(settled) => settled.wait().await,
+            Err(e) => Err(e),
+        };
+        match consumed {
+            Ok(()) => {
                 self.metrics
                     .receiver_accepted(&self.receiver, transport, S::SIGNAL)
                     .inc_by(items as u64);
@@ -87,6 +90,7 @@ impl Ingest {
                     ConsumeError::Full { .. } => "queue_full",
                     ConsumeError::TooLarge { .. } => "too_large",
                     ConsumeError::ShuttingDown => "shutting_down",
+                    ConsumeError::NotStored { .. } => "storage_error",
                 };
                 self.metrics
                     .receiver_refused(&self.receiver, transport, S::SIGNAL, reason)

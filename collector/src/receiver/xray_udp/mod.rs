@@ -157,6 +157,7 @@ impl Segments {
                     ConsumeError::Full { .. } => "queue_full",
                     ConsumeError::TooLarge { .. } => "over_capacity",
                     ConsumeError::ShuttingDown => "shutting_down",
+                    ConsumeError::NotStored { .. } => "storage_error",
                 };
                 tracing::debug!(receiver = %self.receiver, error = %e, spans = items,
                     "X-Ray segment dropped: UDP cannot ask the SDK to retry");

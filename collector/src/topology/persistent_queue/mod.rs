@@ -9,11 +9,22 @@
 //! driver taking more batches (the pipeline fills and receivers answer 503 / UNAVAILABLE),
 //! `drop_oldest` discards the oldest waiting batch and counts its items as dropped.
 //!
+//! A batch the log cannot take (disk full, I/O error) is not in the queue: [`push`]
+//! fails with nothing written, and the driver refuses it to its sender. Records found
+//! damaged when reading are counted as failed items (`queue_corrupt`); a read that fails
+//! is an error of [`pop`] that leaves the record in line, for the driver to try again.
+//!
+//! [`push`]: PersistentQueue::push
+//! [`pop`]: PersistentQueue::pop
+//!
 //! What this does not cover: items acknowledged to a sender but still in a processor or a
 //! channel before the driver has written them (a few milliseconds with no batch processor,
 //! up to the batch `timeout` with one) are lost if the process is killed.
 
 pub mod wal;
+
+#[cfg(test)]
+pub mod faulty_disk;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,7 +37,7 @@ use aurastream_proto::otlp::logs_service::ExportLogsServiceRequest;
 use aurastream_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use self::wal::{Next, Recovery, Wal, WalError, WalOptions};
+use self::wal::{Disk, Next, Recovery, SegmentStore, Wal, WalError, WalOptions};
 pub use crate::component::delivery::{Fsync, WhenFull};
 use crate::model::{Signal, SignalData};
 
@@ -49,6 +60,8 @@ pub struct QueueCounters {
     pub dropped_full: Counter,
     /// Records found damaged on disk and skipped.
     pub corrupt_records: Counter,
+    /// Their items, counted as failed (as far as the records' headers tell).
+    pub corrupt_items: Counter,
     /// Items replayed from disk at start-up.
     pub replayed_items: Counter,
 }
@@ -108,16 +121,28 @@ impl PersistentQueue {
         config: StorageConfig,
         counters: QueueCounters,
     ) -> Result<(PersistentQueue, Recovery), QueueError> {
-        let (wal, recovery) = Wal::open(
+        PersistentQueue::open_on(signal, config, counters, Arc::new(Disk))
+    }
+
+    /// [`PersistentQueue::open`] with segments written and read through `store`.
+    pub fn open_on(
+        signal: Signal,
+        config: StorageConfig,
+        counters: QueueCounters,
+        store: Arc<dyn SegmentStore>,
+    ) -> Result<(PersistentQueue, Recovery), QueueError> {
+        let (wal, recovery) = Wal::open_on(
             &config.dir,
             WalOptions {
                 fsync: config.fsync,
                 segment_bytes: (config.max_bytes / 8).clamp(64 * 1024, 16 * 1024 * 1024),
             },
+            store,
         )?;
         counters
             .corrupt_records
             .inc_by(recovery.corrupt_records as u64);
+        counters.corrupt_items.inc_by(recovery.corrupt_items);
         counters.replayed_items.inc_by(recovery.items);
         let possibly_sent = wal.unread().take(config.in_flight.max(1)).collect();
         let queue = PersistentQueue {
@@ -146,7 +171,8 @@ impl PersistentQueue {
             .map_err(QueueError::from)
     }
 
-    /// Writes a batch to disk, waiting for room (`block`) or making it (`drop_oldest`).
+    /// Writes a batch to disk, waiting for room (`block`) or making it (`drop_oldest`). An
+    /// error means the batch is not in the queue (nothing of it is left on disk).
     pub async fn push(&self, data: &SignalData) -> Result<(), QueueError> {
         let payload = encode(data);
         let items = u32::try_from(data.item_count()).unwrap_or(u32::MAX);
@@ -194,13 +220,19 @@ impl PersistentQueue {
     }
 
     /// The next batch to export, in order; `None` once the queue is closed and empty.
+    /// Damaged records are counted (their items as failed) and skipped. An error is a read
+    /// that failed: the record stays next in line, so calling again retries it.
     pub async fn pop(&self) -> Result<Option<Queued>, QueueError> {
         loop {
             let readable = self.readable.notified();
             tokio::pin!(readable);
             readable.as_mut().enable();
             match self.with_wal(|wal| wal.next_record()).await? {
-                Some(Next::Record { seq, payload, .. }) => match decode(self.signal, &payload) {
+                Some(Next::Record {
+                    seq,
+                    items,
+                    payload,
+                }) => match decode(self.signal, &payload) {
                     Some(data) => {
                         let replayed = self.possibly_sent.contains(&seq);
                         return Ok(Some(Queued {
@@ -209,21 +241,25 @@ impl PersistentQueue {
                             replayed,
                         }));
                     }
-                    None => {
-                        self.counters.corrupt_records.inc();
-                        self.ack(seq).await?;
-                    }
+                    None => self.skip_damaged(seq, items).await?,
                 },
-                Some(Next::Damaged { seq, .. }) => {
-                    self.counters.corrupt_records.inc();
-                    self.ack(seq).await?;
-                }
+                Some(Next::Damaged { seq, items }) => self.skip_damaged(seq, items).await?,
                 None if self.closed.load(std::sync::atomic::Ordering::SeqCst) => return Ok(None),
                 None => readable.await,
             }
             // Another consumer may be waiting for what follows.
             self.readable.notify_one();
         }
+    }
+
+    /// Counts a record that cannot be delivered and removes it. Counted first: the record
+    /// leaves the index even if recording that on disk fails, so it is never counted twice.
+    async fn skip_damaged(&self, seq: u64, items: u32) -> Result<(), QueueError> {
+        tracing::warn!(dir = %self.config.dir.display(), seq, items,
+            "damaged record in the queue storage; its items are counted as failed (queue_corrupt)");
+        self.counters.corrupt_records.inc();
+        self.counters.corrupt_items.inc_by(u64::from(items));
+        self.ack(seq).await
     }
 
     /// The driver is done with a batch: it leaves the disk.
@@ -293,6 +329,7 @@ mod tests {
         QueueCounters {
             dropped_full: Counter::default(),
             corrupt_records: Counter::default(),
+            corrupt_items: Counter::default(),
             replayed_items: Counter::default(),
         }
     }
