@@ -262,6 +262,9 @@ impl TraceService for GrpcRecorder {
 
 /// An OTLP/gRPC trace server over TLS (tonic's rustls server) on a free loopback port.
 async fn grpc_tls_server(pki: &Pki) -> anyhow::Result<(String, Seen)> {
+    // tonic's server asks rustls for the process-wide provider; with both ring and aws-lc-rs
+    // compiled into the test binary rustls cannot choose, so pick the one the SDK uses.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let seen = Seen::default();
     let tcp = TcpListener::bind("127.0.0.1:0").await?;
     let port = tcp.local_addr()?.port();
