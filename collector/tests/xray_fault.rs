@@ -143,7 +143,6 @@ fn exporter(url: &str) -> XrayExporter {
         region: Some("us-east-1".into()),
         endpoint: Some(url.into()),
         num_workers: 4,
-        max_retries: 2,
         ..Default::default()
     };
     config.validate().unwrap();

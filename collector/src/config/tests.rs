@@ -130,6 +130,27 @@ service:
 }
 
 #[test]
+fn an_adot_xray_exporter_with_max_retries_loads_and_retries_stay_with_retry_on_failure() {
+    let yaml = "
+receivers: { otlp: { protocols: { grpc: } } }
+exporters:
+  awsxray: { max_retries: 5, retry_on_failure: { max_elapsed_time: 30s } }
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [awsxray] }
+";
+    let c = load_one(yaml).expect("an ADOT awsxray block is valid");
+    let ExporterConfig::AwsXray(x) = &c.exporters.0["awsxray"] else {
+        panic!("awsxray is {:?}", c.exporters.0["awsxray"]);
+    };
+    assert_eq!(x.max_retries, Some(5));
+    assert_eq!(
+        x.retry_on_failure.max_elapsed_time,
+        std::time::Duration::from_secs(30)
+    );
+}
+
+#[test]
 fn env_substitution_applies_before_parsing() {
     let text = format!("{MINIMAL}  file:\n    path: ${{env:DATA_DIR}}/t.jsonl\n").replace(
         "exporters:\n  debug:\n",

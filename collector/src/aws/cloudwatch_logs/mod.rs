@@ -19,3 +19,11 @@ pub mod service;
 pub mod sink;
 pub mod target;
 pub mod template;
+
+/// Now in milliseconds since the epoch: the unit of CloudWatch Logs event timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

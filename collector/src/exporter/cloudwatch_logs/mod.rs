@@ -58,6 +58,7 @@ use aurastream_proto::otlp::resource::Resource;
 use self::config::CloudWatchLogsExporterConfig;
 use crate::aws::cloudwatch_logs::entity::LogEntity;
 use crate::aws::cloudwatch_logs::marker::Markers;
+use crate::aws::cloudwatch_logs::now_ms;
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::{Fitted, LogEvent, fit_event};
 use crate::aws::cloudwatch_logs::service::LogsService;
@@ -294,13 +295,6 @@ fn as_lines(by_target: BTreeMap<LogTarget, Vec<LogEvent>>) -> Vec<String> {
         }
     }
     lines
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[async_trait]

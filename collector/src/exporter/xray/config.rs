@@ -21,7 +21,6 @@ use crate::component::{RetryConfig, SendingQueueConfig};
 ///                                     #   awscloudwatchlogs exporters in use
 ///     enforce_legacy_trace_id_epoch: false
 ///     num_workers: 16                 # concurrent PutTraceSegments calls per batch
-///     max_retries: 2                  # in-call retries of throttled / unprocessed documents
 ///     request_timeout_seconds: 30
 /// ```
 ///
@@ -52,9 +51,10 @@ pub struct XrayExporterConfig {
     /// `PutTraceSegments` calls in flight per batch (times `sending_queue.num_consumers`
     /// batches at once).
     pub num_workers: usize,
-    /// How often the exporter itself retries throttled calls and unprocessed documents,
-    /// with backoff, before handing the rest back to `retry_on_failure`.
-    pub max_retries: u32,
+    /// Accepted so ADOT configurations load unchanged, and ignored: every retry (throttled
+    /// calls, unprocessed documents) is made by the pipeline under `retry_on_failure`, so
+    /// one setting bounds the whole effort. Setting it logs a warning at start-up.
+    pub max_retries: Option<u32>,
     /// Limit on one `PutTraceSegments` call, retries excluded.
     pub request_timeout_seconds: u64,
     pub retry_on_failure: RetryConfig,
@@ -75,7 +75,7 @@ impl Default for XrayExporterConfig {
             aws_log_groups: Vec::new(),
             enforce_legacy_trace_id_epoch: false,
             num_workers: 16,
-            max_retries: 2,
+            max_retries: None,
             request_timeout_seconds: 30,
             retry_on_failure: RetryConfig::default(),
             sending_queue: SendingQueueConfig::default(),

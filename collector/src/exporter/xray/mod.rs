@@ -47,6 +47,13 @@ impl crate::component::factory::ExporterFactory for XrayExporterConfig {
         ctx: &crate::component::factory::ExporterContext<'_>,
     ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
     {
+        if let Some(max_retries) = self.max_retries {
+            tracing::warn!(
+                exporter = %ctx.id,
+                max_retries,
+                "max_retries is ignored: retry_on_failure governs every retry of this exporter"
+            );
+        }
         Ok(std::sync::Arc::new(XrayExporter::new(
             ctx.id,
             self,
