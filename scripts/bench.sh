@@ -2,6 +2,13 @@
 # End-to-end throughput and memory of the release collector, driven by aurastream-loadgen.
 #
 #   scripts/bench.sh [seconds] [suite...]
+#   scripts/bench.sh compare OTHER-BINARY [seconds] [suite...]
+#
+# `compare` runs every scenario four times, alternating this tree's release build and
+# OTHER-BINARY (another build of the collector, e.g. from `git worktree add` of an older
+# commit: it must take `--config FILE`), and prints each run, the mean exported rate of
+# each binary and their ratio (ours / other). Alternating on the same machine at the same
+# time cancels most of the drift of a shared machine; compare ratios, not absolute rates.
 #
 # Suites (default: otlp xray):
 #   otlp  the file exporter writing OTLP/JSON lines (the receive path);
@@ -14,11 +21,18 @@
 # and after the load (the benchmark itself accounts for about 2 on this 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+other=
+if [ "${1:-}" = compare ]; then
+    other=$(realpath "${2:?compare needs the other collector binary}")
+    [ -x "$other" ] || { echo "$other is not an executable"; exit 2; }
+    shift 2
+fi
 secs=${1:-20}
 shift || true
 suites=${*:-otlp xray}
 cargo build --release -p aurastream-collector -p aurastream-loadgen >/dev/null 2>&1
-bin=target/release/aurastream-collector
+ours=target/release/aurastream-collector
+bin=$ours
 gen=target/release/aurastream-loadgen
 sink=target/release/aurastream-xray-sink
 work=$(mktemp -d)
@@ -83,7 +97,26 @@ start_collector() { # [config]
     echo "collector did not start"; cat "$work/err"; exit 1
 }
 
-scenario() { # name protocol endpoint signal rate connections batch [config]
+# scenario NAME PROTOCOL ENDPOINT SIGNAL RATE CONNECTIONS BATCH [CONFIG]: one run with $bin,
+# or, in compare mode, four runs alternating our binary and the other one.
+scenario() {
+    if [ -z "$other" ]; then
+        run "$@"
+        return
+    fi
+    local rates_ours=() rates_other=()
+    for _ in 1 2; do
+        bin=$ours; run "ours  $1" "${@:2}"; rates_ours+=("$rate")
+        bin=$other; run "other $1" "${@:2}"; rates_other+=("$rate")
+    done
+    bin=$ours
+    awk -v n="$1" -v a="${rates_ours[*]}" -v b="${rates_other[*]}" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); ma = (x[1] + x[2]) / 2; mb = (y[1] + y[2]) / 2
+        printf "%-34s ours %8.0f/s  other %8.0f/s  ratio %.2f\n", n, ma, mb, (mb > 0 ? ma / mb : 0) }'
+}
+
+rate=0
+run() { # name protocol endpoint signal rate connections batch [config]
     local name=$1 proto=$2 ep=$3 signal=$4 rate=$5 conns=$6 batch=$7 config=${8:-}
     local load0; load0=$(load)
     start_collector $config
@@ -100,11 +133,12 @@ scenario() { # name protocol endpoint signal rate connections batch [config]
     t1=$(date +%s.%N); c1=$(cpu_ticks)
     sent1=$(metric aurastream_exporter_sent_items_total "signal=\"$signal\"")
     local hz; hz=$(getconf CLK_TCK)
-    awk -v n="$name" -v s="$summary" -v a="$sent0" -v b="$sent1" -v t0="$t0" -v t1="$t1" \
+    rate=$(awk -v a="$sent0" -v b="$sent1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')
+    awk -v n="$name" -v s="$summary" -v r="$rate" -v t0="$t0" -v t1="$t1" \
         -v c0="$c0" -v c1="$c1" -v hz="$hz" -v rss="$rss" -v l0="$load0" -v l1="$load1" 'BEGIN {
         el = t1 - t0; split(l0, a0, " "); split(l1, a1, " ")
         printf "%-34s exported %8.0f items/s  cpu %5.1f %%  rss %6s MB  load %s->%s  loadgen %s\n",
-        n, (b - a) / el, 100 * (c1 - c0) / hz / el, rss, a0[1], a1[1], s }'
+        n, r, 100 * (c1 - c0) / hz / el, rss, a0[1], a1[1], s }'
     kill -TERM $pid; wait $pid 2>/dev/null || true
     rm -f "$work"/*.jsonl*
 }
@@ -125,7 +159,11 @@ stop_peer() {
 }
 
 otlp_suite() {
-    start_collector; sleep 1; echo "idle rss: $(rss_mb) MB"; kill -TERM $pid; wait $pid 2>/dev/null || true
+    for b in $ours $other; do
+        bin=$b; start_collector; sleep 1; echo "idle rss ($b): $(rss_mb) MB"
+        kill -TERM $pid; wait $pid 2>/dev/null || true
+    done
+    bin=$ours
     scenario "traces grpc max (1 core)" grpc http://127.0.0.1:14317 traces 0 8 500
     scenario "traces http max (1 core)" http http://127.0.0.1:14318 traces 0 8 500
     scenario "logs grpc max (1 core)" grpc http://127.0.0.1:14317 logs 0 8 500
@@ -156,7 +194,9 @@ xray_suite() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "binary: $(stat -c %s "$bin" | awk '{printf "%.1f MB", $1/1048576}') (stripped release)"
+for b in $ours $other; do
+    echo "binary $b: $(stat -c %s "$b" | awk '{printf "%.1f MB", $1/1048576}')"
+done
 for suite in $suites; do
     case $suite in
         otlp) otlp_suite ;;

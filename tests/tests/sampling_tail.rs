@@ -274,10 +274,13 @@ fn accounted(c: &Collector) -> f64 {
         )
 }
 
-fn rule_event(c: &Collector, event: &str, rule: &str) -> f64 {
+fn rule_decisions(c: &Collector, decision: &str, rule: &str) -> f64 {
     c.metric(
-        "aurastream_component_events_total",
-        &[&format!("event=\"{event}/{rule}\"")],
+        "aurastream_sampling_rule_decisions_total",
+        &[
+            &format!("rule=\"{rule}\""),
+            &format!("decision=\"{decision}\""),
+        ],
     )
 }
 
@@ -312,8 +315,8 @@ fn ten_thousand_traces_are_sampled_whole_by_the_seed_rules() {
             (
                 r,
                 (
-                    rule_event(&c, "rule_kept", r),
-                    rule_event(&c, "rule_borrowed", r),
+                    rule_decisions(&c, "kept", r),
+                    rule_decisions(&c, "borrowed", r),
                 ),
             )
         })

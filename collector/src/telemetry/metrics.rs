@@ -15,7 +15,7 @@
 //! are the sender's to retry, not ours to lose). Components get counter handles once at
 //! build time; incrementing one on the hot path is a single atomic add.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -78,6 +78,44 @@ pub struct ComponentEventLabels {
     pub event: String,
 }
 
+/// What a sampling rule did with a trace.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum RuleDecision {
+    /// Sampled, by the rule's rate or its reservoir.
+    Kept,
+    /// Not sampled.
+    Dropped,
+    /// Kept from the reservoir's borrowed share (one per second while X-Ray's quota is
+    /// unknown), counted in `kept` as well.
+    Borrowed,
+    /// A fault spike raised the rule's rate (adaptive sampling); counted per boost started.
+    Boosted,
+}
+
+impl RuleDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleDecision::Kept => "kept",
+            RuleDecision::Dropped => "dropped",
+            RuleDecision::Borrowed => "borrowed",
+            RuleDecision::Boosted => "boosted",
+        }
+    }
+}
+
+impl EncodeLabelValue for RuleDecision {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub component: String,
+    pub rule: String,
+    pub decision: RuleDecision,
+}
+
 /// All of the collector's own counters, shared by every component.
 pub struct SelfMetrics {
     registry: Registry,
@@ -94,6 +132,7 @@ pub struct SelfMetrics {
     exporter_withheld: Family<ExporterReasonLabels, Counter>,
     exporter_retries: Family<ExporterLabels, Counter>,
     component_events: Family<ComponentEventLabels, Counter>,
+    sampling_rule_decisions: Family<RuleLabels, Counter>,
     rss: Gauge,
 }
 
@@ -120,6 +159,7 @@ impl SelfMetrics {
             exporter_withheld: Family::default(),
             exporter_retries: Family::default(),
             component_events: Family::default(),
+            sampling_rule_decisions: Family::default(),
             rss: Gauge::default(),
             registry: Registry::default(),
         };
@@ -190,6 +230,12 @@ impl SelfMetrics {
             "component_events",
             "Component-specific events (documents trimmed, segments split, ...)",
             m.component_events.clone(),
+        );
+        registry.register(
+            "sampling_rule_decisions",
+            "Traces each sampling rule kept, dropped or borrowed from its reservoir, and its \
+             adaptive boosts",
+            m.sampling_rule_decisions.clone(),
         );
         registry.register(
             "process_resident_memory_bytes",
@@ -336,6 +382,17 @@ impl SelfMetrics {
                 component: component.into(),
                 signal: signal.as_str().into(),
                 event: event.into(),
+            })
+            .clone()
+    }
+
+    /// A sampling rule's counter for one kind of decision; `component` is the processor id.
+    pub fn sampling_rule(&self, component: &str, rule: &str, decision: RuleDecision) -> Counter {
+        self.sampling_rule_decisions
+            .get_or_create(&RuleLabels {
+                component: component.into(),
+                rule: rule.into(),
+                decision,
             })
             .clone()
     }

@@ -70,7 +70,8 @@ fn parse_line(line: &str) -> Option<Sample> {
 pub struct Shipped {
     pub seconds: f64,
     pub xray_spans: f64,
-    /// Traces kept by `xray_sampling` (`rule_kept/*` + `upstream_sampled`); `None` when
+    /// Traces kept by `xray_sampling` (`sampling_rule_decisions{decision="kept"}` +
+    /// `upstream_sampled`); `None` when
     /// no sampler runs, and then every span may start a trace.
     pub sampled_traces: Option<f64>,
     pub log_records: f64,
@@ -113,6 +114,14 @@ fn totals(samples: &[Sample]) -> BTreeMap<&'static str, f64> {
                 "awsemf" => "emf_points",
                 _ => continue,
             },
+            "aurastream_sampling_rule_decisions_total" => {
+                match s.labels.get("decision").map(String::as_str) {
+                    Some("kept") => "sampled_traces",
+                    Some("dropped") => "sampler_present",
+                    _ => continue,
+                }
+            }
+            // Collectors before 2026-12 counted rule decisions as `rule_kept/NAME` events.
             "aurastream_component_events_total" => {
                 let event = s.labels.get("event").map(String::as_str).unwrap_or("");
                 if event.starts_with("rule_kept/") || event == "upstream_sampled" {
@@ -167,8 +176,8 @@ mod tests {
 aurastream_exporter_sent_items_total{exporter="awsxray",pipeline="traces",signal="traces"} 100
 aurastream_exporter_sent_items_total{exporter="awsemf/app",pipeline="metrics",signal="metrics"} 10
 aurastream_exporter_sent_items_total{exporter="file/traces",pipeline="traces",signal="traces"} 999
-aurastream_component_events_total{component="xray_sampling",signal="traces",event="rule_kept/Default sampling rule"} 4
-aurastream_component_events_total{component="xray_sampling",signal="traces",event="rule_dropped/Default sampling rule"} 40
+aurastream_sampling_rule_decisions_total{component="xray_sampling",rule="Default sampling rule",decision="kept"} 4
+aurastream_sampling_rule_decisions_total{component="xray_sampling",rule="Default sampling rule",decision="dropped"} 40
 aurastream_process_resident_memory_bytes 1234
 "#;
 
@@ -187,13 +196,27 @@ aurastream_process_resident_memory_bytes 1234
         let after = BEFORE
             .replace("} 100", "} 700")
             .replace("} 10\n", "} 70\n")
-            .replace("rule\"} 4", "rule\"} 64");
+            .replace("kept\"} 4", "kept\"} 64");
         let s = shipped(&parse(BEFORE), &parse(&after), 60.0).expect("no restart");
         assert_eq!(s.xray_spans, 600.0);
         assert_eq!(s.emf_points, 60.0);
         assert_eq!(s.sampled_traces, Some(60.0));
         assert_eq!(s.traces(), 60.0);
         assert_eq!(s.log_records, 0.0);
+    }
+
+    #[test]
+    fn an_older_collector_counting_rule_events_is_read_the_same() {
+        let legacy = |kept: u32| {
+            format!(
+                "aurastream_component_events_total{{component=\"xray_sampling\",signal=\"traces\",\
+                 event=\"rule_kept/Default sampling rule\"}} {kept}\n\
+                 aurastream_component_events_total{{component=\"xray_sampling\",signal=\"traces\",\
+                 event=\"rule_dropped/Default sampling rule\"}} 40\n"
+            )
+        };
+        let s = shipped(&parse(&legacy(4)), &parse(&legacy(10)), 6.0).expect("no restart");
+        assert_eq!(s.sampled_traces, Some(6.0));
     }
 
     #[test]

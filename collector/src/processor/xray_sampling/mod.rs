@@ -31,9 +31,9 @@
 //! * A rules file that does not parse is refused with an error log and counted in
 //!   `rules_rejected`; the rules in force stay. New rules start with empty reservoirs.
 //!
-//! Counted on `/metrics`: per rule, `component_events{component=ID,event="rule_kept/NAME"}`,
-//! `rule_dropped/NAME`, `rule_borrowed/NAME` (traces) and `rule_boosted/NAME` (local
-//! boosts started); `traces_evicted`, `traces_limited/spans`, `traces_limited/bytes`,
+//! Counted on `/metrics`: per rule,
+//! `sampling_rule_decisions{component=ID,rule=NAME,decision=kept|dropped|borrowed}` (traces)
+//! and `decision="boosted"` (local boosts started); in `component_events`: `traces_evicted`, `traces_limited/spans`, `traces_limited/bytes`,
 //! `upstream_sampled`, `no_matching_rule`, `rules_reloaded` (a rules file or X-Ray's
 //! rules taken), `rules_rejected`, `targets_applied` (X-Ray targets, centralized mode);
 //! dropped spans in `pipeline_dropped_items` with reason `not_sampled`, `evicted`,
@@ -80,7 +80,7 @@ use self::tail::{Released, TailBuffer, TailCounters, TailLimits};
 use crate::component::Processor;
 use crate::model::Batch;
 use crate::model::Signal;
-use crate::telemetry::metrics::SelfMetrics;
+use crate::telemetry::metrics::{RuleDecision, SelfMetrics};
 
 /// What identifies a version of the rules file without reading it: modification time and
 /// length (the length catches rewrites within the file system's timestamp granularity).
@@ -289,12 +289,12 @@ impl XRaySamplingProcessor {
 }
 
 fn rule_counters(metrics: &SelfMetrics, id: &str, rule: &str) -> RuleCounters {
-    let event = |what: &str| metrics.component_event(id, Signal::Traces, &format!("{what}/{rule}"));
+    let counter = |decision| metrics.sampling_rule(id, rule, decision);
     RuleCounters {
-        kept: event("rule_kept"),
-        dropped: event("rule_dropped"),
-        borrowed: event("rule_borrowed"),
-        boosted: event("rule_boosted"),
+        kept: counter(RuleDecision::Kept),
+        dropped: counter(RuleDecision::Dropped),
+        borrowed: counter(RuleDecision::Borrowed),
+        boosted: counter(RuleDecision::Boosted),
     }
 }
 

@@ -757,6 +757,12 @@ impl Harness {
             .get()
     }
 
+    fn rule(&self, rule: &str, decision: RuleDecision) -> u64 {
+        self.metrics
+            .sampling_rule("xray_sampling", rule, decision)
+            .get()
+    }
+
     fn event(&self, event: &str) -> u64 {
         self.metrics
             .component_event("xray_sampling", Signal::Traces, event)
@@ -841,8 +847,11 @@ async fn out_of_order_spans_wait_for_the_root_plus_decision_wait() {
             .filter(|s| !s.parent_span_id.is_empty())
             .all(|s| rule_of(s).is_none())
     );
-    assert_eq!(h.event("rule_kept/High priority for errors"), 1);
-    assert_eq!(h.event("rule_borrowed/High priority for errors"), 1);
+    assert_eq!(h.rule("High priority for errors", RuleDecision::Kept), 1);
+    assert_eq!(
+        h.rule("High priority for errors", RuleDecision::Borrowed),
+        1
+    );
     assert_eq!(h.budget.held(), 0);
 }
 
@@ -864,7 +873,7 @@ async fn a_trace_without_root_is_decided_at_max_wait() {
     settle().await;
     assert_eq!(h.take().len(), 1);
     // Kept by rule, but there is no root span to record the rule on.
-    assert_eq!(h.event("rule_kept/all"), 1);
+    assert_eq!(h.rule("all", RuleDecision::Kept), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -896,8 +905,8 @@ async fn late_spans_follow_the_cached_decision() {
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].trace_id, kept);
     assert_eq!(h.dropped("not_sampled"), 3);
-    assert_eq!(h.event("rule_kept/keep-a"), 1);
-    assert_eq!(h.event("rule_dropped/drop-rest"), 1);
+    assert_eq!(h.rule("keep-a", RuleDecision::Kept), 1);
+    assert_eq!(h.rule("drop-rest", RuleDecision::Dropped), 1);
     assert_eq!(h.budget.held(), 0);
 }
 
@@ -1199,8 +1208,8 @@ fn rule_counters_appear_on_metrics() {
         "Critical endpoints",
         "Default sampling rule",
     ] {
-        for what in ["rule_kept", "rule_dropped", "rule_borrowed", "rule_boosted"] {
-            let needle = format!("event=\"{what}/{rule}\"");
+        for what in ["kept", "dropped", "borrowed", "boosted"] {
+            let needle = format!("rule=\"{rule}\",decision=\"{what}\"");
             assert!(text.contains(&needle), "{needle} missing from\n{text}");
         }
     }
@@ -1256,10 +1265,10 @@ service:
     let written = std::fs::read_to_string(&out).unwrap();
     assert!(written.contains(RULE_ATTRIBUTE), "{written}");
     assert!(written.contains("High priority for errors"), "{written}");
-    let kept = metrics.component_event(
+    let kept = metrics.sampling_rule(
         "xray_sampling",
-        Signal::Traces,
-        "rule_kept/High priority for errors",
+        "High priority for errors",
+        RuleDecision::Kept,
     );
     assert_eq!(kept.get(), 1);
 }
@@ -1588,10 +1597,14 @@ async fn a_burst_of_faults_boosts_the_rule_to_max_rate_until_the_boost_ends() {
     // A minute of healthy traffic: the base rate.
     let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 0).await;
     assert_eq!(kept, kept_at(0.1, &sent), "healthy: the base rate");
-    assert_eq!(h.event("rule_boosted/api"), 0);
+    assert_eq!(h.rule("api", RuleDecision::Boosted), 0);
     // Faults start: half of the traces fail. The fifth failure of the window is a spike.
     let (_, _) = traffic(&mut h, &mut next, 1, 20, 2).await;
-    assert_eq!(h.event("rule_boosted/api"), 1, "the burst boosts the rule");
+    assert_eq!(
+        h.rule("api", RuleDecision::Boosted),
+        1,
+        "the burst boosts the rule"
+    );
     // Boosted: every trace of the rule, failed or not, is kept at MaxRate.
     let (sent, kept) = traffic(&mut h, &mut next, 40, 20, 2).await;
     assert_eq!(kept, kept_at(0.6, &sent), "boosted: MaxRate");
@@ -1604,7 +1617,7 @@ async fn a_burst_of_faults_boosts_the_rule_to_max_rate_until_the_boost_ends() {
     let (sent, kept) = traffic(&mut h, &mut next, 60, 20, 2).await;
     assert_eq!(kept, kept_at(0.1, &sent), "after the boost: the base rate");
     assert_eq!(
-        h.event("rule_boosted/api"),
+        h.rule("api", RuleDecision::Boosted),
         1,
         "no second boost within the cooldown"
     );
@@ -1614,7 +1627,7 @@ async fn a_burst_of_faults_boosts_the_rule_to_max_rate_until_the_boost_ends() {
     // A new burst after the cooldown boosts again.
     traffic(&mut h, &mut next, 2, 20, 2).await;
     assert_eq!(
-        h.event("rule_boosted/api"),
+        h.rule("api", RuleDecision::Boosted),
         2,
         "a new burst after the cooldown"
     );
@@ -1634,11 +1647,11 @@ async fn a_steady_fault_share_does_not_boost() {
     // One failure in ten from the start: the first window (no history yet) may boost once,
     // after which the same share is the usual one.
     traffic(&mut h, &mut next, 400, 10, 10).await;
-    assert!(h.event("rule_boosted/api") <= 1);
-    let before = h.event("rule_boosted/api");
+    assert!(h.rule("api", RuleDecision::Boosted) <= 1);
+    let before = h.rule("api", RuleDecision::Boosted);
     let (sent, kept) = traffic(&mut h, &mut next, 400, 10, 10).await;
     assert_eq!(
-        h.event("rule_boosted/api"),
+        h.rule("api", RuleDecision::Boosted),
         before,
         "a steady share is no spike"
     );
