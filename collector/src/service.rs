@@ -16,6 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::component::auth::Authenticators;
 use crate::component::factory::{ExtensionContext, LambdaRuntime, ReceiverContext};
 use crate::component::flush::{self, FlushControl, Unflushed};
 use crate::config::Config;
@@ -43,12 +44,23 @@ impl Service {
     pub async fn start(config: &Config, lambda: Option<&LambdaRuntime>) -> anyhow::Result<Service> {
         let metrics = Arc::new(SelfMetrics::new());
         let health = Arc::new(HealthRegistry::default());
+        let mut auth = Authenticators::default();
+        for id in &config.service.extensions {
+            let offered = config.extensions.0[id]
+                .factory()
+                .authenticator(id)
+                .await
+                .map_err(|e| anyhow::anyhow!("extension `{id}`: {e}"))?;
+            if let Some(a) = offered {
+                auth.insert(id, a);
+            }
+        }
         let Pipelines {
             mut consumers,
             budgets,
             tasks,
             flush,
-        } = build::build(config, &metrics, &health)?;
+        } = build::build(config, &metrics, &health, &auth)?;
 
         let receivers_stop = CancellationToken::new();
         let mut receiver_tasks = Vec::new();
@@ -71,6 +83,7 @@ impl Service {
                     health: &health,
                     stop: receivers_stop.clone(),
                     lambda,
+                    auth: &auth,
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("receiver `{id}`: {e}"))?;

@@ -70,6 +70,7 @@ fn both_exporters_parse_and_build() {
             .build(&ExporterContext {
                 id,
                 metrics: &metrics,
+                auth: &Default::default(),
             })
             .expect("builds");
         assert_eq!(built.signals(), c.factory().signals());

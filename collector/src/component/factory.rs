@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{Authenticator, Authenticators};
 use super::delivery::{RetryConfig, SendingQueueConfig};
 use super::flush::FlushControl;
 use super::{Consumer, Exporter, Processor};
@@ -60,6 +61,8 @@ pub struct ReceiverContext<'a> {
     pub stop: CancellationToken,
     /// Set when the collector runs as a Lambda extension.
     pub lambda: Option<&'a LambdaRuntime>,
+    /// For a receiver's `auth: { authenticator: ID }`.
+    pub auth: &'a Authenticators,
 }
 
 /// What the Lambda extension offers the receivers it starts: where to report that an
@@ -135,6 +138,8 @@ pub trait ProcessorFactory: Send + Sync {
 pub struct ExporterContext<'a> {
     pub id: &'a str,
     pub metrics: &'a Arc<SelfMetrics>,
+    /// For an exporter's `auth: { authenticator: ID }`.
+    pub auth: &'a Authenticators,
 }
 
 pub trait ExporterFactory: Send + Sync {
@@ -167,6 +172,12 @@ pub struct ExtensionContext<'a> {
 pub trait ExtensionFactory: Send + Sync {
     fn validate(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// What this extension offers receivers and exporters that name it in their `auth`
+    /// block; built before the pipelines. Most extensions offer none.
+    async fn authenticator(&self, _id: &str) -> Result<Option<Authenticator>, BuildError> {
+        Ok(None)
     }
 
     /// Starts the extension; it runs until `ctx.stop`.

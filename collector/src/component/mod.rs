@@ -6,6 +6,7 @@
 //! Components (receivers, processors, exporters, extensions) import from here and from the
 //! layers below (`model`, `telemetry`, `aws`, `output`), never from `topology` or `config`.
 
+pub mod auth;
 pub mod consumer;
 pub mod delivery;
 pub mod exporter;

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::component::Exporter;
+use crate::component::auth::Authenticators;
 use crate::component::factory::{ExporterContext, ProcessorContext};
 use crate::component::flush::FlushControl;
 use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
@@ -45,6 +46,7 @@ pub fn build(
     config: &Config,
     metrics: &Arc<SelfMetrics>,
     health: &HealthRegistry,
+    auth: &Authenticators,
 ) -> Result<Pipelines, BuildError> {
     let mut exporters: BTreeMap<String, BuiltExporter> = BTreeMap::new();
     for p in config.service.pipelines.values() {
@@ -55,7 +57,7 @@ pub fn build(
             let cfg = &config.exporters.0[id];
             let built = cfg
                 .factory()
-                .build(&ExporterContext { id, metrics })
+                .build(&ExporterContext { id, metrics, auth })
                 .map_err(|e| BuildError {
                     id: id.clone(),
                     message: e.to_string(),

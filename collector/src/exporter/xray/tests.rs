@@ -1839,6 +1839,7 @@ fn collector_config_builds_the_exporter() {
         .build(&crate::component::factory::ExporterContext {
             id: "awsxray/local",
             metrics: &metrics,
+            auth: &Default::default(),
         })
         .unwrap();
     assert_eq!(

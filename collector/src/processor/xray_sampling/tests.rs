@@ -1235,7 +1235,13 @@ service:
     let config = load(&yaml).unwrap();
     let metrics = Arc::new(SelfMetrics::new());
     let health = crate::telemetry::health::HealthRegistry::default();
-    let mut pipelines = crate::topology::build::build(&config, &metrics, &health).unwrap();
+    let mut pipelines = crate::topology::build::build(
+        &config,
+        &metrics,
+        &health,
+        &crate::component::auth::Authenticators::default(),
+    )
+    .unwrap();
     let consumer = pipelines
         .consumers
         .remove(&("otlp".to_string(), Signal::Traces))
