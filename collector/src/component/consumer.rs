@@ -43,7 +43,8 @@ impl PipelineInput {
         }
     }
 
-    /// Refuses requests while the pipeline holds more bytes than its soft limit.
+    /// Charges what the pipeline holds to the process-wide memory budget, and refuses
+    /// requests while that is over its soft limit.
     pub fn memory_limiter(mut self, limiter: Option<Arc<MemoryLimiter>>) -> Self {
         self.memory = limiter;
         self
@@ -97,6 +98,9 @@ pub enum ConsumeError {
     },
     #[error("the collector is shutting down")]
     ShuttingDown,
+    /// The process-wide memory budget is spent (or would be by this request).
+    #[error(transparent)]
+    MemoryLimit(#[from] memory::Refusal),
     /// Found after admission: the pipeline's queue on disk could not take the request.
     #[error("pipeline `{pipeline}` could not store the request ({reason}); retry later")]
     NotStored { pipeline: String, reason: String },
@@ -120,10 +124,37 @@ impl Consumer {
         self.try_consume_durable(data).map(|_settled| ())
     }
 
+    /// The process-wide memory budget the pipelines charge, if one is configured: a
+    /// receiver reserves a request's bounded decoded size there before decoding it.
+    pub fn memory_limiter(&self) -> Option<&Arc<MemoryLimiter>> {
+        self.inputs.iter().find_map(|i| i.memory.as_ref())
+    }
+
     /// Like [`Consumer::try_consume`]; a receiver that can wait before answering awaits the
     /// returned [`Settled`], so that with a queue on disk an acknowledged request survives
     /// a crash of the collector.
     pub fn try_consume_durable(&self, data: SignalData) -> Result<Settled, ConsumeError> {
+        if let Some(limiter) = self.memory_limiter()
+            && limiter.over_soft()
+        {
+            let limits = limiter.limits();
+            return Err(ConsumeError::MemoryLimit(memory::Refusal::Busy {
+                held_mib: limiter.held().div_ceil(memory::MIB),
+                soft_mib: limits.soft.div_ceil(memory::MIB),
+            }));
+        }
+        self.try_consume_reserved(data, None)
+    }
+
+    /// Like [`Consumer::try_consume_durable`] for a request whose memory the receiver
+    /// reserved before decoding it (see [`MemoryLimiter::try_reserve`]): the reservation
+    /// already passed the limit, and is released here, once the batches' own claims hold
+    /// the data in the pipelines (or once the request is refused).
+    pub fn try_consume_reserved(
+        &self,
+        data: SignalData,
+        reservation: Option<ByteClaim>,
+    ) -> Result<Settled, ConsumeError> {
         let mut settled = Settled {
             waiting: Vec::new(),
         };
@@ -131,14 +162,7 @@ impl Consumer {
         if items == 0 {
             return Ok(settled);
         }
-        for input in &self.inputs {
-            if input.memory.as_ref().is_some_and(|m| m.over_soft()) {
-                return Err(ConsumeError::Full {
-                    pipeline: input.name.clone(),
-                });
-            }
-        }
-        let bytes = if self.inputs.iter().any(|i| i.memory.is_some()) {
+        let bytes = if self.memory_limiter().is_some() {
             memory::encoded_len(&data)
         } else {
             0
@@ -187,6 +211,7 @@ impl Consumer {
             permit.send(Batch { data, ticket });
             input.accepted.inc_by(items as u64);
         }
+        drop(reservation);
         Ok(settled)
     }
 }

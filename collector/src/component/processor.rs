@@ -5,6 +5,7 @@
 //! pass on is counted as dropped with a reason.
 
 use async_trait::async_trait;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
 use crate::model::Batch;
@@ -12,4 +13,10 @@ use crate::model::Batch;
 #[async_trait]
 pub trait Processor: Send + 'static {
     async fn run(self: Box<Self>, input: mpsc::Receiver<Batch>, output: mpsc::Sender<Batch>);
+
+    /// Bytes the processor holds beyond the batches it keeps (whose tickets are charged
+    /// already), kept current by it, for the process-wide memory budget.
+    fn held_bytes_gauge(&self) -> Option<Gauge> {
+        None
+    }
 }

@@ -17,6 +17,7 @@
 
 pub mod components;
 pub mod env;
+pub mod memory_limiter;
 mod service;
 
 use std::path::{Path, PathBuf};
@@ -369,9 +370,10 @@ impl Config {
             if p.queue_size == 0 {
                 return Err((format!("{at}.queue_size"), "must be at least 1".into()));
             }
-            p.memory_limit
-                .validate()
-                .map_err(|e| (format!("{at}.memory_limit"), e))?;
+        }
+        if let Some(m) = &self.service.memory_limiter {
+            m.validate()
+                .map_err(|e| ("service.memory_limiter".to_string(), e))?;
         }
         if self.service.shutdown_timeout > crate::component::validate::MAX_DURATION {
             return Err((

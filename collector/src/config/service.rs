@@ -19,6 +19,8 @@ pub struct ServiceConfig {
     /// whatever is still held after this is reported as not flushed.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// The process-wide memory budget; off when absent (the shipped configurations set it).
+    pub memory_limiter: Option<super::memory_limiter::MemoryLimiterConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -28,6 +30,7 @@ impl Default for ServiceConfig {
             pipelines: BTreeMap::new(),
             telemetry: TelemetryConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            memory_limiter: None,
         }
     }
 }
@@ -47,9 +50,6 @@ pub struct PipelineConfig {
     /// stays bounded and nothing acknowledged is dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// Bytes this pipeline may hold (see [`crate::model::memory`]); off by default.
-    #[serde(default)]
-    pub memory_limit: crate::model::memory::MemoryLimitConfig,
 }
 
 fn default_queue_size() -> usize {

@@ -295,12 +295,9 @@ fn values_that_overflow_at_start_up_are_refused() {
             "max_recv_msg_size_mib must be between 1 and 4096",
         ),
         (
-            MINIMAL.replace(
-                "exporters: [debug]",
-                &format!("exporters: [debug]\n      memory_limit: {{ soft_limit_mib: {huge} }}"),
-            ),
-            "service.pipelines.traces.memory_limit",
-            "soft_limit_mib (18446744073709551615) is too large",
+            format!("{MINIMAL}  memory_limiter: {{ limit_mib: {huge} }}\n"),
+            "service.memory_limiter",
+            "limit_mib (18446744073709551615) is too large",
         ),
         (
             MINIMAL.replace(

@@ -1,126 +1,172 @@
-//! A pipeline's memory limit: bytes of telemetry it holds, with a soft and a hard limit.
+//! The process-wide memory budget: bytes of telemetry the collector holds, in one account
+//! with a soft and a hard limit (`service.memory_limiter`, see `config::memory_limiter`).
 //!
-//! `queue_size` bounds items, but items vary from a few bytes to megabytes (a log record
-//! with a large body, a span with hundreds of attributes), so it cannot bound memory alone.
-//! This counts the OTLP-encoded size of what a pipeline holds, from acceptance until the
-//! last exporter is done with it (or has written it to its queue on disk):
+//! `queue_size` bounds items, but items vary from a few bytes to megabytes, and a request
+//! costs memory before it is an item at all (its body, then its decoded structs), so one
+//! account in bytes sees every place that holds telemetry:
 //!
-//! - above `soft_limit_mib`, receivers refuse new requests with a retryable error
-//!   (HTTP 503 / gRPC `UNAVAILABLE`), like a full queue;
-//! - above `hard_limit_mib`, which a pipeline only reaches when requests already admitted
-//!   grow it (several large ones at once), the exporter driver sheds load: a batch that
-//!   fails is not retried but counted as failed with reason `memory_limit`, so memory goes
-//!   down even while the destination is struggling.
+//! - a receiver reserves a request's bounded decoded size ([`super::decoded_size`]) before
+//!   decoding it and keeps the reservation until the data is handed to the pipelines;
+//! - each pipeline's tickets then hold a claim for the batch (its OTLP-encoded size) until
+//!   the last exporter is done with it, through the batch processor, the tail buffer and
+//!   the exporter drivers' retries;
+//! - processors that hold more than their batches (the tail sampler's shared resources and
+//!   bookkeeping) publish it in a gauge the limiter adds in ([`MemoryLimiter::watch`]).
 //!
-//! ```yaml
-//! service:
-//!   pipelines:
-//!     logs:
-//!       memory_limit: { soft_limit_mib: 256, hard_limit_mib: 384 }
-//! ```
+//! Above the soft limit (limit − spike) receivers refuse new requests with a retryable
+//! error (HTTP 503 + `Retry-After` / gRPC `UNAVAILABLE`), before reading their bodies. The
+//! spike room above it is for requests already admitted; above the hard limit the exporter
+//! drivers shed failed batches (counted with reason `memory_limit`) instead of retrying
+//! them, so what is held goes down even while a destination is struggling.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
-use serde::Deserialize;
 
 use super::signal::SignalData;
 
-const MIB: usize = 1024 * 1024;
+pub const MIB: usize = 1024 * 1024;
 
-/// `memory_limit` of a pipeline; 0 means no limit.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MemoryLimitConfig {
-    pub soft_limit_mib: usize,
-    pub hard_limit_mib: usize,
+/// The two limits, in bytes, resolved from the configuration at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Above this, new requests are refused.
+    pub soft: usize,
+    /// Never planned past: a request whose bound exceeds it can never be admitted, and
+    /// above it failed batches are shed.
+    pub hard: usize,
 }
 
-impl MemoryLimitConfig {
-    pub fn is_enabled(&self) -> bool {
-        self.soft_limit_mib > 0 || self.hard_limit_mib > 0
-    }
-
-    /// Checked at start-up, with the option's path in the message.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, mib) in [
-            ("soft_limit_mib", self.soft_limit_mib),
-            ("hard_limit_mib", self.hard_limit_mib),
-        ] {
-            if mib.checked_mul(MIB).is_none() {
-                return Err(format!("{name} ({mib}) is too large"));
-            }
-        }
-        if self.soft_limit_mib > 0
-            && self.hard_limit_mib > 0
-            && self.hard_limit_mib < self.soft_limit_mib
-        {
-            return Err(format!(
-                "hard_limit_mib ({}) must be at least soft_limit_mib ({})",
-                self.hard_limit_mib, self.soft_limit_mib
-            ));
-        }
-        Ok(())
-    }
+/// Why a reservation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Held bytes are over the soft limit (or would be): retry later.
+    #[error(
+        "the collector is over its memory limit ({held_mib} MiB held, {soft_mib} MiB allowed \
+         before refusing); retry later"
+    )]
+    Busy { held_mib: usize, soft_mib: usize },
+    /// The request alone could decode to more than the whole limit.
+    #[error(
+        "the request could decode to up to {bound_mib} MiB, more than the collector's memory \
+         limit ({hard_mib} MiB); send smaller requests"
+    )]
+    TooLarge { bound_mib: usize, hard_mib: usize },
 }
 
-/// Bytes held by one pipeline, shared by its receivers' consumer, its tickets and its
-/// exporters' drivers.
+/// The one account, shared by receivers, pipelines' tickets and exporter drivers.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     held: AtomicUsize,
-    soft: usize,
-    hard: usize,
+    limits: MemoryLimits,
+    /// Bytes held by processors beyond their batches, each kept current by its owner.
+    watched: RwLock<Vec<Gauge>>,
     gauge: Gauge,
 }
 
 impl MemoryLimiter {
-    pub fn new(config: MemoryLimitConfig, gauge: Gauge) -> Arc<MemoryLimiter> {
-        let limit = |mib: usize| {
-            if mib == 0 {
-                usize::MAX
-            } else {
-                mib.saturating_mul(MIB)
-            }
-        };
+    /// `gauge` shows what [`ByteClaim`]s hold on `/metrics`.
+    pub fn new(limits: MemoryLimits, gauge: Gauge) -> Arc<MemoryLimiter> {
         Arc::new(MemoryLimiter {
             held: AtomicUsize::new(0),
-            soft: limit(config.soft_limit_mib),
-            hard: limit(config.hard_limit_mib),
+            limits,
+            watched: RwLock::new(Vec::new()),
             gauge,
         })
     }
 
+    pub fn limits(&self) -> MemoryLimits {
+        self.limits
+    }
+
+    /// Adds what `gauge` says (bytes) to the account, for as long as the limiter lives.
+    pub fn watch(&self, gauge: Gauge) {
+        self.watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(gauge);
+    }
+
+    fn watched(&self) -> usize {
+        self.watched
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|g| usize::try_from(g.get()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Bytes held now: claims and watched processors.
     pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.held.load(Ordering::Relaxed) + self.watched()
     }
 
     /// New requests are refused.
     pub fn over_soft(&self) -> bool {
-        self.held() >= self.soft
+        self.held() >= self.limits.soft
     }
 
     /// Failed batches are shed instead of retried.
     pub fn over_hard(&self) -> bool {
-        self.held() >= self.hard
+        self.held() >= self.limits.hard
     }
 
-    pub(crate) fn add(&self, bytes: usize) {
+    /// Reserves `bytes` if they fit under the soft limit, or if nothing else is held and
+    /// they fit under the hard limit (the spike room lets one large request through alone).
+    pub fn try_reserve(self: &Arc<Self>, bytes: usize) -> Result<ByteClaim, Refusal> {
+        let mib = |b: usize| b.div_ceil(MIB);
+        if bytes > self.limits.hard {
+            return Err(Refusal::TooLarge {
+                bound_mib: mib(bytes),
+                hard_mib: mib(self.limits.hard),
+            });
+        }
+        let watched = self.watched();
+        let fits = |held: usize| {
+            let total = held + watched;
+            if total + bytes <= self.limits.soft || total == 0 {
+                Some(held + bytes)
+            } else {
+                None
+            }
+        };
+        match self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, fits)
+        {
+            Ok(before) => {
+                self.show(before + bytes);
+                Ok(ByteClaim {
+                    bytes,
+                    limiter: self.clone(),
+                })
+            }
+            Err(held) => Err(Refusal::Busy {
+                held_mib: mib(held + watched),
+                soft_mib: mib(self.limits.soft),
+            }),
+        }
+    }
+
+    fn show(&self, held: usize) {
+        self.gauge.set(i64::try_from(held).unwrap_or(i64::MAX));
+    }
+
+    fn add(&self, bytes: usize) {
         let now = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.gauge.set(i64::try_from(now).unwrap_or(i64::MAX));
+        self.show(now);
     }
 
-    pub(crate) fn release(&self, bytes: usize) {
+    fn release(&self, bytes: usize) {
         let before = self
             .held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
                 Some(h.saturating_sub(bytes))
             })
             .unwrap_or(0);
-        self.gauge
-            .set(i64::try_from(before.saturating_sub(bytes)).unwrap_or(i64::MAX));
+        self.show(before.saturating_sub(bytes));
     }
 }
 
@@ -134,7 +180,7 @@ pub fn encoded_len(data: &SignalData) -> usize {
     }
 }
 
-/// Bytes of one batch, counted against its pipeline's limiter until dropped.
+/// Bytes counted against the limiter until dropped.
 #[derive(Debug)]
 pub struct ByteClaim {
     bytes: usize,
@@ -142,6 +188,8 @@ pub struct ByteClaim {
 }
 
 impl ByteClaim {
+    /// Charges `bytes` whatever the limits say: for data already admitted that moves on
+    /// (a reservation becomes the batch's claim), never for new requests.
     pub fn new(limiter: Arc<MemoryLimiter>, bytes: usize) -> ByteClaim {
         limiter.add(bytes);
         ByteClaim { bytes, limiter }
@@ -180,19 +228,13 @@ mod tests {
 
     fn limiter(soft: usize, hard: usize) -> (Arc<MemoryLimiter>, Gauge) {
         let gauge = Gauge::default();
-        let l = MemoryLimiter::new(
-            MemoryLimitConfig {
-                soft_limit_mib: soft,
-                hard_limit_mib: hard,
-            },
-            gauge.clone(),
-        );
+        let l = MemoryLimiter::new(MemoryLimits { soft, hard }, gauge.clone());
         (l, gauge)
     }
 
     #[test]
     fn soft_then_hard_as_bytes_are_held() {
-        let (l, gauge) = limiter(1, 2);
+        let (l, gauge) = limiter(MIB, 2 * MIB);
         let a = ByteClaim::new(l.clone(), MIB / 2);
         assert!(!l.over_soft());
         let b = ByteClaim::new(l.clone(), MIB / 2);
@@ -207,8 +249,57 @@ mod tests {
     }
 
     #[test]
+    fn reservations_stop_at_the_soft_limit_and_come_back_on_drop() {
+        let (l, _) = limiter(100, 150);
+        let a = l.try_reserve(60).unwrap();
+        let b = l.try_reserve(40).unwrap();
+        assert_eq!(
+            l.try_reserve(1).unwrap_err(),
+            Refusal::Busy {
+                held_mib: 1,
+                soft_mib: 1
+            }
+        );
+        drop(a);
+        let c = l.try_reserve(60).unwrap();
+        assert_eq!(l.held(), 100);
+        drop((b, c));
+        assert_eq!(l.held(), 0);
+    }
+
+    #[test]
+    fn one_request_may_use_the_spike_room_alone_never_past_the_hard_limit() {
+        let (l, _) = limiter(100, 150);
+        let big = l.try_reserve(140).expect("nothing else held: the spike room is its");
+        assert!(matches!(l.try_reserve(1), Err(Refusal::Busy { .. })));
+        drop(big);
+        assert_eq!(
+            l.try_reserve(151).unwrap_err(),
+            Refusal::TooLarge {
+                bound_mib: 1,
+                hard_mib: 1
+            }
+        );
+    }
+
+    #[test]
+    fn watched_processor_bytes_count_against_the_same_limit() {
+        let (l, _) = limiter(100, 150);
+        let tail_buffer = Gauge::default();
+        l.watch(tail_buffer.clone());
+        tail_buffer.set(90);
+        assert_eq!(l.held(), 90);
+        assert!(matches!(l.try_reserve(20), Err(Refusal::Busy { .. })));
+        let ok = l.try_reserve(10).unwrap();
+        assert!(l.over_soft());
+        tail_buffer.set(0);
+        assert!(!l.over_soft());
+        drop(ok);
+    }
+
+    #[test]
     fn split_and_merge_keep_the_total() {
-        let (l, _) = limiter(1, 0);
+        let (l, _) = limiter(MIB, usize::MAX);
         let mut a = ByteClaim::new(l.clone(), 100);
         let b = a.split(30);
         assert_eq!((a.bytes(), b.bytes(), l.held()), (70, 30, 100));
@@ -218,17 +309,5 @@ mod tests {
         drop(a);
         drop(c);
         assert_eq!(l.held(), 0);
-        assert!(!l.over_hard(), "0 = no hard limit");
-    }
-
-    #[test]
-    fn hard_below_soft_is_refused() {
-        let bad = MemoryLimitConfig {
-            soft_limit_mib: 10,
-            hard_limit_mib: 5,
-        };
-        assert!(bad.validate().is_err());
-        assert!(MemoryLimitConfig::default().validate().is_ok());
-        assert!(!MemoryLimitConfig::default().is_enabled());
     }
 }

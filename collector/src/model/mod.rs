@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod budget;
+pub mod decoded_size;
 pub mod ids;
 pub mod json;
 pub mod memory;

@@ -121,11 +121,14 @@ pub struct SelfMetrics {
     registry: Registry,
     receiver_accepted: Family<ReceiverLabels, Counter>,
     receiver_refused: Family<ReceiverReasonLabels, Counter>,
+    receiver_refused_requests: Family<ReceiverReasonLabels, Counter>,
     pipeline_accepted: Family<PipelineLabels, Counter>,
     pipeline_dropped: Family<PipelineReasonLabels, Counter>,
     queue_items: Family<PipelineLabels, Gauge>,
     queue_capacity: Family<PipelineLabels, Gauge>,
-    memory_bytes: Family<PipelineLabels, Gauge>,
+    memory_held: Gauge,
+    memory_soft_limit: Gauge,
+    memory_limit: Gauge,
     processor_held_bytes: Family<PipelineComponentLabels, Gauge>,
     exporter_sent: Family<ExporterLabels, Counter>,
     exporter_failed: Family<ExporterReasonLabels, Counter>,
@@ -148,11 +151,14 @@ impl SelfMetrics {
         let m = SelfMetrics {
             receiver_accepted: Family::default(),
             receiver_refused: Family::default(),
+            receiver_refused_requests: Family::default(),
             pipeline_accepted: Family::default(),
             pipeline_dropped: Family::default(),
             queue_items: Family::default(),
             queue_capacity: Family::default(),
-            memory_bytes: Family::default(),
+            memory_held: Gauge::default(),
+            memory_soft_limit: Gauge::default(),
+            memory_limit: Gauge::default(),
             processor_held_bytes: Family::default(),
             exporter_sent: Family::default(),
             exporter_failed: Family::default(),
@@ -172,6 +178,12 @@ impl SelfMetrics {
             "receiver_refused_items",
             "Items a receiver refused (never acknowledged; the sender may retry), by reason",
             m.receiver_refused.clone(),
+        );
+        registry.register(
+            "receiver_refused_requests",
+            "Requests a receiver refused before decoding them, so their items are unknown \
+             (over the memory limit, or too large to ever fit it), by reason",
+            m.receiver_refused_requests.clone(),
         );
         registry.register(
             "pipeline_accepted_items",
@@ -194,9 +206,20 @@ impl SelfMetrics {
             m.queue_capacity.clone(),
         );
         registry.register(
-            "pipeline_memory_bytes",
-            "OTLP-encoded bytes a pipeline with a memory_limit holds",
-            m.memory_bytes.clone(),
+            "memory_limiter_held_bytes",
+            "Bytes the memory limiter counts as held: requests being decoded (their bound), \
+             batches in the pipelines (OTLP-encoded) and what processors hold besides",
+            m.memory_held.clone(),
+        );
+        registry.register(
+            "memory_limiter_soft_limit_bytes",
+            "Held bytes above which receivers refuse new requests (limit - spike)",
+            m.memory_soft_limit.clone(),
+        );
+        registry.register(
+            "memory_limiter_limit_bytes",
+            "The memory limiter's hard limit: failed batches are shed above it",
+            m.memory_limit.clone(),
         );
         registry.register(
             "processor_held_bytes",
@@ -272,6 +295,24 @@ impl SelfMetrics {
             .clone()
     }
 
+    /// Requests refused before their items could be counted (not decoded yet).
+    pub fn receiver_refused_requests(
+        &self,
+        receiver: &str,
+        transport: &str,
+        signal: Signal,
+        reason: &str,
+    ) -> Counter {
+        self.receiver_refused_requests
+            .get_or_create(&ReceiverReasonLabels {
+                receiver: receiver.into(),
+                transport: transport.into(),
+                signal: signal.as_str().into(),
+                reason: reason.into(),
+            })
+            .clone()
+    }
+
     pub fn pipeline_accepted(&self, pipeline: &str) -> Counter {
         self.pipeline_accepted
             .get_or_create(&PipelineLabels {
@@ -290,13 +331,12 @@ impl SelfMetrics {
             .clone()
     }
 
-    /// Bytes held by a pipeline with a `memory_limit`.
-    pub fn memory_gauge(&self, pipeline: &str) -> Gauge {
-        self.memory_bytes
-            .get_or_create(&PipelineLabels {
-                pipeline: pipeline.into(),
-            })
-            .clone()
+    /// The memory limiter's account, and its limits shown beside it.
+    pub fn memory_limiter_gauges(&self, soft: usize, hard: usize) -> Gauge {
+        self.memory_soft_limit
+            .set(i64::try_from(soft).unwrap_or(i64::MAX));
+        self.memory_limit.set(i64::try_from(hard).unwrap_or(i64::MAX));
+        self.memory_held.clone()
     }
 
     /// Bytes held by processor `component` of `pipeline`.

@@ -12,7 +12,8 @@ use crate::component::factory::{ExporterContext, ProcessorContext};
 use crate::component::flush::FlushControl;
 use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
 use crate::config::{Config, component_type};
-use crate::model::memory::MemoryLimiter;
+use crate::config::memory_limiter::AvailableMemory;
+use crate::model::memory::{MIB, MemoryLimiter, MemoryLimits};
 use crate::model::{Batch, ItemBudget, Signal};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
@@ -68,6 +69,7 @@ pub fn build(
         }
     }
 
+    let memory = memory_limiter(config, metrics, health)?;
     let flush = FlushControl::new();
     let mut tasks = JoinSet::new();
     let mut budgets = Vec::new();
@@ -76,10 +78,6 @@ pub fn build(
         let signal = Signal::parse(component_type(name)).expect("validated pipeline name");
         let (held, capacity) = metrics.queue_gauges(name);
         let budget = ItemBudget::new(p.queue_size, held, capacity);
-        let memory = p
-            .memory_limit
-            .is_enabled()
-            .then(|| MemoryLimiter::new(p.memory_limit, metrics.memory_gauge(name)));
         budgets.push((name.clone(), budget.clone()));
         health.register_pipeline(name, budget.clone());
 
@@ -97,6 +95,9 @@ pub fn build(
                     id: id.clone(),
                     message: e.to_string(),
                 })?;
+            if let (Some(limiter), Some(held)) = (&memory, processor.held_bytes_gauge()) {
+                limiter.watch(held);
+            }
             let (next_tx, next_rx) = mpsc::channel::<Batch>(STAGE_CHANNEL_CAPACITY);
             tasks.spawn(processor.run(rx, next_tx));
             rx = next_rx;
@@ -148,7 +149,7 @@ pub fn build(
         });
         let input = PipelineInput::new(name, budget, tx, metrics.pipeline_accepted(name))
             .durable(durable)
-            .memory_limiter(memory);
+            .memory_limiter(memory.clone());
         for r in &p.receivers {
             inputs_by_receiver
                 .entry((r.clone(), signal))
@@ -166,6 +167,36 @@ pub fn build(
         tasks,
         flush,
     })
+}
+
+/// The one memory budget of the process (`service.memory_limiter`), shown on `/health`.
+fn memory_limiter(
+    config: &Config,
+    metrics: &SelfMetrics,
+    health: &HealthRegistry,
+) -> Result<Option<Arc<MemoryLimiter>>, BuildError> {
+    let Some(cfg) = &config.service.memory_limiter else {
+        return Ok(None);
+    };
+    let available = AvailableMemory::read();
+    let limits = cfg.limits(&available).map_err(|message| BuildError {
+        id: "service.memory_limiter".into(),
+        message,
+    })?;
+    let (total, source) = available.bytes().unwrap_or((0, "none read"));
+    tracing::info!(
+        limit_mib = limits.hard / MIB,
+        refuse_above_mib = limits.soft / MIB,
+        available_mib = total / MIB as u64,
+        available_from = source,
+        "memory limiter"
+    );
+    let limiter = MemoryLimiter::new(
+        limits,
+        metrics.memory_limiter_gauges(limits.soft, limits.hard),
+    );
+    health.register_memory_limiter(limiter.clone());
+    Ok(Some(limiter))
 }
 
 /// At least this many records found in a queue at start-up are treated as possibly
@@ -246,6 +277,30 @@ async fn fan_out(
 }
 
 impl HealthRegistry {
+    /// Degraded while over the soft limit: senders are asked to retry, the design working,
+    /// not a reason to restart (which would lose what is held).
+    fn register_memory_limiter(&self, limiter: Arc<MemoryLimiter>) {
+        self.register("memory_limiter", move || {
+            let held = limiter.held();
+            let MemoryLimits { soft, hard } = limiter.limits();
+            let detail = format!(
+                "{} MiB held; refusing above {} MiB, limit {} MiB",
+                held / MIB,
+                soft / MIB,
+                hard / MIB
+            );
+            let status = if held >= soft {
+                ComponentStatus::degraded(format!("over the soft limit, refusing requests: {detail}"))
+            } else {
+                ComponentStatus::healthy(detail)
+            };
+            status
+                .with("held_bytes", held)
+                .with("soft_limit_bytes", soft)
+                .with("limit_bytes", hard)
+        });
+    }
+
     fn register_pipeline(&self, name: &str, budget: ItemBudget) {
         self.register(&format!("pipeline/{name}"), move || {
             let held = budget.held();

@@ -192,12 +192,6 @@ impl XRaySamplingProcessor {
         usize::try_from(self.held_bytes.get()).unwrap_or(0)
     }
 
-    /// A live view of [`Self::held_bytes`] that stays readable after the processor has
-    /// been moved into its task, for a process-wide memory budget.
-    pub fn held_bytes_gauge(&self) -> Gauge {
-        self.held_bytes.clone()
-    }
-
     /// Re-reads the rules file if it changed since it was last read (or always, on
     /// SIGHUP). A bad file is logged and the rules in force stay.
     fn reload(&mut self, forced: bool) {
@@ -337,6 +331,13 @@ impl Hangup {
 
 #[async_trait]
 impl Processor for XRaySamplingProcessor {
+    /// The tail buffer's own bytes: the encoded spans waiting for a decision (also charged
+    /// through their tickets, so counted twice while they wait: safe, never under), the
+    /// resources and scopes they share, and the bookkeeping.
+    fn held_bytes_gauge(&self) -> Option<Gauge> {
+        Some(self.held_bytes.clone())
+    }
+
     async fn run(
         mut self: Box<Self>,
         mut input: mpsc::Receiver<Batch>,

@@ -182,6 +182,7 @@ impl Shared {
                     ConsumeError::TooLarge { .. } => "too_large",
                     ConsumeError::ShuttingDown => "shutting_down",
                     ConsumeError::NotStored { .. } => "storage_error",
+                    ConsumeError::MemoryLimit(_) => "memory_limit",
                 };
                 self.metrics
                     .receiver_refused(&self.receiver, TRANSPORT, signal, reason)

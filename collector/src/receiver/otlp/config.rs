@@ -14,12 +14,29 @@ use crate::component::validate::present_or_default;
 ///       http:
 ///         endpoint: 127.0.0.1:4318
 ///         max_request_body_size: 20971520
+///     max_items_per_request: 100000
+///     max_attributes_per_item: 1000
 /// ```
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct OtlpReceiverConfig {
-    #[serde(default)]
     pub protocols: Protocols,
+    /// Spans, data points or log records one request may carry; more is refused whole
+    /// (HTTP 413 / gRPC `RESOURCE_EXHAUSTED`) and counted `too_many_items`.
+    pub max_items_per_request: usize,
+    /// Attributes one item (or its resource, scope, span event or link) may have; more is
+    /// refused whole (HTTP 400 / gRPC `INVALID_ARGUMENT`) and counted `too_many_attributes`.
+    pub max_attributes_per_item: usize,
+}
+
+impl Default for OtlpReceiverConfig {
+    fn default() -> Self {
+        OtlpReceiverConfig {
+            protocols: Protocols::default(),
+            max_items_per_request: 100_000,
+            max_attributes_per_item: 1_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -57,6 +74,9 @@ impl OtlpReceiverConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             return Err("protocols: enable at least one protocol (`grpc:` and/or `http:`)".into());
+        }
+        if self.max_items_per_request == 0 {
+            return Err("max_items_per_request must be at least 1".into());
         }
         if let Some(grpc) = &self.protocols.grpc {
             let mib = grpc.max_recv_msg_size_mib;

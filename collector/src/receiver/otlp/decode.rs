@@ -21,6 +21,15 @@ pub enum DecodeError {
     BadJson { what: &'static str, detail: String },
 }
 
+/// Whether a `Content-Encoding` leaves the body as it is (so its length on the wire is
+/// its decompressed length).
+pub fn is_identity(content_encoding: Option<&str>) -> bool {
+    content_encoding.is_none_or(|e| {
+        let e = e.trim();
+        e.is_empty() || e.eq_ignore_ascii_case("identity")
+    })
+}
+
 /// Returns the decompressed body, refusing anything over `limit` bytes.
 pub fn decompress(
     body: bytes::Bytes,
@@ -84,6 +93,14 @@ where
     T: prost::Message + serde::de::DeserializeOwned + Default,
 {
     let body = decompress(raw, content_encoding, limit)?;
+    message(&body, encoding, what)
+}
+
+/// A decompressed OTLP/HTTP body as its message (see [`request`]).
+pub fn message<T>(body: &[u8], encoding: Encoding, what: &'static str) -> Result<T, DecodeError>
+where
+    T: prost::Message + serde::de::DeserializeOwned + Default,
+{
     if body.is_empty() {
         return match encoding {
             Encoding::Protobuf => Ok(T::default()),
@@ -94,8 +111,8 @@ where
         };
     }
     match encoding {
-        Encoding::Protobuf => protobuf(&body, what),
-        Encoding::Json => json(&body, what),
+        Encoding::Protobuf => protobuf(body, what),
+        Encoding::Json => json(body, what),
     }
 }
 

@@ -22,8 +22,10 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
+use super::request_limits::LimitError;
 use super::{Ingest, IngestError};
 use crate::component::ConsumeError;
+use crate::model::memory::{ByteClaim, Refusal};
 
 pub fn serve(
     listener: TcpListener,
@@ -47,8 +49,13 @@ pub fn serve(
 fn to_status(e: IngestError) -> Status {
     match e {
         IngestError::NoPipeline(_) => Status::unimplemented(e.to_string()),
-        IngestError::Refused(ConsumeError::TooLarge { .. }) => {
+        IngestError::Refused(ConsumeError::TooLarge { .. })
+        | IngestError::Refused(ConsumeError::MemoryLimit(Refusal::TooLarge { .. }))
+        | IngestError::Limit(LimitError::TooManyItems { .. }) => {
             Status::resource_exhausted(e.to_string())
+        }
+        IngestError::Limit(LimitError::TooManyAttributes { .. }) => {
+            Status::invalid_argument(e.to_string())
         }
         IngestError::Refused(_) => Status::unavailable(e.to_string()),
     }
@@ -116,9 +123,17 @@ impl<S: OtlpSignal> tower::Service<http::Request<tonic::body::Body>> for OtlpSer
                 ))
                 .into_http());
             }
+            // Over the memory limit: refused before the message is read.
+            if let Err(e) = ingest.check_memory("grpc", S::SIGNAL) {
+                return Ok(to_status(e).into_http());
+            }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
-            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+            let codec = OtlpCodec::<S> {
+                ingest: ingest.clone(),
+                _signal: PhantomData,
+            };
+            let mut grpc = Grpc::new(codec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(limit), None);
             let handler = Handler::<S> {
@@ -142,15 +157,19 @@ struct Handler<S> {
     _signal: PhantomData<fn() -> S>,
 }
 
-impl<S: OtlpSignal> UnaryService<S::Request> for Handler<S> {
+impl<S: OtlpSignal> UnaryService<Reserved<S::Request>> for Handler<S> {
     type Response = S::Response;
     type Future = BoxFuture<'static, Result<Response<S::Response>, Status>>;
 
-    fn call(&mut self, request: Request<S::Request>) -> Self::Future {
+    fn call(&mut self, request: Request<Reserved<S::Request>>) -> Self::Future {
         let ingest = self.ingest.clone();
         Box::pin(async move {
+            let Reserved {
+                message,
+                reservation,
+            } = request.into_inner();
             ingest
-                .ingest::<S>("grpc", request.into_inner())
+                .ingest::<S>("grpc", message, reservation)
                 .await
                 .map(Response::new)
                 .map_err(to_status)
@@ -158,11 +177,20 @@ impl<S: OtlpSignal> UnaryService<S::Request> for Handler<S> {
     }
 }
 
-struct OtlpCodec<S>(PhantomData<fn() -> S>);
+/// A decoded message with the memory reserved for it before decoding.
+pub struct Reserved<T> {
+    message: T,
+    reservation: Option<ByteClaim>,
+}
+
+struct OtlpCodec<S> {
+    ingest: Arc<Ingest>,
+    _signal: PhantomData<fn() -> S>,
+}
 
 impl<S: OtlpSignal> Codec for OtlpCodec<S> {
     type Encode = S::Response;
-    type Decode = S::Request;
+    type Decode = Reserved<S::Request>;
     type Encoder = ProtoEncoder<S::Response>;
     type Decoder = ProtoDecoder<S>;
 
@@ -171,7 +199,10 @@ impl<S: OtlpSignal> Codec for OtlpCodec<S> {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProtoDecoder(PhantomData)
+        ProtoDecoder {
+            ingest: self.ingest.clone(),
+            _signal: PhantomData,
+        }
     }
 }
 
@@ -187,15 +218,30 @@ impl<T: prost::Message> Encoder for ProtoEncoder<T> {
     }
 }
 
-struct ProtoDecoder<S>(PhantomData<fn() -> S>);
+struct ProtoDecoder<S> {
+    ingest: Arc<Ingest>,
+    _signal: PhantomData<fn() -> S>,
+}
 
 impl<S: OtlpSignal> Decoder for ProtoDecoder<S> {
-    type Item = S::Request;
+    type Item = Reserved<S::Request>;
     type Error = Status;
 
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<S::Request>, Status> {
+    /// `buf` holds the whole (decompressed) message: its length bounds what it decodes
+    /// to, which is reserved before decoding, or the message is refused.
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        use bytes::Buf;
+        let reservation = self
+            .ingest
+            .reserve("grpc", S::SIGNAL, buf.remaining())
+            .map_err(to_status)?;
         <S::Request as prost::Message>::decode(buf)
-            .map(Some)
+            .map(|message| {
+                Some(Reserved {
+                    message,
+                    reservation,
+                })
+            })
             .map_err(|e| {
                 Status::invalid_argument(format!(
                     "message is not a valid OTLP protobuf {}: {e}",

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{CorsConfig, HttpConfig};
 use super::decode::{self, DecodeError, Encoding};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
+use super::request_limits::LimitError;
 use super::{Ingest, IngestError};
 use crate::component::ConsumeError;
 
@@ -220,6 +221,26 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             );
         }
     };
+    if let Err(e) = ctx.ingest.check_memory("http", S::SIGNAL) {
+        return ingest_error(e, encoding);
+    }
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    // An uncompressed body's decoded size is bounded by its Content-Length: reserve it
+    // (or refuse) before reading a byte of it.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|len| decode::is_identity(content_encoding) && *len <= ctx.limit);
+    let mut reservation = None;
+    if let Some(len) = declared {
+        match ctx.ingest.reserve("http", S::SIGNAL, len) {
+            Ok(r) => reservation = r,
+            Err(e) => return ingest_error(e, encoding),
+        }
+    }
     let raw = match read_limited(body, ctx.limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -240,13 +261,20 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             };
         }
     };
-    let content_encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    let decoded =
-        decode::request::<S::Request>(raw, content_encoding, encoding, ctx.limit, S::REQUEST_NAME);
+    let decoded = decode::decompress(raw, content_encoding, ctx.limit).and_then(|body| {
+        // Compressed or without a Content-Length: bounded by the decompressed length,
+        // reserved (or refused) before decoding.
+        if declared.is_none() {
+            match ctx.ingest.reserve("http", S::SIGNAL, body.len()) {
+                Ok(r) => reservation = r,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        decode::message::<S::Request>(&body, encoding, S::REQUEST_NAME).map(Ok)
+    });
     let request = match decoded {
-        Ok(r) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(refused)) => return ingest_error(refused, encoding),
         Err(e) => {
             ctx.ingest.malformed("http", S::SIGNAL);
             let (status, code) = match e {
@@ -263,25 +291,32 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             return error(status, code, encoding, e.to_string());
         }
     };
-    match ctx.ingest.ingest::<S>("http", request).await {
+    match ctx.ingest.ingest::<S>("http", request, reservation).await {
         Ok(response) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, encoding.content_type())],
             encode(encoding, &response),
         )
             .into_response(),
-        Err(e) => {
-            let (status, code) = match &e {
-                IngestError::NoPipeline(_) => (StatusCode::NOT_FOUND, tonic::Code::Unimplemented),
-                IngestError::Refused(ConsumeError::TooLarge { .. }) => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    tonic::Code::ResourceExhausted,
-                ),
-                IngestError::Refused(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
-                }
-            };
-            error(status, code, encoding, e.to_string())
-        }
+        Err(e) => ingest_error(e, encoding),
     }
+}
+
+/// The answer to a request that was decoded (or would have been) but not accepted.
+fn ingest_error(e: IngestError, encoding: Encoding) -> Response {
+    use crate::model::memory::Refusal;
+    let (status, code) = match &e {
+        IngestError::NoPipeline(_) => (StatusCode::NOT_FOUND, tonic::Code::Unimplemented),
+        IngestError::Refused(ConsumeError::TooLarge { .. })
+        | IngestError::Refused(ConsumeError::MemoryLimit(Refusal::TooLarge { .. }))
+        | IngestError::Limit(LimitError::TooManyItems { .. }) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        IngestError::Limit(LimitError::TooManyAttributes { .. }) => {
+            (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument)
+        }
+        IngestError::Refused(_) => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable),
+    };
+    error(status, code, encoding, e.to_string())
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 mod grpc;
 mod http;
+mod request_limits;
 pub mod signal;
 
 use std::collections::BTreeMap;
@@ -18,9 +19,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::config::OtlpReceiverConfig;
+use self::request_limits::LimitError;
 use self::signal::{OtlpSignal, Rejected};
 use crate::component::{ConsumeError, Consumer};
-use crate::model::Signal;
+use crate::model::memory::{ByteClaim, Refusal};
+use crate::model::{Signal, decoded_size};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -32,6 +35,15 @@ pub enum IngestError {
     NoPipeline(Signal),
     #[error(transparent)]
     Refused(#[from] ConsumeError),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+}
+
+impl IngestError {
+    /// The process-wide memory budget refused it.
+    fn memory(refusal: Refusal) -> IngestError {
+        IngestError::Refused(ConsumeError::MemoryLimit(refusal))
+    }
 }
 
 /// The transport-independent half of the receiver.
@@ -39,6 +51,8 @@ pub struct Ingest {
     receiver: String,
     consumers: BTreeMap<Signal, Consumer>,
     metrics: Arc<SelfMetrics>,
+    max_items: usize,
+    max_attributes: usize,
 }
 
 impl Ingest {
@@ -47,25 +61,95 @@ impl Ingest {
         consumers: BTreeMap<Signal, Consumer>,
         metrics: Arc<SelfMetrics>,
     ) -> Ingest {
+        let defaults = OtlpReceiverConfig::default();
         Ingest {
             receiver: receiver.into(),
             consumers,
             metrics,
+            max_items: defaults.max_items_per_request,
+            max_attributes: defaults.max_attributes_per_item,
         }
     }
 
+    /// `max_items_per_request` and `max_attributes_per_item` from `config`.
+    pub fn request_limits(mut self, config: &OtlpReceiverConfig) -> Ingest {
+        self.max_items = config.max_items_per_request;
+        self.max_attributes = config.max_attributes_per_item;
+        self
+    }
+
+    /// Refuses at once, before a body is read, while the memory budget is over its soft
+    /// limit: under overload a refusal costs almost nothing. Counted per request.
+    pub fn check_memory(&self, transport: &str, signal: Signal) -> Result<(), IngestError> {
+        let Some(limiter) = self.consumers.get(&signal).and_then(Consumer::memory_limiter)
+        else {
+            return Ok(());
+        };
+        if !limiter.over_soft() {
+            return Ok(());
+        }
+        let refusal = Refusal::Busy {
+            held_mib: limiter.held().div_ceil(crate::model::memory::MIB),
+            soft_mib: limiter.limits().soft.div_ceil(crate::model::memory::MIB),
+        };
+        self.refused_request(transport, signal);
+        Err(IngestError::memory(refusal))
+    }
+
+    /// Reserves what a request of `len` (decompressed) bytes can decode to, before
+    /// decoding it; `None` when no memory limiter is configured. Refusals are counted per
+    /// request (the items are not known yet).
+    pub fn reserve(
+        &self,
+        transport: &str,
+        signal: Signal,
+        len: usize,
+    ) -> Result<Option<ByteClaim>, IngestError> {
+        let Some(limiter) = self.consumers.get(&signal).and_then(Consumer::memory_limiter)
+        else {
+            return Ok(None);
+        };
+        limiter
+            .try_reserve(decoded_size::bound(signal, len))
+            .map(Some)
+            .map_err(|refusal| {
+                self.refused_request(transport, signal);
+                IngestError::memory(refusal)
+            })
+    }
+
+    fn refused_request(&self, transport: &str, signal: Signal) {
+        self.metrics
+            .receiver_refused_requests(&self.receiver, transport, signal, "memory_limit")
+            .inc();
+    }
+
     /// Accepts a decoded request, or says why not. With a queue on disk behind the
-    /// pipeline, answers only once the request is written there.
+    /// pipeline, answers only once the request is written there. `reservation` is the
+    /// memory reserved for it before decoding ([`Ingest::reserve`]), released once the
+    /// data is in the pipelines (charged there as batches) or refused.
     pub async fn ingest<S: OtlpSignal>(
         &self,
         transport: &str,
         request: S::Request,
+        reservation: Option<ByteClaim>,
     ) -> Result<S::Response, IngestError> {
         let consumer = self
             .consumers
             .get(&S::SIGNAL)
             .ok_or(IngestError::NoPipeline(S::SIGNAL))?;
         let (data, rejected) = S::accept(request);
+        let sent = data.item_count() + rejected.items;
+        if let Err(e) = request_limits::check(&data, sent, self.max_items, self.max_attributes) {
+            let reason = match e {
+                LimitError::TooManyItems { .. } => "too_many_items",
+                LimitError::TooManyAttributes { .. } => "too_many_attributes",
+            };
+            self.metrics
+                .receiver_refused(&self.receiver, transport, S::SIGNAL, reason)
+                .inc_by(sent as u64);
+            return Err(e.into());
+        }
         if rejected.items > 0 {
             self.metrics
                 .receiver_refused(&self.receiver, transport, S::SIGNAL, "invalid")
@@ -74,7 +158,11 @@ impl Ingest {
                 reason = %rejected.message, "rejected part of a request");
         }
         let items = data.item_count();
-        let consumed = match consumer.try_consume_durable(data) {
+        let consumed = match reservation {
+            Some(reserved) => consumer.try_consume_reserved(data, Some(reserved)),
+            None => consumer.try_consume_durable(data),
+        };
+        let consumed = match consumed {
             Ok(settled) => settled.wait().await,
             Err(e) => Err(e),
         };
@@ -91,6 +179,7 @@ impl Ingest {
                     ConsumeError::TooLarge { .. } => "too_large",
                     ConsumeError::ShuttingDown => "shutting_down",
                     ConsumeError::NotStored { .. } => "storage_error",
+                    ConsumeError::MemoryLimit(_) => "memory_limit",
                 };
                 self.metrics
                     .receiver_refused(&self.receiver, transport, S::SIGNAL, reason)
@@ -122,7 +211,7 @@ pub async fn start(
     health: &HealthRegistry,
     stop: CancellationToken,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let ingest = Arc::new(Ingest::new(id, consumers, metrics));
+    let ingest = Arc::new(Ingest::new(id, consumers, metrics).request_limits(config));
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
     if let Some(grpc) = &config.protocols.grpc {

@@ -158,6 +158,7 @@ impl Segments {
                     ConsumeError::TooLarge { .. } => "over_capacity",
                     ConsumeError::ShuttingDown => "shutting_down",
                     ConsumeError::NotStored { .. } => "storage_error",
+                    ConsumeError::MemoryLimit(_) => "memory_limit",
                 };
                 tracing::debug!(receiver = %self.receiver, error = %e, spans = items,
                     "X-Ray segment dropped: UDP cannot ask the SDK to retry");
