@@ -17,13 +17,13 @@ use aurastream_proto::otlp::logs_service::ExportLogsServiceRequest;
 use aurastream_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-use prometheus_client::metrics::gauge::Gauge;
 
 use aurastream_collector::config::{
     ConfigSource, ExporterConfig, ProcessorConfig, ReceiverConfig, load_sources,
 };
 use aurastream_collector::exporter::file::FileExporter;
-use aurastream_collector::model::memory::{self, MemoryLimiter};
+use aurastream_collector::config::memory_limiter::AvailableMemory;
+use aurastream_collector::model::memory;
 use aurastream_collector::model::{Signal, SignalData};
 use aurastream_collector::receiver::otlp::decode::{self, DecodeError, Encoding};
 use aurastream_collector::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
@@ -299,8 +299,8 @@ pub fn config(data: &[u8]) {
             let _ = FileExporter::new(file);
         }
     }
-    for pipeline in config.service.pipelines.values() {
-        let _ = MemoryLimiter::new(pipeline.memory_limit, Gauge::default());
+    if let Some(limiter) = &config.service.memory_limiter {
+        let _ = limiter.limits(&AvailableMemory::read());
     }
     // Durations that the collector adds to `Instant::now()` (which panics on overflow).
     let now = std::time::Instant::now();

@@ -533,8 +533,9 @@ service:
   extensions: [health_check]
   pipelines:
     traces: { receivers: [otlp, awsxray], processors: [batch], exporters: [awsxray, file/traces] }
-    metrics: { receivers: [otlp], exporters: [awsemf], memory_limit: { soft_limit_mib: 64, hard_limit_mib: 96 } }
+    metrics: { receivers: [otlp], exporters: [awsemf] }
     logs: { receivers: [otlp], exporters: [awscloudwatchlogs], queue_size: 1000 }
+  memory_limiter: { limit_mib: 96, spike_limit_mib: 32, check_interval: 1s }
 "#;
 
 const CONFIG_OVERRIDE: &str = r#"exporters:

@@ -145,8 +145,9 @@ impl MemoryLimiterConfig {
                 "limit_percentage: the memory available could not be read (no Lambda memory \
                  size, cgroup limit or /proc/meminfo); set limit_mib",
             )?;
-            let total = usize::try_from(total).unwrap_or(usize::MAX);
-            let pct = |p: u64| total / 100 * usize::try_from(p).unwrap_or(100);
+            let pct = |p: u64| {
+                usize::try_from(u128::from(total) * u128::from(p) / 100).unwrap_or(usize::MAX)
+            };
             let spike = if self.spike_limit_percentage > 0 {
                 pct(self.spike_limit_percentage)
             } else {
@@ -202,8 +203,8 @@ mod tests {
         };
         assert_eq!(m.bytes(), Some((1000 * MIB as u64, "Lambda function memory")));
         let limits = l.limits(&m).unwrap();
-        assert_eq!(limits.hard, 1000 * MIB / 100 * 80);
-        assert_eq!(limits.soft, 1000 * MIB / 100 * 60);
+        assert_eq!(limits.hard, 800 * MIB);
+        assert_eq!(limits.soft, 600 * MIB);
         m.lambda_mb = None;
         assert_eq!(m.bytes(), Some((2_097_152_000, "cgroup memory limit")));
         m.cgroup_limit = Some("max\n".into());

@@ -357,3 +357,47 @@ fn values_that_overflow_at_start_up_are_refused() {
     );
     load_one(&year).unwrap();
 }
+
+/// Every configuration we ship runs with the memory budget on, sized for its target.
+#[test]
+fn every_shipped_configuration_turns_the_memory_limiter_on() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut shipped: Vec<(String, Config)> = vec![
+        ("default".into(), load(&[]).unwrap()),
+        (
+            "lambda-default".into(),
+            load_sources(
+                &[ConfigSource {
+                    name: "lambda-default".into(),
+                    text: LAMBDA_DEFAULT_CONFIG.into(),
+                }],
+                |_| None,
+            )
+            .unwrap(),
+        ),
+    ];
+    for name in ["sidecar", "lambda", "local"] {
+        let path = root.join(format!("deploy/config/{name}.yaml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let source = ConfigSource {
+            name: name.into(),
+            text,
+        };
+        shipped.push((name.into(), load_sources(&[source], |_| None).unwrap()));
+    }
+    let lambda = crate::config::memory_limiter::AvailableMemory {
+        lambda_mb: Some("256".into()),
+        ..Default::default()
+    };
+    for (name, config) in shipped {
+        let limiter = config
+            .service
+            .memory_limiter
+            .unwrap_or_else(|| panic!("{name}: no service.memory_limiter"));
+        let limits = limiter.limits(&lambda).unwrap();
+        assert!(limits.soft < limits.hard, "{name}");
+        if name.starts_with("lambda") {
+            assert_eq!(limits.hard, 64 << 20, "{name}: a quarter of the function's memory");
+        }
+    }
+}

@@ -5,11 +5,15 @@
 //!  "checks": {"receiver/otlp": {"status": "healthy", "detail": "grpc 127.0.0.1:4317"}, ...}}
 //! ```
 //!
-//! `overall_status` is `unhealthy` (and the HTTP status 503) when any check is unhealthy.
-//! A `degraded` check (for example a full queue that is pushing back on senders) is shown
-//! but does not make the collector unhealthy: restarting it would lose what it holds.
+//! `overall_status` is `unhealthy` (and the HTTP status 503) when any check is unhealthy,
+//! else `degraded` when any check is degraded (for example a full queue or the memory
+//! limiter pushing back on senders), else `healthy`. Degraded keeps HTTP 200: restarting
+//! the collector would lose what it holds and not make room any sooner.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -84,12 +88,56 @@ impl HealthRegistry {
             .iter()
             .map(|(name, check)| (name.clone(), check()))
             .collect();
-        let healthy = checks.values().all(|c| c.status != "unhealthy");
+        let worst = |status: &str| checks.values().any(|c| c.status == status);
+        let overall_status = if worst("unhealthy") {
+            "unhealthy"
+        } else if worst("degraded") {
+            "degraded"
+        } else {
+            "healthy"
+        };
         HealthReport {
-            overall_status: if healthy { "healthy" } else { "unhealthy" },
+            overall_status,
             timestamp: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             checks,
         }
+    }
+}
+
+/// Which of a component's long-running tasks (a receiver's servers) have ended while the
+/// collector was not stopping: a receiver whose server died takes nothing in any more,
+/// whatever else about it looks fine.
+#[derive(Debug, Clone, Default)]
+pub struct TaskLiveness {
+    ended: Arc<Mutex<Vec<String>>>,
+}
+
+impl TaskLiveness {
+    /// Watches `task` (called `what` in the health detail); the returned handle ends with
+    /// it, so whoever waited for `task` can wait for this instead.
+    pub fn watch(&self, what: String, task: JoinHandle<()>, stop: CancellationToken) -> JoinHandle<()> {
+        let ended = self.ended.clone();
+        tokio::spawn(async move {
+            let outcome = task.await;
+            if stop.is_cancelled() {
+                return;
+            }
+            let how = match outcome {
+                Ok(()) => "stopped",
+                Err(e) if e.is_panic() => "panicked",
+                Err(_) => "was cancelled",
+            };
+            tracing::error!(task = %what, "{what} {how}; it takes no more data");
+            ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{what} {how}"));
+        })
+    }
+
+    /// What has ended, e.g. `["http server stopped"]`; empty while all run.
+    pub fn ended(&self) -> Vec<String> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -98,11 +146,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_unhealthy_check_makes_the_whole_unhealthy_degraded_does_not() {
+    fn the_overall_status_is_the_worst_check() {
         let h = HealthRegistry::default();
         h.register("a", || ComponentStatus::healthy("ok"));
-        h.register("b", || ComponentStatus::degraded("queue full"));
         assert_eq!(h.report().overall_status, "healthy");
+        h.register("b", || ComponentStatus::degraded("queue full"));
+        assert_eq!(h.report().overall_status, "degraded");
         h.register("c", || {
             ComponentStatus::unhealthy("down").with("consecutive_failures", 7)
         });
@@ -113,5 +162,20 @@ mod tests {
         assert_eq!(json["checks"]["c"]["consecutive_failures"], 7);
         assert_eq!(json["checks"]["b"]["detail"], "queue full");
         assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_while_running_is_reported_not_one_stopped_on_purpose() {
+        let live = TaskLiveness::default();
+        let stop = CancellationToken::new();
+        let dies = tokio::spawn(async { panic!("server failed") });
+        live.watch("grpc server".into(), dies, stop.clone())
+            .await
+            .unwrap();
+        assert_eq!(live.ended(), vec!["grpc server panicked".to_string()]);
+        stop.cancel();
+        let stopped = tokio::spawn(async {});
+        live.watch("http server".into(), stopped, stop).await.unwrap();
+        assert_eq!(live.ended().len(), 1, "stopping on purpose is not dying");
     }
 }

@@ -46,10 +46,11 @@ pub async fn start(
 
 async fn health_handler(State(s): State<AppState>) -> impl IntoResponse {
     let report = s.health.report();
-    let code = if report.overall_status == "healthy" {
-        StatusCode::OK
-    } else {
+    // Degraded is the design pushing back, not a reason for an orchestrator to restart.
+    let code = if report.overall_status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     (code, axum::Json(report))
 }

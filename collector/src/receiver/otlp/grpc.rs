@@ -23,7 +23,8 @@ use tonic::{Request, Response, Status};
 
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::request_limits::LimitError;
-use super::{Ingest, IngestError};
+use super::decode::Encoding;
+use super::{Ingest, IngestError, Reserved};
 use crate::component::ConsumeError;
 use crate::model::memory::{ByteClaim, Refusal};
 
@@ -157,14 +158,14 @@ struct Handler<S> {
     _signal: PhantomData<fn() -> S>,
 }
 
-impl<S: OtlpSignal> UnaryService<Reserved<S::Request>> for Handler<S> {
+impl<S: OtlpSignal> UnaryService<WithReservation<S::Request>> for Handler<S> {
     type Response = S::Response;
     type Future = BoxFuture<'static, Result<Response<S::Response>, Status>>;
 
-    fn call(&mut self, request: Request<Reserved<S::Request>>) -> Self::Future {
+    fn call(&mut self, request: Request<WithReservation<S::Request>>) -> Self::Future {
         let ingest = self.ingest.clone();
         Box::pin(async move {
-            let Reserved {
+            let WithReservation {
                 message,
                 reservation,
             } = request.into_inner();
@@ -178,7 +179,7 @@ impl<S: OtlpSignal> UnaryService<Reserved<S::Request>> for Handler<S> {
 }
 
 /// A decoded message with the memory reserved for it before decoding.
-pub struct Reserved<T> {
+pub struct WithReservation<T> {
     message: T,
     reservation: Option<ByteClaim>,
 }
@@ -190,7 +191,7 @@ struct OtlpCodec<S> {
 
 impl<S: OtlpSignal> Codec for OtlpCodec<S> {
     type Encode = S::Response;
-    type Decode = Reserved<S::Request>;
+    type Decode = WithReservation<S::Request>;
     type Encoder = ProtoEncoder<S::Response>;
     type Decoder = ProtoDecoder<S>;
 
@@ -224,7 +225,7 @@ struct ProtoDecoder<S> {
 }
 
 impl<S: OtlpSignal> Decoder for ProtoDecoder<S> {
-    type Item = Reserved<S::Request>;
+    type Item = WithReservation<S::Request>;
     type Error = Status;
 
     /// `buf` holds the whole (decompressed) message: its length bounds what it decodes
@@ -233,11 +234,17 @@ impl<S: OtlpSignal> Decoder for ProtoDecoder<S> {
         use bytes::Buf;
         let reservation = self
             .ingest
-            .reserve("grpc", S::SIGNAL, buf.remaining())
+            .reserve_body(
+                "grpc",
+                S::SIGNAL,
+                buf.chunk(),
+                Encoding::Protobuf,
+                Reserved::default(),
+            )
             .map_err(to_status)?;
         <S::Request as prost::Message>::decode(buf)
             .map(|message| {
-                Some(Reserved {
+                Some(WithReservation {
                     message,
                     reservation,
                 })

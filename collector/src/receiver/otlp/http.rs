@@ -18,7 +18,7 @@ use super::config::{CorsConfig, HttpConfig};
 use super::decode::{self, DecodeError, Encoding};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::request_limits::LimitError;
-use super::{Ingest, IngestError};
+use super::{Ingest, IngestError, Reserved};
 use crate::component::ConsumeError;
 
 #[derive(Clone)]
@@ -234,13 +234,13 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|len| decode::is_identity(content_encoding) && *len <= ctx.limit);
-    let mut reservation = None;
-    if let Some(len) = declared {
-        match ctx.ingest.reserve("http", S::SIGNAL, len) {
-            Ok(r) => reservation = r,
+    let reserved = match declared {
+        Some(len) => match ctx.ingest.reserve_declared("http", S::SIGNAL, len) {
+            Ok(r) => r,
             Err(e) => return ingest_error(e, encoding),
-        }
-    }
+        },
+        None => Reserved::default(),
+    };
     let raw = match read_limited(body, ctx.limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -261,14 +261,15 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             };
         }
     };
+    let mut reservation = None;
     let decoded = decode::decompress(raw, content_encoding, ctx.limit).and_then(|body| {
-        // Compressed or without a Content-Length: bounded by the decompressed length,
-        // reserved (or refused) before decoding.
-        if declared.is_none() {
-            match ctx.ingest.reserve("http", S::SIGNAL, body.len()) {
-                Ok(r) => reservation = r,
-                Err(e) => return Ok(Err(e)),
-            }
+        // Bounded by the decompressed body, reserved (or refused) before decoding.
+        match ctx
+            .ingest
+            .reserve_body("http", S::SIGNAL, &body, encoding, reserved)
+        {
+            Ok(r) => reservation = r,
+            Err(e) => return Ok(Err(e)),
         }
         decode::message::<S::Request>(&body, encoding, S::REQUEST_NAME).map(Ok)
     });

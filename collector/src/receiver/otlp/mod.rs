@@ -22,9 +22,9 @@ use self::config::OtlpReceiverConfig;
 use self::request_limits::LimitError;
 use self::signal::{OtlpSignal, Rejected};
 use crate::component::{ConsumeError, Consumer};
-use crate::model::memory::{ByteClaim, Refusal};
+use crate::model::memory::{ByteClaim, MIB, MemoryLimiter, Refusal};
 use crate::model::{Signal, decoded_size};
-use crate::telemetry::health::{ComponentStatus, HealthRegistry};
+use crate::telemetry::health::{ComponentStatus, HealthRegistry, TaskLiveness};
 use crate::telemetry::metrics::SelfMetrics;
 
 /// Why a request was not accepted, mapped to gRPC codes and HTTP statuses by the
@@ -44,6 +44,14 @@ impl IngestError {
     fn memory(refusal: Refusal) -> IngestError {
         IngestError::Refused(ConsumeError::MemoryLimit(refusal))
     }
+}
+
+/// Memory reserved for a request before its body is read.
+#[derive(Debug, Default)]
+pub struct Reserved {
+    claim: Option<ByteClaim>,
+    /// The claim covers what the body decodes to, not only the body.
+    decoding_covered: bool,
 }
 
 /// The transport-independent half of the receiver.
@@ -81,47 +89,99 @@ impl Ingest {
     /// Refuses at once, before a body is read, while the memory budget is over its soft
     /// limit: under overload a refusal costs almost nothing. Counted per request.
     pub fn check_memory(&self, transport: &str, signal: Signal) -> Result<(), IngestError> {
-        let Some(limiter) = self.consumers.get(&signal).and_then(Consumer::memory_limiter)
-        else {
+        let Some(limiter) = self.limiter(signal) else {
             return Ok(());
         };
         if !limiter.over_soft() {
             return Ok(());
         }
         let refusal = Refusal::Busy {
-            held_mib: limiter.held().div_ceil(crate::model::memory::MIB),
-            soft_mib: limiter.limits().soft.div_ceil(crate::model::memory::MIB),
+            held_mib: limiter.held().div_ceil(MIB),
+            soft_mib: limiter.limits().soft.div_ceil(MIB),
         };
-        self.refused_request(transport, signal);
-        Err(IngestError::memory(refusal))
+        Err(self.refused_request(transport, signal, refusal))
     }
 
-    /// Reserves what a request of `len` (decompressed) bytes can decode to, before
-    /// decoding it; `None` when no memory limiter is configured. Refusals are counted per
-    /// request (the items are not known yet).
-    pub fn reserve(
+    /// Before a body of `wire_len` bytes (uncompressed) is read: reserves what it can
+    /// decode to at most by the fast bound ([`decoded_size::bound`]) if that fits, else
+    /// only the body itself, leaving the decoded size to [`Ingest::reserve_body`]. Refused
+    /// when not even the body fits: nothing is read.
+    pub fn reserve_declared(
         &self,
         transport: &str,
         signal: Signal,
-        len: usize,
-    ) -> Result<Option<ByteClaim>, IngestError> {
-        let Some(limiter) = self.consumers.get(&signal).and_then(Consumer::memory_limiter)
-        else {
-            return Ok(None);
+        wire_len: usize,
+    ) -> Result<Reserved, IngestError> {
+        let Some(limiter) = self.limiter(signal) else {
+            return Ok(Reserved::default());
         };
-        limiter
-            .try_reserve(decoded_size::bound(signal, len))
-            .map(Some)
-            .map_err(|refusal| {
-                self.refused_request(transport, signal);
-                IngestError::memory(refusal)
-            })
+        if let Ok(claim) = limiter.try_reserve(decoded_size::bound(signal, wire_len)) {
+            return Ok(Reserved {
+                claim: Some(claim),
+                decoding_covered: true,
+            });
+        }
+        match limiter.try_reserve(wire_len) {
+            Ok(claim) => Ok(Reserved {
+                claim: Some(claim),
+                decoding_covered: false,
+            }),
+            Err(refusal) => Err(self.refused_request(transport, signal, refusal)),
+        }
     }
 
-    fn refused_request(&self, transport: &str, signal: Signal) {
+    /// Once the (decompressed) body is read and before it is decoded: reserves what it can
+    /// decode to, unless `before` covers that already. The fast bound first; if that does
+    /// not fit, the bound from walking a protobuf body ([`decoded_size::scan`]), which is
+    /// tight. Refused when even that does not fit. `None` without a memory limiter.
+    pub fn reserve_body(
+        &self,
+        transport: &str,
+        signal: Signal,
+        body: &[u8],
+        encoding: decode::Encoding,
+        before: Reserved,
+    ) -> Result<Option<ByteClaim>, IngestError> {
+        if before.decoding_covered {
+            return Ok(before.claim);
+        }
+        let Some(limiter) = self.limiter(signal) else {
+            return Ok(None);
+        };
+        // What the body costs is part of both bounds.
+        drop(before.claim);
+        let fast = decoded_size::bound(signal, body.len());
+        let refusal = match limiter.try_reserve(fast) {
+            Ok(claim) => return Ok(Some(claim)),
+            Err(refusal) => refusal,
+        };
+        let scanned = match encoding {
+            decode::Encoding::Protobuf => decoded_size::scan(signal, body),
+            decode::Encoding::Json => None,
+        };
+        let Some(needed) = scanned else {
+            return Err(self.refused_request(transport, signal, refusal));
+        };
+        limiter
+            .try_reserve(needed)
+            .map(Some)
+            .map_err(|refusal| self.refused_request(transport, signal, refusal))
+    }
+
+    fn limiter(&self, signal: Signal) -> Option<&Arc<MemoryLimiter>> {
+        self.consumers.get(&signal).and_then(Consumer::memory_limiter)
+    }
+
+    /// Counts a request refused by the memory limiter before it was decoded.
+    fn refused_request(&self, transport: &str, signal: Signal, refusal: Refusal) -> IngestError {
+        let reason = match refusal {
+            Refusal::Busy { .. } => "memory_limit",
+            Refusal::TooLarge { .. } => "memory_limit_too_large",
+        };
         self.metrics
-            .receiver_refused_requests(&self.receiver, transport, signal, "memory_limit")
+            .receiver_refused_requests(&self.receiver, transport, signal, reason)
             .inc();
+        IngestError::memory(refusal)
     }
 
     /// Accepts a decoded request, or says why not. With a queue on disk behind the
@@ -214,24 +274,32 @@ pub async fn start(
     let ingest = Arc::new(Ingest::new(id, consumers, metrics).request_limits(config));
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
+    let liveness = TaskLiveness::default();
     if let Some(grpc) = &config.protocols.grpc {
         let listener = bind(&grpc.endpoint, id, "grpc").await?;
         let addr = listener.local_addr()?;
         endpoints.push(format!("grpc {addr}"));
         tracing::info!(receiver = id, %addr, "OTLP/gRPC listening");
         let limit = grpc.max_recv_msg_bytes();
-        tasks.push(grpc::serve(listener, ingest.clone(), limit, stop.clone()));
+        let served = grpc::serve(listener, ingest.clone(), limit, stop.clone());
+        tasks.push(liveness.watch("grpc server".into(), served, stop.clone()));
     }
     if let Some(http) = &config.protocols.http {
         let listener = bind(&http.endpoint, id, "http").await?;
         let addr = listener.local_addr()?;
         endpoints.push(format!("http {addr}"));
         tracing::info!(receiver = id, %addr, "OTLP/HTTP listening");
-        tasks.push(http::serve(listener, ingest.clone(), http, stop.clone()));
+        let served = http::serve(listener, ingest.clone(), http, stop.clone());
+        tasks.push(liveness.watch("http server".into(), served, stop.clone()));
     }
     let detail = endpoints.join(", ");
     health.register(&format!("receiver/{id}"), move || {
-        ComponentStatus::healthy(detail.clone())
+        let ended = liveness.ended();
+        if ended.is_empty() {
+            ComponentStatus::healthy(detail.clone())
+        } else {
+            ComponentStatus::unhealthy(format!("{}; serving {detail}", ended.join(", ")))
+        }
     });
     Ok(tasks)
 }
