@@ -17,13 +17,12 @@ use aurastream_proto::otlp::logs_service::ExportLogsServiceRequest;
 use aurastream_proto::otlp::metrics_service::ExportMetricsServiceRequest;
 use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 
-
+use aurastream_collector::config::memory_limiter::AvailableMemory;
 use aurastream_collector::config::{
     ConfigSource, ExporterConfig, ProcessorConfig, ReceiverConfig, load_sources,
 };
 use aurastream_collector::exporter::file::FileExporter;
-use aurastream_collector::config::memory_limiter::AvailableMemory;
-use aurastream_collector::model::memory;
+use aurastream_collector::model::decoded_size;
 use aurastream_collector::model::{Signal, SignalData};
 use aurastream_collector::receiver::otlp::decode::{self, DecodeError, Encoding};
 use aurastream_collector::receiver::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
@@ -204,7 +203,7 @@ fn check<S: OtlpSignal>(
     let front = rest.split_front(kept / 2);
     assert_eq!(front.item_count(), kept / 2);
     assert_eq!(front.item_count() + rest.item_count(), kept);
-    let _ = memory::encoded_len(&rest);
+    let _ = decoded_size::held(&rest);
 
     // Protobuf round trip of what was accepted (queue on disk, OTLP exporter, and the next
     // collector's receiver): it decodes again and encodes to the same bytes.

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
+use crate::model::decoded_size;
 use crate::model::memory::{self, ByteClaim, MemoryLimiter};
 use crate::model::{AdmitError, Batch, ItemBudget, SettleWatch, Signal, SignalData};
 
@@ -163,7 +164,7 @@ impl Consumer {
             return Ok(settled);
         }
         let bytes = if self.memory_limiter().is_some() {
-            memory::encoded_len(&data)
+            decoded_size::held(&data)
         } else {
             0
         };

@@ -60,7 +60,11 @@ impl AvailableMemory {
     /// Bytes, and where they come from (for the start-up log): the function's memory in
     /// Lambda, else the cgroup's limit if it has one, else the machine's.
     pub fn bytes(&self) -> Option<(u64, &'static str)> {
-        if let Some(mb) = self.lambda_mb.as_deref().and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(mb) = self
+            .lambda_mb
+            .as_deref()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             return Some((mb.saturating_mul(1024 * 1024), "Lambda function memory"));
         }
         // v2 says `max` when unlimited; v1 a number near i64::MAX.
@@ -97,7 +101,11 @@ impl MemoryLimiterConfig {
                             .into(),
                     );
                 }
-                if usize::try_from(mib).ok().and_then(|m| m.checked_mul(MIB)).is_none() {
+                if usize::try_from(mib)
+                    .ok()
+                    .and_then(|m| m.checked_mul(MIB))
+                    .is_none()
+                {
                     return Err(format!("limit_mib ({mib}) is too large"));
                 }
                 if self.spike_limit_mib >= mib {
@@ -163,7 +171,9 @@ impl MemoryLimiterConfig {
 }
 
 fn mib_to_bytes(mib: u64) -> usize {
-    usize::try_from(mib).unwrap_or(usize::MAX).saturating_mul(MIB)
+    usize::try_from(mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(MIB)
 }
 
 #[cfg(test)]
@@ -201,7 +211,10 @@ mod tests {
             cgroup_limit: Some("2097152000\n".into()),
             meminfo: Some(MEMINFO.into()),
         };
-        assert_eq!(m.bytes(), Some((1000 * MIB as u64, "Lambda function memory")));
+        assert_eq!(
+            m.bytes(),
+            Some((1000 * MIB as u64, "Lambda function memory"))
+        );
         let limits = l.limits(&m).unwrap();
         assert_eq!(limits.hard, 800 * MIB);
         assert_eq!(limits.soft, 600 * MIB);
@@ -210,7 +223,11 @@ mod tests {
         m.cgroup_limit = Some("max\n".into());
         assert_eq!(m.bytes(), Some((1_024_000 * 1024, "total memory")));
         m.cgroup_limit = Some("9223372036854771712".into());
-        assert_eq!(m.bytes().unwrap().1, "total memory", "cgroup v1 without a limit");
+        assert_eq!(
+            m.bytes().unwrap().1,
+            "total memory",
+            "cgroup v1 without a limit"
+        );
         m.meminfo = None;
         assert!(l.limits(&m).unwrap_err().contains("set limit_mib"));
     }
@@ -220,11 +237,23 @@ mod tests {
         for (yaml, says) in [
             ("{}", "set limit_mib or limit_percentage"),
             ("{ limit_mib: 10, limit_percentage: 50 }", "not both"),
-            ("{ limit_mib: 10, spike_limit_mib: 10 }", "less than limit_mib"),
+            (
+                "{ limit_mib: 10, spike_limit_mib: 10 }",
+                "less than limit_mib",
+            ),
             ("{ limit_percentage: 101 }", "1 to 100"),
-            ("{ limit_percentage: 50, spike_limit_percentage: 60 }", "less than"),
-            ("{ limit_percentage: 50, spike_limit_mib: 6 }", "goes with limit_mib"),
-            ("{ limit_mib: 50, spike_limit_percentage: 6 }", "goes with limit_percentage"),
+            (
+                "{ limit_percentage: 50, spike_limit_percentage: 60 }",
+                "less than",
+            ),
+            (
+                "{ limit_percentage: 50, spike_limit_mib: 6 }",
+                "goes with limit_mib",
+            ),
+            (
+                "{ limit_mib: 50, spike_limit_percentage: 6 }",
+                "goes with limit_percentage",
+            ),
             ("{ limit_mib: 18446744073709551615 }", "too large"),
         ] {
             let e = cfg(yaml).validate().unwrap_err();

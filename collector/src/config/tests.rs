@@ -397,7 +397,11 @@ fn every_shipped_configuration_turns_the_memory_limiter_on() {
         let limits = limiter.limits(&lambda).unwrap();
         assert!(limits.soft < limits.hard, "{name}");
         if name.starts_with("lambda") {
-            assert_eq!(limits.hard, 64 << 20, "{name}: a quarter of the function's memory");
+            assert_eq!(
+                limits.hard,
+                64 << 20,
+                "{name}: a quarter of the function's memory"
+            );
         }
     }
 }

@@ -34,7 +34,7 @@ use aurastream_proto::otlp::metrics::{
 };
 use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, span};
 
-use super::Signal;
+use super::{Signal, SignalData};
 
 /// The smallest chunk glibc's allocator hands out: what a 1-byte string really costs.
 const MIN_ALLOCATION: usize = 32;
@@ -213,7 +213,9 @@ impl Msg {
             (Msg::TraceRequest, 1) => Many(Msg::ResourceSpans),
             (Msg::LogsRequest, 1) => Many(Msg::ResourceLogs),
             (Msg::MetricsRequest, 1) => Many(Msg::ResourceMetrics),
-            (Msg::ResourceSpans | Msg::ResourceLogs | Msg::ResourceMetrics, 1) => One(Msg::Resource),
+            (Msg::ResourceSpans | Msg::ResourceLogs | Msg::ResourceMetrics, 1) => {
+                One(Msg::Resource)
+            }
             (Msg::ResourceSpans, 2) => Many(Msg::ScopeSpans),
             (Msg::ResourceLogs, 2) => Many(Msg::ScopeLogs),
             (Msg::ResourceMetrics, 2) => Many(Msg::ScopeMetrics),
@@ -379,7 +381,149 @@ pub fn scan(signal: Signal, body: &[u8]) -> Option<usize> {
         Signal::Logs => Msg::LogsRequest,
     };
     let fields = fields(request, body, 0)?;
-    Some(fields.saturating_add(body.len()).saturating_add(size_of::<Vec<u8>>()))
+    Some(
+        fields
+            .saturating_add(body.len())
+            .saturating_add(size_of::<Vec<u8>>()),
+    )
+}
+
+/// The bytes decoded telemetry holds: its structs and their heap (by capacity, so what
+/// `Vec` growth left unused counts too). What a batch is charged to the memory budget
+/// while the pipelines hold it; the walk costs about what computing its encoded length does.
+pub fn held(data: &SignalData) -> usize {
+    match data {
+        SignalData::Traces(r) => vec_of(r, |rs| {
+            resource(&rs.resource)
+                + rs.schema_url.capacity()
+                + vec_of(&rs.scope_spans, |ss| {
+                    scope(&ss.scope) + ss.schema_url.capacity() + vec_of(&ss.spans, span_heap)
+                })
+        }),
+        SignalData::Metrics(r) => vec_of(r, |rm| {
+            resource(&rm.resource)
+                + rm.schema_url.capacity()
+                + vec_of(&rm.scope_metrics, |sm| {
+                    scope(&sm.scope) + sm.schema_url.capacity() + vec_of(&sm.metrics, metric_heap)
+                })
+        }),
+        SignalData::Logs(r) => vec_of(r, |rl| {
+            resource(&rl.resource)
+                + rl.schema_url.capacity()
+                + vec_of(&rl.scope_logs, |sl| {
+                    scope(&sl.scope)
+                        + sl.schema_url.capacity()
+                        + vec_of(&sl.log_records, |l| {
+                            l.severity_text.capacity()
+                                + any_value(&l.body)
+                                + attributes(&l.attributes)
+                                + l.trace_id.capacity()
+                                + l.span_id.capacity()
+                                + l.event_name.capacity()
+                        })
+                })
+        }),
+    }
+}
+
+/// A `Vec`'s buffer and what each element holds besides.
+fn vec_of<T>(v: &Vec<T>, heap: impl Fn(&T) -> usize) -> usize {
+    v.capacity() * size_of::<T>() + v.iter().map(heap).sum::<usize>()
+}
+
+fn attributes(a: &Vec<KeyValue>) -> usize {
+    vec_of(a, |kv| kv.key.capacity() + any_value(&kv.value))
+}
+
+fn any_value(v: &Option<AnyValue>) -> usize {
+    v.as_ref().map_or(0, any)
+}
+
+fn any(v: &AnyValue) -> usize {
+    use aurastream_proto::otlp::common::any_value::Value;
+    match &v.value {
+        Some(Value::StringValue(s)) => s.capacity(),
+        Some(Value::BytesValue(b)) => b.capacity(),
+        Some(Value::ArrayValue(a)) => vec_of(&a.values, any),
+        Some(Value::KvlistValue(l)) => attributes(&l.values),
+        _ => 0,
+    }
+}
+
+fn resource(r: &Option<aurastream_proto::otlp::resource::Resource>) -> usize {
+    r.as_ref().map_or(0, |r| {
+        attributes(&r.attributes)
+            + vec_of(&r.entity_refs, |e| {
+                e.schema_url.capacity()
+                    + e.r#type.capacity()
+                    + vec_of(&e.id_keys, String::capacity)
+                    + vec_of(&e.description_keys, String::capacity)
+            })
+    })
+}
+
+fn scope(s: &Option<aurastream_proto::otlp::common::InstrumentationScope>) -> usize {
+    s.as_ref().map_or(0, |s| {
+        s.name.capacity() + s.version.capacity() + attributes(&s.attributes)
+    })
+}
+
+fn span_heap(s: &Span) -> usize {
+    s.trace_id.capacity()
+        + s.span_id.capacity()
+        + s.trace_state.capacity()
+        + s.parent_span_id.capacity()
+        + s.name.capacity()
+        + attributes(&s.attributes)
+        + vec_of(&s.events, |e| e.name.capacity() + attributes(&e.attributes))
+        + vec_of(&s.links, |l| {
+            l.trace_id.capacity()
+                + l.span_id.capacity()
+                + l.trace_state.capacity()
+                + attributes(&l.attributes)
+        })
+        + s.status.as_ref().map_or(0, |st| st.message.capacity())
+}
+
+fn exemplars(e: &Vec<Exemplar>) -> usize {
+    vec_of(e, |x| {
+        attributes(&x.filtered_attributes) + x.span_id.capacity() + x.trace_id.capacity()
+    })
+}
+
+fn metric_heap(m: &Metric) -> usize {
+    use aurastream_proto::otlp::metrics::metric::Data;
+    let numbers = |p: &NumberDataPoint| attributes(&p.attributes) + exemplars(&p.exemplars);
+    let points = match &m.data {
+        Some(Data::Gauge(g)) => vec_of(&g.data_points, numbers),
+        Some(Data::Sum(s)) => vec_of(&s.data_points, numbers),
+        Some(Data::Histogram(h)) => vec_of(&h.data_points, |p| {
+            attributes(&p.attributes)
+                + exemplars(&p.exemplars)
+                + p.bucket_counts.capacity() * size_of::<u64>()
+                + p.explicit_bounds.capacity() * size_of::<f64>()
+        }),
+        Some(Data::ExponentialHistogram(h)) => vec_of(&h.data_points, |p| {
+            let buckets = |b: &Option<_>| {
+                b.as_ref().map_or(0, |b: &aurastream_proto::otlp::metrics::exponential_histogram_data_point::Buckets| {
+                    b.bucket_counts.capacity() * size_of::<u64>()
+                })
+            };
+            attributes(&p.attributes)
+                + exemplars(&p.exemplars)
+                + buckets(&p.positive)
+                + buckets(&p.negative)
+        }),
+        Some(Data::Summary(s)) => vec_of(&s.data_points, |p| {
+            attributes(&p.attributes) + p.quantile_values.capacity() * size_of::<ValueAtQuantile>()
+        }),
+        None => 0,
+    };
+    m.name.capacity()
+        + m.description.capacity()
+        + m.unit.capacity()
+        + attributes(&m.metadata)
+        + points
 }
 
 #[cfg(test)]
@@ -393,7 +537,8 @@ mod tests {
     /// it (capacities, so `Vec` growth is included).
     fn decoded_bytes(r: &ExportTraceServiceRequest) -> usize {
         let kvs = |a: &Vec<KeyValue>| {
-            a.capacity() * size_of::<KeyValue>() + a.iter().map(|kv| kv.key.capacity()).sum::<usize>()
+            a.capacity() * size_of::<KeyValue>()
+                + a.iter().map(|kv| kv.key.capacity()).sum::<usize>()
         };
         size_of::<ExportTraceServiceRequest>()
             + r.resource_spans.capacity() * size_of::<ResourceSpans>()
@@ -439,7 +584,10 @@ mod tests {
         let real = decoded_bytes(&decoded) + wire.len();
         let scanned = scan(Signal::Traces, &wire).unwrap();
         let bound = bound(Signal::Traces, wire.len());
-        assert!(real <= scanned && scanned <= bound, "{real} {scanned} {bound}");
+        assert!(
+            real <= scanned && scanned <= bound,
+            "{real} {scanned} {bound}"
+        );
         // Tight enough to mean something: within 2x of what decoding really takes.
         assert!(scanned < 2 * real, "scan {scanned} vs decoded {real}");
     }
@@ -504,8 +652,15 @@ mod tests {
         .encode_to_vec();
         let scanned = scan(Signal::Logs, &wire).unwrap();
         assert!(scanned >= 2 * 50 * 20_000, "the bodies and the wire buffer");
-        assert!(scanned < 2 * wire.len() + 100_000, "{scanned} for {} wire bytes", wire.len());
-        assert!(bound(Signal::Logs, wire.len()) > 100 * scanned, "the fast path is far looser");
+        assert!(
+            scanned < 2 * wire.len() + 100_000,
+            "{scanned} for {} wire bytes",
+            wire.len()
+        );
+        assert!(
+            bound(Signal::Logs, wire.len()) > 100 * scanned,
+            "the fast path is far looser"
+        );
     }
 
     #[test]
@@ -543,8 +698,39 @@ mod tests {
     }
 
     #[test]
+    fn held_is_what_the_decoded_structs_take() {
+        let span = Span {
+            attributes: vec![
+                KeyValue {
+                    key: "key".into(),
+                    ..Default::default()
+                };
+                3
+            ],
+            name: "n".repeat(40),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let wire = spans(1_000, span).encode_to_vec();
+        let decoded: ExportTraceServiceRequest = Message::decode(&wire[..]).unwrap();
+        let walked = decoded_bytes(&decoded) - size_of::<ExportTraceServiceRequest>();
+        let data = SignalData::Traces(decoded.resource_spans);
+        assert_eq!(held(&data), walked);
+        assert!(
+            held(&data) > 2 * wire.len(),
+            "decoded is larger than encoded"
+        );
+        assert!(held(&data) <= scan(Signal::Traces, &wire).unwrap());
+    }
+
+    #[test]
     fn malformed_protobuf_scans_to_nothing() {
-        assert_eq!(scan(Signal::Traces, &[0x0a, 0x05, 0x01]), None, "length past the end");
+        assert_eq!(
+            scan(Signal::Traces, &[0x0a, 0x05, 0x01]),
+            None,
+            "length past the end"
+        );
         assert_eq!(scan(Signal::Traces, &[0x0b]), None, "group wire type");
         assert_eq!(scan(Signal::Logs, &[]), Some(size_of::<Vec<u8>>()));
     }

@@ -7,7 +7,8 @@
 //!
 //! - a receiver reserves a request's bounded decoded size ([`super::decoded_size`]) before
 //!   decoding it and keeps the reservation until the data is handed to the pipelines;
-//! - each pipeline's tickets then hold a claim for the batch (its OTLP-encoded size) until
+//! - each pipeline's tickets then hold a claim for the batch (its decoded size,
+//!   [`super::decoded_size::held`]) until
 //!   the last exporter is done with it, through the batch processor, the tail buffer and
 //!   the exporter drivers' retries;
 //! - processors that hold more than their batches (the tail sampler's shared resources and
@@ -23,9 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::metrics::gauge::Gauge;
-use prost::Message;
-
-use super::signal::SignalData;
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -170,16 +168,6 @@ impl MemoryLimiter {
     }
 }
 
-/// The OTLP protobuf size of a batch: what it costs to hold, to within the overhead of the
-/// decoded structs, and cheap to compute (no encoding happens).
-pub fn encoded_len(data: &SignalData) -> usize {
-    match data {
-        SignalData::Traces(r) => r.iter().map(Message::encoded_len).sum(),
-        SignalData::Metrics(r) => r.iter().map(Message::encoded_len).sum(),
-        SignalData::Logs(r) => r.iter().map(Message::encoded_len).sum(),
-    }
-}
-
 /// Bytes counted against the limiter until dropped.
 #[derive(Debug)]
 pub struct ByteClaim {
@@ -270,7 +258,9 @@ mod tests {
     #[test]
     fn one_request_may_use_the_spike_room_alone_never_past_the_hard_limit() {
         let (l, _) = limiter(100, 150);
-        let big = l.try_reserve(140).expect("nothing else held: the spike room is its");
+        let big = l
+            .try_reserve(140)
+            .expect("nothing else held: the spike room is its");
         assert!(matches!(l.try_reserve(1), Err(Refusal::Busy { .. })));
         drop(big);
         assert_eq!(

@@ -115,7 +115,12 @@ pub struct TaskLiveness {
 impl TaskLiveness {
     /// Watches `task` (called `what` in the health detail); the returned handle ends with
     /// it, so whoever waited for `task` can wait for this instead.
-    pub fn watch(&self, what: String, task: JoinHandle<()>, stop: CancellationToken) -> JoinHandle<()> {
+    pub fn watch(
+        &self,
+        what: String,
+        task: JoinHandle<()>,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
         let ended = self.ended.clone();
         tokio::spawn(async move {
             let outcome = task.await;
@@ -175,7 +180,9 @@ mod tests {
         assert_eq!(live.ended(), vec!["grpc server panicked".to_string()]);
         stop.cancel();
         let stopped = tokio::spawn(async {});
-        live.watch("http server".into(), stopped, stop).await.unwrap();
+        live.watch("http server".into(), stopped, stop)
+            .await
+            .unwrap();
         assert_eq!(live.ended().len(), 1, "stopping on purpose is not dying");
     }
 }

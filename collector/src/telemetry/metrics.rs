@@ -208,7 +208,7 @@ impl SelfMetrics {
         registry.register(
             "memory_limiter_held_bytes",
             "Bytes the memory limiter counts as held: requests being decoded (their bound), \
-             batches in the pipelines (OTLP-encoded) and what processors hold besides",
+             batches in the pipelines (as decoded) and what processors hold besides",
             m.memory_held.clone(),
         );
         registry.register(
@@ -335,7 +335,8 @@ impl SelfMetrics {
     pub fn memory_limiter_gauges(&self, soft: usize, hard: usize) -> Gauge {
         self.memory_soft_limit
             .set(i64::try_from(soft).unwrap_or(i64::MAX));
-        self.memory_limit.set(i64::try_from(hard).unwrap_or(i64::MAX));
+        self.memory_limit
+            .set(i64::try_from(hard).unwrap_or(i64::MAX));
         self.memory_held.clone()
     }
 

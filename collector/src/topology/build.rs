@@ -11,8 +11,8 @@ use crate::component::auth::Authenticators;
 use crate::component::factory::{ExporterContext, ProcessorContext};
 use crate::component::flush::FlushControl;
 use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
-use crate::config::{Config, component_type};
 use crate::config::memory_limiter::AvailableMemory;
+use crate::config::{Config, component_type};
 use crate::model::memory::{MIB, MemoryLimiter, MemoryLimits};
 use crate::model::{Batch, ItemBudget, Signal};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
@@ -290,7 +290,9 @@ impl HealthRegistry {
                 hard / MIB
             );
             let status = if held >= soft {
-                ComponentStatus::degraded(format!("over the soft limit, refusing requests: {detail}"))
+                ComponentStatus::degraded(format!(
+                    "over the soft limit, refusing requests: {detail}"
+                ))
             } else {
                 ComponentStatus::healthy(detail)
             };

@@ -21,9 +21,9 @@ use tonic::codec::{
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::signal::{Logs, Metrics, OtlpSignal, Traces};
-use super::request_limits::LimitError;
 use super::decode::Encoding;
+use super::request_limits::LimitError;
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError, Reserved};
 use crate::component::ConsumeError;
 use crate::model::memory::{ByteClaim, Refusal};

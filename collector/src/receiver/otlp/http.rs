@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{CorsConfig, HttpConfig};
 use super::decode::{self, DecodeError, Encoding};
-use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::request_limits::LimitError;
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError, Reserved};
 use crate::component::ConsumeError;
 

@@ -169,7 +169,9 @@ impl Ingest {
     }
 
     fn limiter(&self, signal: Signal) -> Option<&Arc<MemoryLimiter>> {
-        self.consumers.get(&signal).and_then(Consumer::memory_limiter)
+        self.consumers
+            .get(&signal)
+            .and_then(Consumer::memory_limiter)
     }
 
     /// Counts a request refused by the memory limiter before it was decoded.

@@ -82,8 +82,12 @@ fn most_attributes(data: &SignalData) -> usize {
                     most = most.max(scope(&sm.scope));
                     for m in &sm.metrics {
                         let points = match &m.data {
-                            Some(Data::Gauge(g)) => g.data_points.iter().map(|p| n(&p.attributes)).max(),
-                            Some(Data::Sum(s)) => s.data_points.iter().map(|p| n(&p.attributes)).max(),
+                            Some(Data::Gauge(g)) => {
+                                g.data_points.iter().map(|p| n(&p.attributes)).max()
+                            }
+                            Some(Data::Sum(s)) => {
+                                s.data_points.iter().map(|p| n(&p.attributes)).max()
+                            }
                             Some(Data::Histogram(h)) => {
                                 h.data_points.iter().map(|p| n(&p.attributes)).max()
                             }
@@ -160,7 +164,13 @@ mod tests {
         }]);
         assert_eq!(check(&data, 1, 10, 7), Ok(()));
         let e = check(&data, 1, 10, 6).unwrap_err();
-        assert_eq!(e, LimitError::TooManyAttributes { attributes: 7, max: 6 });
+        assert_eq!(
+            e,
+            LimitError::TooManyAttributes {
+                attributes: 7,
+                max: 6
+            }
+        );
         assert!(e.to_string().contains("max_attributes_per_item (6)"));
     }
 }
