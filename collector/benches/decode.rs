@@ -1,10 +1,12 @@
 //! The receive path per request of 100 realistic spans (the load generator's model): body
-//! decompression, protobuf and OTLP/JSON decoding, validation, and the file exporter's
-//! serialization. Run: `cargo bench -p aurastream-collector --bench decode`.
+//! decompression, protobuf and OTLP/JSON decoding, validation, the memory budget's
+//! accounting (the bound walked from the wire, the decoded size a batch is charged), and
+//! the file exporter's serialization. Run: `cargo bench -p aurastream-collector --bench decode`.
 
 use std::hint::black_box;
 use std::io::Write;
 
+use aurastream_collector::model::{Signal, decoded_size};
 use aurastream_collector::output::otlp_json::to_otlp_json;
 use aurastream_collector::receiver::otlp::decode;
 use aurastream_collector::receiver::otlp::signal::{OtlpSignal, Traces};
@@ -50,6 +52,12 @@ fn bench(c: &mut Criterion) {
         )
     });
     let (data, _) = Traces::accept(request.clone());
+    g.bench_function("memory_budget_scan_wire", |b| {
+        b.iter(|| decoded_size::scan(Signal::Traces, black_box(&proto)))
+    });
+    g.bench_function("memory_budget_decoded_size", |b| {
+        b.iter(|| decoded_size::held(black_box(&data)))
+    });
     g.bench_function("file_exporter_serialize", |b| {
         b.iter(|| to_otlp_json(black_box(&data)))
     });
