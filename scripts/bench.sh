@@ -39,6 +39,9 @@ work=$(mktemp -d)
 pid=; peer=
 trap 'kill $pid $peer 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# MEMORY_LIMITER="limit_mib: 1024, spike_limit_mib: 256" turns the memory budget on for
+# the otlp suite (to measure what it costs: run once with, once without).
+limiter=${MEMORY_LIMITER:+  memory_limiter: { $MEMORY_LIMITER \}}
 cat > "$work/bench.yaml" <<YAML
 receivers:
   otlp:
@@ -54,6 +57,7 @@ extensions:
   health_check: { endpoint: 127.0.0.1:14133 }
 service:
   extensions: [health_check]
+${limiter}
   pipelines:
     traces: { receivers: [otlp], processors: [batch], exporters: [file/traces] }
     logs: { receivers: [otlp], processors: [batch], exporters: [file/logs] }
