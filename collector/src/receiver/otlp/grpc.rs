@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
@@ -25,23 +21,14 @@ use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::{Ingest, IngestError};
 use crate::component::ConsumeError;
 
-pub fn serve(
-    listener: TcpListener,
-    ingest: Arc<Ingest>,
-    limit: usize,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
-            .add_service(OtlpService::<Traces>::new(ingest.clone(), limit))
-            .add_service(OtlpService::<Metrics>::new(ingest.clone(), limit))
-            .add_service(OtlpService::<Logs>::new(ingest, limit))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "OTLP/gRPC server stopped");
-        }
-    })
+/// The three OTLP gRPC services as routes, served by the shared accept loop
+/// ([`crate::net::server`]) with the receiver's TLS, limits and authentication.
+pub fn routes(ingest: Arc<Ingest>, limit: usize) -> axum::Router {
+    tonic::service::Routes::new(OtlpService::<Traces>::new(ingest.clone(), limit))
+        .add_service(OtlpService::<Metrics>::new(ingest.clone(), limit))
+        .add_service(OtlpService::<Logs>::new(ingest, limit))
+        .prepare()
+        .into_axum_router()
 }
 
 fn to_status(e: IngestError) -> Status {

@@ -19,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::OtlpReceiverConfig;
 use self::signal::{OtlpSignal, Rejected};
+use crate::component::auth::{AuthConfig, Authenticators};
+use crate::component::factory::BuildError;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::Signal;
+use crate::net::tls_server::{ServerTls, ServerTlsConfig};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -112,39 +115,143 @@ impl Ingest {
     }
 }
 
-/// Binds the configured listeners (failing start-up if a port is taken) and serves until
-/// `stop` is cancelled.
+/// Binds the configured listeners (failing start-up if a port is taken, a TLS file is
+/// unusable or an authenticator is missing) and serves until `stop` is cancelled.
 pub async fn start(
     id: &str,
     config: &OtlpReceiverConfig,
     consumers: BTreeMap<Signal, Consumer>,
     metrics: Arc<SelfMetrics>,
     health: &HealthRegistry,
+    auth: &Authenticators,
     stop: CancellationToken,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let ingest = Arc::new(Ingest::new(id, consumers, metrics));
+) -> Result<Vec<JoinHandle<()>>, BuildError> {
+    let ingest = Arc::new(Ingest::new(id, consumers, metrics.clone()));
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
     if let Some(grpc) = &config.protocols.grpc {
+        let door = Door::new(
+            id,
+            "grpc",
+            grpc.tls.as_ref(),
+            grpc.auth.as_ref(),
+            auth,
+            &metrics,
+        )?;
         let listener = bind(&grpc.endpoint, id, "grpc").await?;
         let addr = listener.local_addr()?;
-        endpoints.push(format!("grpc {addr}"));
-        tracing::info!(receiver = id, %addr, "OTLP/gRPC listening");
-        let limit = grpc.max_recv_msg_bytes();
-        tasks.push(grpc::serve(listener, ingest.clone(), limit, stop.clone()));
+        endpoints.push(format!("grpc{} {addr}", door.scheme_note()));
+        tracing::info!(receiver = id, %addr, tls = door.tls.is_some(), "OTLP/gRPC listening");
+        let routes = door.guard(
+            grpc::routes(ingest.clone(), grpc.max_recv_msg_bytes()),
+            true,
+        );
+        tasks.push(door.serve(listener, routes, grpc.limits(), stop.clone()));
     }
     if let Some(http) = &config.protocols.http {
+        let door = Door::new(
+            id,
+            "http",
+            http.tls.as_ref(),
+            http.auth.as_ref(),
+            auth,
+            &metrics,
+        )?;
         let listener = bind(&http.endpoint, id, "http").await?;
         let addr = listener.local_addr()?;
-        endpoints.push(format!("http {addr}"));
-        tracing::info!(receiver = id, %addr, "OTLP/HTTP listening");
-        tasks.push(http::serve(listener, ingest.clone(), http, stop.clone()));
+        endpoints.push(format!("http{} {addr}", door.scheme_note()));
+        tracing::info!(receiver = id, %addr, tls = door.tls.is_some(), "OTLP/HTTP listening");
+        let routes = door.guard(http::routes(ingest.clone(), http), false);
+        tasks.push(door.serve(listener, routes, http.limits(), stop.clone()));
     }
     let detail = endpoints.join(", ");
     health.register(&format!("receiver/{id}"), move || {
         ComponentStatus::healthy(detail.clone())
     });
     Ok(tasks)
+}
+
+/// What stands between a listener and its routes: TLS and the authenticator.
+struct Door {
+    component: String,
+    tls: Option<ServerTls>,
+    auth: Option<Arc<dyn crate::component::auth::ServerAuthenticator>>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl Door {
+    fn new(
+        id: &str,
+        transport: &str,
+        tls: Option<&ServerTlsConfig>,
+        auth: Option<&AuthConfig>,
+        authenticators: &Authenticators,
+        metrics: &Arc<SelfMetrics>,
+    ) -> Result<Door, BuildError> {
+        let component = format!("receiver/{id}/{transport}");
+        let tls = tls
+            .map(|t| {
+                let reloaded = metrics.listener_event(&component, "tls_reloaded");
+                let failed = metrics.listener_event(&component, "tls_reload_failed");
+                ServerTls::load(
+                    t,
+                    Arc::new(move |ok| {
+                        if ok {
+                            reloaded.inc()
+                        } else {
+                            failed.inc()
+                        };
+                    }),
+                )
+                .map_err(|e| BuildError::Options(format!("protocols.{transport}.{e}")))
+            })
+            .transpose()?;
+        let auth = auth
+            .map(|a| {
+                authenticators
+                    .server(&a.authenticator)
+                    .map_err(|e| BuildError::Options(format!("protocols.{transport}.auth: {e}")))
+            })
+            .transpose()?;
+        Ok(Door {
+            component,
+            tls,
+            auth,
+            metrics: metrics.clone(),
+        })
+    }
+
+    fn scheme_note(&self) -> &'static str {
+        if self.tls.is_some() { "+tls" } else { "" }
+    }
+
+    fn guard(&self, routes: axum::Router, grpc: bool) -> axum::Router {
+        match &self.auth {
+            Some(a) => crate::net::authenticate::require(
+                routes,
+                a.clone(),
+                self.metrics
+                    .listener_event(&self.component, "unauthenticated"),
+                grpc,
+            ),
+            None => routes,
+        }
+    }
+
+    fn serve(
+        self,
+        listener: TcpListener,
+        routes: axum::Router,
+        limits: crate::net::limits::Limits,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let spec = crate::net::server::Listener {
+            component: self.component,
+            tls: self.tls,
+            limits,
+        };
+        crate::net::server::serve(listener, spec, routes, self.metrics, stop)
+    }
 }
 
 async fn bind(endpoint: &str, id: &str, transport: &str) -> std::io::Result<TcpListener> {
@@ -176,14 +283,15 @@ impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
         &self,
         ctx: crate::component::factory::ReceiverContext<'_>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
-        Ok(self::start(
+        self::start(
             ctx.id,
             self,
             ctx.consumers,
             ctx.metrics,
             ctx.health,
+            ctx.auth,
             ctx.stop,
         )
-        .await?)
+        .await
     }
 }
