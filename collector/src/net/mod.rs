@@ -15,6 +15,20 @@ pub mod tls_server;
 
 use std::sync::Arc;
 
+/// Whether a listen address (`host:port`) is reachable from this host only. A name other
+/// than `localhost` counts as reachable: it may resolve to any interface.
+pub fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .rsplit_once(':')
+        .map_or(endpoint, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The one TLS provider of the tree (aws-lc-rs), restricted to `cipher_suites` when given.
 pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()

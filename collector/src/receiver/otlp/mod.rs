@@ -294,4 +294,40 @@ impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
         )
         .await
     }
+
+    fn authenticators(&self) -> Vec<(String, String)> {
+        let grpc = self.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref());
+        let http = self.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
+        [
+            ("protocols.grpc.auth.authenticator", grpc),
+            ("protocols.http.auth.authenticator", http),
+        ]
+        .into_iter()
+        .filter_map(|(at, a)| a.map(|a| (at.to_string(), a.authenticator.clone())))
+        .collect()
+    }
+
+    fn exposure_warnings(&self) -> Vec<String> {
+        let grpc = self
+            .protocols
+            .grpc
+            .as_ref()
+            .map(|g| ("grpc", &g.endpoint, g.tls.is_some() || g.auth.is_some()));
+        let http = self
+            .protocols
+            .http
+            .as_ref()
+            .map(|h| ("http", &h.endpoint, h.tls.is_some() || h.auth.is_some()));
+        [grpc, http]
+            .into_iter()
+            .flatten()
+            .filter(|(_, endpoint, guarded)| !guarded && !crate::net::is_loopback(endpoint))
+            .map(|(transport, endpoint, _)| {
+                format!(
+                    "protocols.{transport} listens on {endpoint}, beyond this host, with \
+                     neither `tls` nor `auth`: anyone who can reach the port can send data"
+                )
+            })
+            .collect()
+    }
 }
