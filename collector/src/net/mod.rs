@@ -10,6 +10,8 @@ pub mod authenticate;
 pub mod limits;
 pub mod pem;
 pub mod server;
+#[cfg(test)]
+mod tests;
 pub mod tls_client;
 pub mod tls_server;
 
