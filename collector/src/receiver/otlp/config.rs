@@ -40,12 +40,14 @@ pub struct OtlpReceiverConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Protocols {
-    /// OTLP/gRPC; `grpc:` with no options enables it with defaults.
+    /// OTLP/gRPC; `grpc:` with no options enables it with defaults. Boxed, as is `http`:
+    /// with their TLS and connection options they would make every receiver's config as
+    /// large as this one.
     #[serde(default, deserialize_with = "present_or_default")]
-    pub grpc: Option<GrpcConfig>,
+    pub grpc: Option<Box<GrpcConfig>>,
     /// OTLP/HTTP (protobuf and JSON); `http:` with no options enables it with defaults.
     #[serde(default, deserialize_with = "present_or_default")]
-    pub http: Option<HttpConfig>,
+    pub http: Option<Box<HttpConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
