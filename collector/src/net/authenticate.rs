@@ -13,7 +13,53 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::component::auth::{AuthError, ServerAuthenticator};
+use crate::component::auth::{AuthError, Principal, ServerAuthenticator};
+use crate::net::server::PeerSubject;
+
+/// Who sent the request being handled: what authorization inside the receiver decides on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// Set by the listener's authenticator.
+    pub principal: Option<Principal>,
+    /// The client certificate's subject (mTLS).
+    pub certificate: Option<PeerSubject>,
+}
+
+impl Caller {
+    /// The names the caller is known by: its authenticated subject and its certificate's.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.principal
+            .iter()
+            .map(|p| p.subject.as_str())
+            .chain(self.certificate.iter().map(|c| &*c.0))
+    }
+}
+
+tokio::task_local! {
+    /// The caller of the request the current task is handling. Handlers run inside the
+    /// request's future, so code they call reads it without every signature carrying it.
+    static CALLER: Caller;
+}
+
+/// The caller of the request being handled, if any is known.
+pub fn current_caller() -> Caller {
+    CALLER.try_with(Caller::clone).unwrap_or_default()
+}
+
+/// `router` with the caller (principal, certificate subject) of each request available to
+/// its handlers through [`current_caller`]. Applied inside [`require`], which sets the
+/// principal.
+pub fn with_caller(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(scope_caller))
+}
+
+async fn scope_caller(request: Request, next: Next) -> Response {
+    let caller = Caller {
+        principal: request.extensions().get::<Principal>().cloned(),
+        certificate: request.extensions().get::<PeerSubject>().cloned(),
+    };
+    CALLER.scope(caller, next.run(request)).await
+}
 
 #[derive(Clone)]
 struct Door {

@@ -35,6 +35,8 @@ use crate::net::tls_server::ServerTlsConfig;
 pub struct OtlpReceiverConfig {
     #[serde(default)]
     pub protocols: Protocols,
+    /// Which callers may write log records into sensitive categories; off when absent.
+    pub authorization: Option<super::authorization::AuthorizationConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -89,6 +91,9 @@ impl OtlpReceiverConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             return Err("protocols: enable at least one protocol (`grpc:` and/or `http:`)".into());
+        }
+        if let Some(a) = &self.authorization {
+            a.validate()?;
         }
         if let Some(grpc) = &self.protocols.grpc {
             let mib = grpc.max_recv_msg_size_mib;

@@ -4,6 +4,7 @@
 //! success), then hand the rest to the pipelines, or refuse the whole request with a
 //! retryable error when a pipeline is full.
 
+pub mod authorization;
 pub mod config;
 pub mod decode;
 mod grpc;
@@ -17,12 +18,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::authorization::{Authorization, AuthorizationConfig};
 use self::config::OtlpReceiverConfig;
 use self::signal::{OtlpSignal, Rejected};
 use crate::component::auth::{AuthConfig, Authenticators};
 use crate::component::factory::BuildError;
 use crate::component::{ConsumeError, Consumer};
-use crate::model::Signal;
+use crate::model::{Signal, SignalData};
 use crate::net::tls_server::{ServerTls, ServerTlsConfig};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry};
 use crate::telemetry::metrics::SelfMetrics;
@@ -42,6 +44,7 @@ pub struct Ingest {
     receiver: String,
     consumers: BTreeMap<Signal, Consumer>,
     metrics: Arc<SelfMetrics>,
+    authorization: Option<Authorization>,
 }
 
 impl Ingest {
@@ -54,6 +57,39 @@ impl Ingest {
             receiver: receiver.into(),
             consumers,
             metrics,
+            authorization: None,
+        }
+    }
+
+    /// Checks log records against `config` (see [`authorization`]).
+    pub fn with_authorization(mut self, config: Option<&AuthorizationConfig>) -> Ingest {
+        self.authorization = config.map(Authorization::new);
+        self
+    }
+
+    /// Applies the receiver's authorization to `data`; refused records join `rejected`.
+    fn authorize(&self, transport: &str, data: &mut SignalData, rejected: &mut Rejected) {
+        let Some(authorization) = &self.authorization else {
+            return;
+        };
+        let outcome = authorization.apply(data, &crate::net::authenticate::current_caller());
+        if outcome.refused > 0 {
+            self.metrics
+                .receiver_refused(&self.receiver, transport, data.signal(), "unauthorized")
+                .inc_by(outcome.refused as u64);
+            rejected.note(
+                outcome.refused,
+                "log records in a sensitive category from a caller not allowed to write it",
+            );
+        }
+        if outcome.rerouted > 0 {
+            self.metrics
+                .component_event(
+                    &format!("receiver/{}/{transport}", self.receiver),
+                    data.signal(),
+                    "rerouted_unauthorized",
+                )
+                .inc_by(outcome.rerouted as u64);
         }
     }
 
@@ -68,7 +104,7 @@ impl Ingest {
             .consumers
             .get(&S::SIGNAL)
             .ok_or(IngestError::NoPipeline(S::SIGNAL))?;
-        let (data, rejected) = S::accept(request);
+        let (mut data, mut rejected) = S::accept(request);
         if rejected.items > 0 {
             self.metrics
                 .receiver_refused(&self.receiver, transport, S::SIGNAL, "invalid")
@@ -76,6 +112,7 @@ impl Ingest {
             tracing::debug!(receiver = %self.receiver, transport, rejected = rejected.items,
                 reason = %rejected.message, "rejected part of a request");
         }
+        self.authorize(transport, &mut data, &mut rejected);
         let items = data.item_count();
         let consumed = match consumer.try_consume_durable(data) {
             Ok(settled) => settled.wait().await,
@@ -126,7 +163,10 @@ pub async fn start(
     auth: &Authenticators,
     stop: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>, BuildError> {
-    let ingest = Arc::new(Ingest::new(id, consumers, metrics.clone()));
+    let ingest = Arc::new(
+        Ingest::new(id, consumers, metrics.clone())
+            .with_authorization(config.authorization.as_ref()),
+    );
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
     if let Some(grpc) = &config.protocols.grpc {
@@ -226,6 +266,7 @@ impl Door {
     }
 
     fn guard(&self, routes: axum::Router, grpc: bool) -> axum::Router {
+        let routes = crate::net::authenticate::with_caller(routes);
         match &self.auth {
             Some(a) => crate::net::authenticate::require(
                 routes,
