@@ -528,3 +528,129 @@ fn slowloris_is_cut_off_and_idle_connections_do_not_block_clients() {
     drop(idle);
     assert_eq!(c.stop(), 0);
 }
+
+/// Log records are written into sensitive categories only by the client certificates
+/// allowed them: the collector's own OTLP exporter (a Rust OTLP/gRPC client) sends over
+/// mTLS as two clients; what the other may not write is refused through OTLP partial
+/// success, counted, and absent from the file.
+#[test]
+fn sensitive_log_categories_only_from_allowed_certificate_subjects() {
+    use aurastream_collector::component::Exporter;
+    use aurastream_collector::exporter::otlp::OtlpExporter;
+    use aurastream_collector::exporter::otlp::config::OtlpExporterConfig;
+    use aurastream_collector::model::SignalData;
+    use aurastream_collector::net::tls_client::ClientTlsConfig;
+    use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value};
+    use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+
+    let pki = Pki::new();
+    let other_client = pki
+        .ca
+        .leaf("other-client", ExtendedKeyUsagePurpose::ClientAuth, false);
+    let c = Collector::start(|ports, dir| {
+        format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        tls: {tls}
+    authorization:
+      allow: {{ "CN=sidecar-a": [audit] }}
+      on_denied: refuse
+extensions:
+  health_check: {{ endpoint: 127.0.0.1:{health} }}
+exporters:
+  file: {{ path: {dir}/logs.jsonl }}
+service:
+  extensions: [health_check]
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [file] }}
+"#,
+            grpc = ports.grpc,
+            health = ports.health,
+            tls = tls_block(&pki, ""),
+            dir = dir.display(),
+        )
+    });
+    let record = |who: &str, category: &str| LogRecord {
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(format!("{who} {category}"))),
+        }),
+        attributes: vec![KeyValue {
+            key: "log.category".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(category.into())),
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let batch = |who: &str| {
+        SignalData::Logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: ["application", "audit", "security"]
+                    .map(|c| record(who, c))
+                    .to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    };
+    let runtime = aurastream_e2e::test_runtime();
+    let mut refused = Vec::new();
+    for (who, (cert, key)) in [("sidecar-a", &pki.client), ("other-client", &other_client)] {
+        let config = OtlpExporterConfig {
+            endpoint: format!("https://localhost:{}", c.ports.grpc),
+            tls: ClientTlsConfig {
+                ca_file: Some(pki.ca.ca_file.clone()),
+                cert_file: Some(cert.clone()),
+                key_file: Some(key.clone()),
+                ..Default::default()
+            },
+            ..OtlpExporterConfig::default()
+        };
+        let exporter = OtlpExporter::new(&config, &Default::default()).unwrap();
+        let report = runtime.block_on(exporter.export(&batch(who))).unwrap();
+        refused.push((who, report.dropped));
+    }
+    assert_eq!(
+        refused,
+        [
+            (
+                "sidecar-a",
+                vec![("rejected_by_destination".to_string(), 1)]
+            ),
+            (
+                "other-client",
+                vec![("rejected_by_destination".to_string(), 2)]
+            ),
+        ]
+    );
+    let expected: BTreeSet<String> = [
+        "sidecar-a application",
+        "sidecar-a audit",
+        "other-client application",
+    ]
+    .map(String::from)
+    .into();
+    eventually(
+        "the allowed records in the file",
+        Duration::from_secs(20),
+        || {
+            let bodies: BTreeSet<String> = otlp_json::logs(&read_jsonl(&c.path("logs.jsonl")))
+                .into_iter()
+                .map(|l| l.body.as_str().unwrap_or_default().to_string())
+                .collect();
+            bodies == expected
+        },
+    );
+    assert_eq!(
+        c.metric(
+            "aurastream_receiver_refused_items_total",
+            &["reason=\"unauthorized\""]
+        ),
+        3.0
+    );
+}
