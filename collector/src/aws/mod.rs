@@ -3,4 +3,5 @@
 
 pub mod cloudwatch_logs;
 pub mod retry;
+pub mod signed_http;
 pub mod xray;
