@@ -3,7 +3,8 @@
 //!
 //! The layers, lowest first (ARCHITECTURE.md has the picture): `model` (the data and its
 //! accounting) → `telemetry` (self-metrics, health) → `component` (the contracts between
-//! components and the topology) → `aws`, `output` (shared destination code) → the
+//! components and the topology) → `aws`, `output` (shared destination code), `net` (TLS, the
+//! accept loop, authentication at the door) → the
 //! components in `receiver`, `processor`, `exporter`, `extension` → `config` (parsing and the
 //! registration list) → `topology` (pipelines, fan-out, the exporter driver) → `service`,
 //! `lambda_extension` (the collector's life). A module imports only from layers below it.
@@ -15,6 +16,7 @@ pub mod exporter;
 pub mod extension;
 pub mod lambda_extension;
 pub mod model;
+pub mod net;
 pub mod output;
 pub mod processor;
 pub mod receiver;

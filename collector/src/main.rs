@@ -80,6 +80,9 @@ fn main() -> ExitCode {
             let files = if files.is_empty() { cli.config } else { files };
             match config::load(&files) {
                 Ok(c) => {
+                    for warning in c.warnings() {
+                        eprintln!("warning: {warning}");
+                    }
                     let what = if files.is_empty() {
                         "built-in default".to_string()
                     } else {

@@ -44,6 +44,9 @@ impl Service {
     pub async fn start(config: &Config, lambda: Option<&LambdaRuntime>) -> anyhow::Result<Service> {
         let metrics = Arc::new(SelfMetrics::new());
         let health = Arc::new(HealthRegistry::default());
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         let mut auth = Authenticators::default();
         for id in &config.service.extensions {
             let offered = config.extensions.0[id]

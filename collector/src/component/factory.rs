@@ -113,6 +113,18 @@ pub trait ReceiverFactory: Send + Sync {
     /// Binds the listeners (failing start-up when a port is taken) and serves until
     /// `ctx.stop`; shutdown waits for the returned tasks before draining the pipelines.
     async fn start(&self, ctx: ReceiverContext<'_>) -> Result<Vec<JoinHandle<()>>, BuildError>;
+
+    /// `(option path, extension id)` of every `auth.authenticator` it names, checked
+    /// against `service.extensions` by config validation.
+    fn authenticators(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Listeners reachable from the network with neither TLS nor authentication, as
+    /// warnings for `validate` and start-up.
+    fn exposure_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a processor is built with.
@@ -158,6 +170,11 @@ pub trait ExporterFactory: Send + Sync {
 
     /// One instance per exporter id, shared by every pipeline that lists it.
     fn build(&self, ctx: &ExporterContext<'_>) -> Result<Arc<dyn Exporter>, BuildError>;
+
+    /// `(option path, extension id)` of every `auth.authenticator` it names.
+    fn authenticators(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// What an extension is started with.

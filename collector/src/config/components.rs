@@ -178,5 +178,6 @@ section! {
     /// An extension's options, by type.
     ExtensionConfig, "extension", ExtensionFactory {
         HealthCheck(crate::extension::health_check::config::HealthCheckConfig),
+        BearerTokenAuth(crate::extension::bearertokenauth::config::BearerTokenAuthConfig),
     }
 }

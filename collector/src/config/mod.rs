@@ -393,7 +393,47 @@ impl Config {
                 ));
             }
         }
+        let receivers = self
+            .receivers
+            .0
+            .iter()
+            .map(|(id, r)| (format!("receivers.{id}"), r.factory().authenticators()));
+        let exporters = self
+            .exporters
+            .0
+            .iter()
+            .map(|(id, e)| (format!("exporters.{id}"), e.factory().authenticators()));
+        for (at, named) in receivers.chain(exporters) {
+            for (option, id) in named {
+                if !self.service.extensions.contains(&id) {
+                    let defined = if self.extensions.0.contains_key(&id) {
+                        "is defined but not listed under `service.extensions`"
+                    } else {
+                        "is not defined under `extensions` (e.g. a `bearertokenauth` extension)"
+                    };
+                    return Err((
+                        format!("{at}.{option}"),
+                        format!("authenticator `{id}` {defined}"),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// What is valid but probably a mistake: receivers reachable from the network with
+    /// neither TLS nor authentication. `validate` prints these; start-up logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        self.receivers
+            .0
+            .iter()
+            .flat_map(|(id, r)| {
+                r.factory()
+                    .exposure_warnings()
+                    .into_iter()
+                    .map(move |w| format!("receivers.{id}: {w}"))
+            })
+            .collect()
     }
 }
 

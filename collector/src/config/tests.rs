@@ -405,3 +405,58 @@ fn every_shipped_configuration_turns_the_memory_limiter_on() {
         }
     }
 }
+
+#[test]
+fn authenticators_must_be_extensions_listed_in_the_service() {
+    let with_auth = MINIMAL.replace(
+        "      grpc:\n",
+        "      grpc:\n        auth: { authenticator: bearertokenauth }\n",
+    );
+    let err = load_one(&with_auth).unwrap_err().to_string();
+    assert!(
+        err.contains("receivers.otlp.protocols.grpc.auth.authenticator")
+            && err.contains("`bearertokenauth` is not defined under `extensions`"),
+        "{err}"
+    );
+    let defined = with_auth.replace(
+        "exporters:\n  debug:\n",
+        "exporters:\n  debug:\nextensions:\n  bearertokenauth: { token: t }\n",
+    );
+    let err = load_one(&defined).unwrap_err().to_string();
+    assert!(
+        err.contains("not listed under `service.extensions`"),
+        "{err}"
+    );
+    let listed = defined.replace("service:\n", "service:\n  extensions: [bearertokenauth]\n");
+    load_one(&listed).unwrap();
+
+    let exporter = MINIMAL.replace(
+        "exporters:\n  debug:\n",
+        "exporters:\n  debug:\n  otlp: { endpoint: gw:4317, auth: { authenticator: nope } }\n",
+    );
+    let err = load_one(&exporter).unwrap_err().to_string();
+    assert!(
+        err.contains("exporters.otlp.auth.authenticator") && err.contains("`nope`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exposed_receivers_without_tls_or_auth_are_warned_about() {
+    assert!(load_one(MINIMAL).unwrap().warnings().is_empty(), "loopback");
+    let exposed = MINIMAL.replace(
+        "      grpc:\n",
+        "      grpc:\n        endpoint: 0.0.0.0:4317\n",
+    );
+    let warnings = load_one(&exposed).unwrap().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("receivers.otlp: protocols.grpc listens on 0.0.0.0:4317"),
+        "{warnings:?}"
+    );
+    let guarded = exposed.replace(
+        "endpoint: 0.0.0.0:4317\n",
+        "endpoint: 0.0.0.0:4317\n        tls: { cert_file: s.crt, key_file: s.key }\n",
+    );
+    assert!(load_one(&guarded).unwrap().warnings().is_empty());
+}

@@ -78,6 +78,17 @@ pub struct ComponentEventLabels {
     pub event: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerEventLabels {
+    pub component: String,
+    pub event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub component: String,
+}
+
 /// What a sampling rule did with a trace.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum RuleDecision {
@@ -136,6 +147,8 @@ pub struct SelfMetrics {
     exporter_retries: Family<ExporterLabels, Counter>,
     component_events: Family<ComponentEventLabels, Counter>,
     sampling_rule_decisions: Family<RuleLabels, Counter>,
+    listener_events: Family<ListenerEventLabels, Counter>,
+    listener_connections: Family<ListenerLabels, Gauge>,
     rss: Gauge,
 }
 
@@ -166,6 +179,8 @@ impl SelfMetrics {
             exporter_retries: Family::default(),
             component_events: Family::default(),
             sampling_rule_decisions: Family::default(),
+            listener_events: Family::default(),
+            listener_connections: Family::default(),
             rss: Gauge::default(),
             registry: Registry::default(),
         };
@@ -259,6 +274,18 @@ impl SelfMetrics {
             "Traces each sampling rule kept, dropped or borrowed from its reservoir, and its \
              adaptive boosts",
             m.sampling_rule_decisions.clone(),
+        );
+        registry.register(
+            "listener_events",
+            "Connections of a listener accepted, refused (max_connections), cut (timeouts, \
+             idle, age, TLS handshake failures, shutdown), failed accepts, and requests \
+             refused by the authenticator",
+            m.listener_events.clone(),
+        );
+        registry.register(
+            "listener_connections",
+            "Connections a listener holds open",
+            m.listener_connections.clone(),
         );
         registry.register(
             "process_resident_memory_bytes",
@@ -428,6 +455,23 @@ impl SelfMetrics {
     }
 
     /// A sampling rule's counter for one kind of decision; `component` is the processor id.
+    pub fn listener_event(&self, component: &str, event: &str) -> Counter {
+        self.listener_events
+            .get_or_create(&ListenerEventLabels {
+                component: component.into(),
+                event: event.into(),
+            })
+            .clone()
+    }
+
+    pub fn listener_connections(&self, component: &str) -> Gauge {
+        self.listener_connections
+            .get_or_create(&ListenerLabels {
+                component: component.into(),
+            })
+            .clone()
+    }
+
     pub fn sampling_rule(&self, component: &str, rule: &str, decision: RuleDecision) -> Counter {
         self.sampling_rule_decisions
             .get_or_create(&RuleLabels {

@@ -5,7 +5,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::component::{RetryConfig, SendingQueueConfig};
-use crate::exporter::otlp::config::{Compression, TlsConfig, Transport};
+use std::collections::BTreeMap;
+
+use crate::component::auth::AuthConfig;
+use crate::exporter::otlp::config::{Compression, Transport};
+use crate::net::tls_client::ClientTlsConfig;
 
 /// ```yaml
 /// exporters:
@@ -66,7 +70,9 @@ pub struct OtlpProtocolConfig {
     pub compression: Compression,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    pub tls: TlsConfig,
+    pub tls: ClientTlsConfig,
+    pub headers: BTreeMap<String, String>,
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for OtlpProtocolConfig {
@@ -74,7 +80,9 @@ impl Default for OtlpProtocolConfig {
         OtlpProtocolConfig {
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
-            tls: TlsConfig::default(),
+            tls: ClientTlsConfig::default(),
+            headers: BTreeMap::new(),
+            auth: None,
         }
     }
 }
@@ -84,6 +92,9 @@ impl OtlpProtocolConfig {
         Transport {
             compression: self.compression,
             timeout: self.timeout,
+            tls: self.tls.clone(),
+            headers: self.headers.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -133,7 +144,7 @@ impl LoadBalancingExporterConfig {
     pub fn validate(&self) -> Result<(), String> {
         let p = &self.protocol.otlp;
         p.transport()
-            .validate(&p.tls)
+            .validate(false)
             .map_err(|e| format!("protocol.otlp: {e}"))?;
         match (&self.resolver.static_, &self.resolver.dns) {
             (Some(_), Some(_)) => Err("resolver: set either `static` or `dns`, not both".into()),

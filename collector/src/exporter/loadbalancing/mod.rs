@@ -35,8 +35,8 @@ use self::config::LoadBalancingExporterConfig;
 use self::resolver::Resolver;
 use self::ring::HashRing;
 use self::split::split_by_trace;
-use super::otlp::OtlpExporter;
 use super::otlp::config::Transport;
+use super::otlp::{OtlpExporter, Security};
 use crate::component::{ExportError, ExportReport, Exporter, Pending};
 use crate::model::{Signal, SignalData};
 
@@ -62,6 +62,8 @@ impl std::ops::Deref for LoadBalancingExporter {
 pub struct Balancer {
     id: String,
     transport: Transport,
+    /// TLS, headers and credentials, loaded once and shared by every backend.
+    security: Security,
     resolver: Resolver,
     routing: RwLock<Arc<Routing>>,
     /// When the backends were last resolved; held while resolving, so concurrent exports
@@ -107,10 +109,16 @@ impl LoadBalancingExporter {
         outcome.finish(self)
     }
 
-    pub fn new(id: &str, config: &LoadBalancingExporterConfig) -> Result<Self, String> {
+    pub fn new(
+        id: &str,
+        config: &LoadBalancingExporterConfig,
+        authenticators: &crate::component::auth::Authenticators,
+    ) -> Result<Self, String> {
+        let transport = config.protocol.otlp.transport();
         Ok(LoadBalancingExporter(Arc::new(Balancer {
             id: id.to_string(),
-            transport: config.protocol.otlp.transport(),
+            security: Security::new(&transport, false, authenticators)?,
+            transport,
             resolver: Resolver::new(&config.resolver)?,
             routing: RwLock::new(Arc::new(Routing::default())),
             resolved_at: tokio::sync::Mutex::new(None),
@@ -155,7 +163,7 @@ impl LoadBalancingExporter {
                 exporters.insert(uri, b.clone());
                 continue;
             }
-            match OtlpExporter::connect(&uri, &self.transport) {
+            match OtlpExporter::connect(&uri, &self.transport, self.security.clone()) {
                 Ok(b) => {
                     exporters.insert(uri, Arc::new(b));
                 }
@@ -355,8 +363,22 @@ impl crate::component::factory::ExporterFactory for LoadBalancingExporterConfig 
     ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
     {
         Ok(std::sync::Arc::new(LoadBalancingExporter::new(
-            ctx.id, self,
+            ctx.id, self, ctx.auth,
         )?))
+    }
+
+    fn authenticators(&self) -> Vec<(String, String)> {
+        self.protocol
+            .otlp
+            .auth
+            .iter()
+            .map(|a| {
+                (
+                    "protocol.otlp.auth.authenticator".to_string(),
+                    a.authenticator.clone(),
+                )
+            })
+            .collect()
     }
 }
 

@@ -33,7 +33,7 @@ fn exporter(addrs: &[std::net::SocketAddr]) -> LoadBalancingExporter {
     );
     let config: LoadBalancingExporterConfig = serde_yaml_ng::from_str(&yaml).unwrap();
     config.validate().unwrap();
-    LoadBalancingExporter::new("loadbalancing", &config).unwrap()
+    LoadBalancingExporter::new("loadbalancing", &config, &Default::default()).unwrap()
 }
 
 /// Trace ids (first byte) each gateway received.

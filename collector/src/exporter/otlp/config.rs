@@ -1,10 +1,13 @@
 //! Options of the `otlp` exporter.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::component::auth::AuthConfig;
 use crate::component::{RetryConfig, SendingQueueConfig};
+use crate::net::tls_client::ClientTlsConfig;
 
 /// ```yaml
 /// exporters:
@@ -12,16 +15,20 @@ use crate::component::{RetryConfig, SendingQueueConfig};
 ///     endpoint: gateway.internal:4317   # host:port or http://host:port
 ///     compression: gzip                 # gzip (default) | none
 ///     timeout: 5s                       # per export call, connecting included
-///     tls:
-///       insecure: true                  # the only mode this build has, see below
+///     tls:                              # see ClientTlsConfig; plain text without it
+///       ca_file: /etc/aurastream/tls/ca.crt
+///       cert_file: /etc/aurastream/tls/client.crt
+///       key_file: /etc/aurastream/tls/client.key
+///     auth: { authenticator: bearertokenauth }
+///     headers: { x-tenant: checkout }
 ///     retry_on_failure: { enabled: true, initial_interval: 1s, max_interval: 30s }
 ///     sending_queue: { num_consumers: 4 }
 /// ```
 ///
 /// The names are the OpenTelemetry Collector's `otlp` exporter's, so its configs carry
-/// over. This build speaks plain-text gRPC only (collector-to-collector traffic inside a
-/// VPC or a pod); `https://` endpoints and `tls.insecure: false` are refused at start-up
-/// rather than silently sent in clear text.
+/// over. One difference: without any `tls` option (or an `https://` endpoint) the
+/// connection is plain text, as it was before this build had TLS, so existing sidecar
+/// configs keep working; `tls.insecure: false` or any TLS option turns TLS on.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpExporterConfig {
@@ -29,7 +36,10 @@ pub struct OtlpExporterConfig {
     pub compression: Compression,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    pub tls: TlsConfig,
+    pub tls: ClientTlsConfig,
+    /// Sent with every request (as gRPC metadata).
+    pub headers: BTreeMap<String, String>,
+    pub auth: Option<AuthConfig>,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: SendingQueueConfig,
 }
@@ -40,7 +50,9 @@ impl Default for OtlpExporterConfig {
             endpoint: String::new(),
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
-            tls: TlsConfig::default(),
+            tls: ClientTlsConfig::default(),
+            headers: BTreeMap::new(),
+            auth: None,
             retry_on_failure: RetryConfig::default(),
             sending_queue: SendingQueueConfig::default(),
         }
@@ -57,37 +69,28 @@ pub enum Compression {
     None,
 }
 
-/// `tls`: accepted so that Collector configs saying `insecure: true` validate unchanged.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    pub insecure: bool,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig { insecure: true }
-    }
-}
-
 /// The transport options shared by the `otlp` exporter and each `loadbalancing` backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transport {
     pub compression: Compression,
     pub timeout: Duration,
+    pub tls: ClientTlsConfig,
+    pub headers: BTreeMap<String, String>,
+    pub auth: Option<AuthConfig>,
 }
 
 impl Transport {
-    pub fn validate(&self, tls: &TlsConfig) -> Result<(), String> {
+    /// `https`: whether the endpoint said so.
+    pub fn validate(&self, https: bool) -> Result<(), String> {
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
-        if !tls.insecure {
-            return Err(
-                "tls.insecure: false is not supported: this build speaks plain-text gRPC only; \
-                 terminate TLS in front of the receiving collector or set tls.insecure: true"
-                    .into(),
-            );
+        self.tls.validate(https)?;
+        for (name, value) in &self.headers {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
+            http::HeaderValue::from_str(value)
+                .map_err(|_| format!("headers.{name}: not a valid header value"))?;
         }
         Ok(())
     }
@@ -98,6 +101,9 @@ impl OtlpExporterConfig {
         Transport {
             compression: self.compression,
             timeout: self.timeout,
+            tls: self.tls.clone(),
+            headers: self.headers.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -106,24 +112,24 @@ impl OtlpExporterConfig {
             return Err("endpoint is required (host:port of the receiving collector)".into());
         }
         endpoint_uri(&self.endpoint)?;
-        self.transport().validate(&self.tls)
+        self.transport().validate(is_https(&self.endpoint))
     }
 }
 
-/// `host:port` or `http://host:port` as the URI tonic connects to.
+/// Whether the endpoint asks for TLS by its scheme.
+pub fn is_https(endpoint: &str) -> bool {
+    endpoint.trim().starts_with("https://")
+}
+
+/// `host:port`, `http://host:port` or `https://host:port` as the URI tonic connects to:
+/// always `http://`, since TLS, when on, is the connector's business.
 pub fn endpoint_uri(endpoint: &str) -> Result<String, String> {
     let endpoint = endpoint.trim();
-    if endpoint.starts_with("https://") {
-        return Err(format!(
-            "endpoint `{endpoint}`: https is not supported by this build (plain-text gRPC \
-             only); use http://"
-        ));
-    }
-    let uri = if endpoint.starts_with("http://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
+    let address = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .unwrap_or(endpoint);
+    let uri = format!("http://{address}");
     uri.parse::<http::Uri>()
         .map_err(|e| format!("endpoint `{endpoint}` is not a valid address: {e}"))?;
     Ok(uri)
@@ -138,17 +144,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_take_a_scheme_or_not_but_never_https() {
+    fn endpoints_take_a_scheme_or_not() {
         assert_eq!(endpoint_uri("gw:4317").unwrap(), "http://gw:4317");
         assert_eq!(
             endpoint_uri("http://10.0.0.1:4317").unwrap(),
             "http://10.0.0.1:4317"
         );
-        assert!(
-            endpoint_uri("https://gw:4317")
-                .unwrap_err()
-                .contains("https")
-        );
+        assert_eq!(endpoint_uri("https://gw:4317").unwrap(), "http://gw:4317");
+        assert!(is_https("https://gw:4317"));
         assert!(endpoint_uri("gw with space:1").is_err());
     }
 
@@ -166,12 +169,21 @@ mod tests {
             OtlpExporterConfig::default().validate().is_err(),
             "endpoint required"
         );
-        let secure = OtlpExporterConfig {
-            endpoint: "gw:4317".into(),
-            tls: TlsConfig { insecure: false },
+        let contradiction = OtlpExporterConfig {
+            endpoint: "https://gw:4317".into(),
+            tls: ClientTlsConfig {
+                insecure: Some(true),
+                ..Default::default()
+            },
             ..OtlpExporterConfig::default()
         };
-        assert!(secure.validate().unwrap_err().contains("tls.insecure"));
+        assert!(
+            contradiction
+                .validate()
+                .unwrap_err()
+                .contains("tls.insecure")
+        );
+        assert!(!c.tls.enabled(false), "insecure: true is plain text");
         assert!(serde_yaml_ng::from_str::<OtlpExporterConfig>("compression: zstd").is_err());
     }
 }

@@ -35,10 +35,12 @@ use aurastream_proto::otlp::metrics_service::metrics_service_client::MetricsServ
 use aurastream_proto::otlp::trace_service::ExportTraceServiceRequest;
 use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceClient;
 
-use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri};
+use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri, is_https};
 use self::request_size::MAX_REQUEST_BYTES;
+use crate::component::auth::{Authenticators, ClientAuthenticator};
 use crate::component::{ExportError, ExportReport, Exporter, Pending};
 use crate::model::{Signal, SignalData};
+use crate::net::tls_client::TlsConnector;
 
 /// Reason for items the peer answered with partial success.
 pub const REJECTED_BY_DESTINATION: &str = "rejected_by_destination";
@@ -62,17 +64,74 @@ pub struct Peer {
     channel: OnceLock<Channel>,
     compression: Option<CompressionEncoding>,
     timeout: Duration,
+    security: Security,
+}
+
+/// What every connection and request of an exporter carries: TLS (loaded once, at build
+/// time, so a bad PEM file fails start-up), fixed headers, and the authenticator's
+/// credentials.
+#[derive(Clone, Default)]
+pub struct Security {
+    tls: Option<TlsConnector>,
+    headers: http::HeaderMap,
+    auth: Option<Arc<dyn ClientAuthenticator>>,
+}
+
+impl Security {
+    /// `https`: the endpoint's scheme asked for TLS.
+    pub fn new(
+        transport: &Transport,
+        https: bool,
+        authenticators: &Authenticators,
+    ) -> Result<Security, String> {
+        let tls = if transport.tls.enabled(https) {
+            let config = transport.tls.load()?;
+            Some(TlsConnector::new(
+                config,
+                transport.tls.server_name_override.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &transport.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
+            let value = http::HeaderValue::from_str(value)
+                .map_err(|_| format!("headers.{name}: not a valid header value"))?;
+            headers.insert(name, value);
+        }
+        let auth = transport
+            .auth
+            .as_ref()
+            .map(|a| {
+                authenticators
+                    .client(&a.authenticator)
+                    .map_err(|e| format!("auth: {e}"))
+            })
+            .transpose()?;
+        Ok(Security { tls, headers, auth })
+    }
 }
 
 impl OtlpExporter {
-    pub fn new(config: &OtlpExporterConfig) -> Result<OtlpExporter, String> {
+    pub fn new(
+        config: &OtlpExporterConfig,
+        authenticators: &Authenticators,
+    ) -> Result<OtlpExporter, String> {
         let uri = endpoint_uri(&config.endpoint)?;
-        OtlpExporter::connect(&uri, &config.transport())
+        let transport = config.transport();
+        let security = Security::new(&transport, is_https(&config.endpoint), authenticators)?;
+        OtlpExporter::connect(&uri, &transport, security)
     }
 
     /// An exporter for `uri` (`http://host:port`), as the load balancer makes one per
     /// backend. Nothing is connected until the first export.
-    pub fn connect(uri: &str, transport: &Transport) -> Result<OtlpExporter, String> {
+    pub fn connect(
+        uri: &str,
+        transport: &Transport,
+        security: Security,
+    ) -> Result<OtlpExporter, String> {
         let endpoint = Endpoint::from_shared(uri.to_string())
             .map_err(|e| format!("endpoint `{uri}`: {e}"))?
             .connect_timeout(transport.timeout);
@@ -85,6 +144,7 @@ impl OtlpExporter {
                 Compression::None => None,
             },
             timeout: transport.timeout,
+            security,
         })))
     }
 
@@ -94,15 +154,28 @@ impl OtlpExporter {
 
     fn channel(&self) -> Channel {
         self.channel
-            .get_or_init(|| self.endpoint.connect_lazy())
+            .get_or_init(|| match &self.security.tls {
+                Some(tls) => self.endpoint.connect_with_connector_lazy(tls.clone()),
+                None => self.endpoint.connect_lazy(),
+            })
             .clone()
     }
 
-    /// Builds the request with the deadline the peer should also stop at.
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// Builds the request with the deadline the peer should also stop at, the configured
+    /// headers and the authenticator's credentials. An authenticator that cannot sign now
+    /// (its token file unreadable) is a retryable failure.
+    async fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ExportError> {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.headers = self.security.headers.clone();
+        if let Some(auth) = &self.security.auth {
+            auth.authorize(&mut parts, &[]).await.map_err(|e| {
+                ExportError::retryable("authenticator_unavailable", format!("{}: {e}", self.uri))
+            })?;
+        }
         let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(parts.headers);
         request.set_timeout(self.timeout);
-        request
+        Ok(request)
     }
 
     /// Runs one call under the exporter's timeout and classifies its failure. `rejected`
@@ -216,9 +289,11 @@ impl OtlpExporter {
         match batch {
             SignalData::Traces(r) => {
                 let mut client = client!(TraceServiceClient, self);
-                let request = self.request(ExportTraceServiceRequest {
-                    resource_spans: r.clone(),
-                });
+                let request = self
+                    .request(ExportTraceServiceRequest {
+                        resource_spans: r.clone(),
+                    })
+                    .await?;
                 self.call(client.export(request), |resp| {
                     resp.partial_success
                         .as_ref()
@@ -228,9 +303,11 @@ impl OtlpExporter {
             }
             SignalData::Metrics(r) => {
                 let mut client = client!(MetricsServiceClient, self);
-                let request = self.request(ExportMetricsServiceRequest {
-                    resource_metrics: r.clone(),
-                });
+                let request = self
+                    .request(ExportMetricsServiceRequest {
+                        resource_metrics: r.clone(),
+                    })
+                    .await?;
                 self.call(client.export(request), |resp| {
                     resp.partial_success
                         .as_ref()
@@ -240,9 +317,11 @@ impl OtlpExporter {
             }
             SignalData::Logs(r) => {
                 let mut client = client!(LogsServiceClient, self);
-                let request = self.request(ExportLogsServiceRequest {
-                    resource_logs: r.clone(),
-                });
+                let request = self
+                    .request(ExportLogsServiceRequest {
+                        resource_logs: r.clone(),
+                    })
+                    .await?;
                 self.call(client.export(request), |resp| {
                     resp.partial_success
                         .as_ref()
@@ -276,10 +355,17 @@ impl crate::component::factory::ExporterFactory for OtlpExporterConfig {
 
     fn build(
         &self,
-        _ctx: &crate::component::factory::ExporterContext<'_>,
+        ctx: &crate::component::factory::ExporterContext<'_>,
     ) -> Result<std::sync::Arc<dyn crate::component::Exporter>, crate::component::factory::BuildError>
     {
-        Ok(std::sync::Arc::new(OtlpExporter::new(self)?))
+        Ok(std::sync::Arc::new(OtlpExporter::new(self, ctx.auth)?))
+    }
+
+    fn authenticators(&self) -> Vec<(String, String)> {
+        self.auth
+            .iter()
+            .map(|a| ("auth.authenticator".to_string(), a.authenticator.clone()))
+            .collect()
     }
 }
 

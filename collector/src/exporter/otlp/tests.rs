@@ -24,12 +24,15 @@ fn spans(n: u8) -> SignalData {
 }
 
 fn exporter(endpoint: String, compression: Compression) -> OtlpExporter {
-    OtlpExporter::new(&OtlpExporterConfig {
-        endpoint,
-        compression,
-        timeout: Duration::from_millis(500),
-        ..OtlpExporterConfig::default()
-    })
+    OtlpExporter::new(
+        &OtlpExporterConfig {
+            endpoint,
+            compression,
+            timeout: Duration::from_millis(500),
+            ..OtlpExporterConfig::default()
+        },
+        &Default::default(),
+    )
     .unwrap()
 }
 

@@ -2,7 +2,12 @@
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use crate::component::auth::AuthConfig;
 use crate::component::validate::present_or_default;
+use crate::net::limits::{self, KeepaliveConfig, Limits};
+use crate::net::tls_server::ServerTlsConfig;
 
 /// ```yaml
 /// receivers:
@@ -11,9 +16,19 @@ use crate::component::validate::present_or_default;
 ///       grpc:
 ///         endpoint: 127.0.0.1:4317
 ///         max_recv_msg_size_mib: 4
+///         tls: { cert_file: server.crt, key_file: server.key, client_ca_file: ca.crt }
+///         auth: { authenticator: bearertokenauth }
+///         max_concurrent_streams: 100
+///         max_connections: 4096
+///         keepalive:
+///           server_parameters: { max_connection_idle: 5m, max_connection_age: 1h }
 ///       http:
 ///         endpoint: 127.0.0.1:4318
 ///         max_request_body_size: 20971520
+///         read_header_timeout: 10s
+///         read_timeout: 30s
+///         write_timeout: 30s
+///         idle_timeout: 60s
 ///     max_items_per_request: 100000
 ///     max_attributes_per_item: 1000
 /// ```
@@ -27,6 +42,8 @@ pub struct OtlpReceiverConfig {
     /// Attributes one item (or its resource, scope, span event or link) may have; more is
     /// refused whole (HTTP 400 / gRPC `INVALID_ARGUMENT`) and counted `too_many_attributes`.
     pub max_attributes_per_item: usize,
+    /// Which callers may write log records into sensitive categories; off when absent.
+    pub authorization: Option<super::authorization::AuthorizationConfig>,
 }
 
 impl Default for OtlpReceiverConfig {
@@ -35,6 +52,7 @@ impl Default for OtlpReceiverConfig {
             protocols: Protocols::default(),
             max_items_per_request: 100_000,
             max_attributes_per_item: 1_000,
+            authorization: None,
         }
     }
 }
@@ -42,12 +60,14 @@ impl Default for OtlpReceiverConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Protocols {
-    /// OTLP/gRPC; `grpc:` with no options enables it with defaults.
+    /// OTLP/gRPC; `grpc:` with no options enables it with defaults. Boxed, as is `http`:
+    /// with their TLS and connection options they would make every receiver's config as
+    /// large as this one.
     #[serde(default, deserialize_with = "present_or_default")]
-    pub grpc: Option<GrpcConfig>,
+    pub grpc: Option<Box<GrpcConfig>>,
     /// OTLP/HTTP (protobuf and JSON); `http:` with no options enables it with defaults.
     #[serde(default, deserialize_with = "present_or_default")]
-    pub http: Option<HttpConfig>,
+    pub http: Option<Box<HttpConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -58,9 +78,24 @@ pub struct GrpcConfig {
     pub endpoint: String,
     /// Largest message accepted, in MiB, measured after decompression.
     pub max_recv_msg_size_mib: u64,
+    pub tls: Option<ServerTlsConfig>,
+    pub auth: Option<AuthConfig>,
+    /// Concurrent calls per connection.
+    pub max_concurrent_streams: u32,
+    /// Connections held open at once; more are closed on accept.
+    pub max_connections: usize,
+    pub keepalive: KeepaliveConfig,
 }
 
 impl GrpcConfig {
+    pub fn limits(&self) -> Limits {
+        Limits::grpc(
+            self.max_connections,
+            self.max_concurrent_streams,
+            &self.keepalive.server_parameters,
+        )
+    }
+
     /// `max_recv_msg_size_mib` in bytes: the limit the gRPC server enforces.
     pub fn max_recv_msg_bytes(&self) -> usize {
         usize::try_from(self.max_recv_msg_size_mib)
@@ -78,6 +113,9 @@ impl OtlpReceiverConfig {
         if self.max_items_per_request == 0 {
             return Err("max_items_per_request must be at least 1".into());
         }
+        if let Some(a) = &self.authorization {
+            a.validate()?;
+        }
         if let Some(grpc) = &self.protocols.grpc {
             let mib = grpc.max_recv_msg_size_mib;
             if mib == 0 || mib > MAX_RECV_MSG_SIZE_MIB {
@@ -85,6 +123,20 @@ impl OtlpReceiverConfig {
                     "protocols.grpc.max_recv_msg_size_mib must be between 1 and \
                      {MAX_RECV_MSG_SIZE_MIB} (got {mib})"
                 ));
+            }
+            grpc.limits()
+                .validate()
+                .map_err(|e| format!("protocols.grpc.{e}"))?;
+            if let Some(tls) = &grpc.tls {
+                tls.validate().map_err(|e| format!("protocols.grpc.{e}"))?;
+            }
+        }
+        if let Some(http) = &self.protocols.http {
+            http.limits()
+                .validate()
+                .map_err(|e| format!("protocols.http.{e}"))?;
+            if let Some(tls) = &http.tls {
+                tls.validate().map_err(|e| format!("protocols.http.{e}"))?;
             }
         }
         Ok(())
@@ -99,6 +151,11 @@ impl Default for GrpcConfig {
         GrpcConfig {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: 4,
+            tls: None,
+            auth: None,
+            max_concurrent_streams: limits::DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            keepalive: KeepaliveConfig::default(),
         }
     }
 }
@@ -114,6 +171,34 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
+    pub tls: Option<ServerTlsConfig>,
+    pub auth: Option<AuthConfig>,
+    /// Time for a client to send its request headers (and finish the TLS handshake).
+    #[serde(with = "humantime_serde")]
+    pub read_header_timeout: Duration,
+    /// Time for a client to send a whole request body.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Time from a request's headers to its response.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// A connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections held open at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl HttpConfig {
+    pub fn limits(&self) -> Limits {
+        Limits::http(
+            self.max_connections,
+            self.read_header_timeout,
+            Some(self.read_timeout),
+            Some(self.write_timeout),
+            Some(self.idle_timeout),
+        )
+    }
 }
 
 impl Default for HttpConfig {
@@ -125,6 +210,13 @@ impl Default for HttpConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            tls: None,
+            auth: None,
+            read_header_timeout: limits::DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: limits::DEFAULT_READ_TIMEOUT,
+            write_timeout: limits::DEFAULT_WRITE_TIMEOUT,
+            idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
@@ -28,23 +24,14 @@ use super::{Ingest, IngestError, Reserved};
 use crate::component::ConsumeError;
 use crate::model::memory::{ByteClaim, Refusal};
 
-pub fn serve(
-    listener: TcpListener,
-    ingest: Arc<Ingest>,
-    limit: usize,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
-            .add_service(OtlpService::<Traces>::new(ingest.clone(), limit))
-            .add_service(OtlpService::<Metrics>::new(ingest.clone(), limit))
-            .add_service(OtlpService::<Logs>::new(ingest, limit))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "OTLP/gRPC server stopped");
-        }
-    })
+/// The three OTLP gRPC services as routes, served by the shared accept loop
+/// ([`crate::net::server`]) with the receiver's TLS, limits and authentication.
+pub fn routes(ingest: Arc<Ingest>, limit: usize) -> axum::Router {
+    tonic::service::Routes::new(OtlpService::<Traces>::new(ingest.clone(), limit))
+        .add_service(OtlpService::<Metrics>::new(ingest.clone(), limit))
+        .add_service(OtlpService::<Logs>::new(ingest, limit))
+        .prepare()
+        .into_axum_router()
 }
 
 fn to_status(e: IngestError) -> Status {

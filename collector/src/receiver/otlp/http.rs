@@ -10,9 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::config::{CorsConfig, HttpConfig};
 use super::decode::{self, DecodeError, Encoding};
@@ -27,12 +24,9 @@ struct Ctx {
     limit: usize,
 }
 
-pub fn serve(
-    listener: TcpListener,
-    ingest: Arc<Ingest>,
-    config: &HttpConfig,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
+/// The OTLP/HTTP routes, served by the shared accept loop ([`crate::net::server`]) with
+/// the receiver's TLS, limits and authentication.
+pub fn routes(ingest: Arc<Ingest>, config: &HttpConfig) -> Router {
     let ctx = Ctx {
         ingest,
         limit: config.max_request_body_size as usize,
@@ -47,14 +41,7 @@ pub fn serve(
     {
         app = app.layer(cors_layer(cors));
     }
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "OTLP/HTTP server stopped");
-        }
-    })
+    app
 }
 
 fn cors_layer(cors: &CorsConfig) -> tower_http::cors::CorsLayer {

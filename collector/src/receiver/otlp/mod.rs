@@ -4,6 +4,7 @@
 //! success), then hand the rest to the pipelines, or refuse the whole request with a
 //! retryable error when a pipeline is full.
 
+pub mod authorization;
 pub mod config;
 pub mod decode;
 mod grpc;
@@ -18,12 +19,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::authorization::{Authorization, AuthorizationConfig};
 use self::config::OtlpReceiverConfig;
 use self::request_limits::LimitError;
 use self::signal::{OtlpSignal, Rejected};
+use crate::component::auth::{AuthConfig, Authenticators};
+use crate::component::factory::BuildError;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::memory::{ByteClaim, MIB, MemoryLimiter, Refusal};
-use crate::model::{Signal, decoded_size};
+use crate::model::{Signal, SignalData, decoded_size};
+use crate::net::tls_server::{ServerTls, ServerTlsConfig};
 use crate::telemetry::health::{ComponentStatus, HealthRegistry, TaskLiveness};
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -61,6 +66,7 @@ pub struct Ingest {
     metrics: Arc<SelfMetrics>,
     max_items: usize,
     max_attributes: usize,
+    authorization: Option<Authorization>,
 }
 
 impl Ingest {
@@ -76,6 +82,39 @@ impl Ingest {
             metrics,
             max_items: defaults.max_items_per_request,
             max_attributes: defaults.max_attributes_per_item,
+            authorization: None,
+        }
+    }
+
+    /// Checks log records against `config` (see [`authorization`]).
+    pub fn with_authorization(mut self, config: Option<&AuthorizationConfig>) -> Ingest {
+        self.authorization = config.map(Authorization::new);
+        self
+    }
+
+    /// Applies the receiver's authorization to `data`; refused records join `rejected`.
+    fn authorize(&self, transport: &str, data: &mut SignalData, rejected: &mut Rejected) {
+        let Some(authorization) = &self.authorization else {
+            return;
+        };
+        let outcome = authorization.apply(data, &crate::net::authenticate::current_caller());
+        if outcome.refused > 0 {
+            self.metrics
+                .receiver_refused(&self.receiver, transport, data.signal(), "unauthorized")
+                .inc_by(outcome.refused as u64);
+            rejected.note(
+                outcome.refused,
+                "log records in a sensitive category from a caller not allowed to write it",
+            );
+        }
+        if outcome.rerouted > 0 {
+            self.metrics
+                .component_event(
+                    &format!("receiver/{}/{transport}", self.receiver),
+                    data.signal(),
+                    "rerouted_unauthorized",
+                )
+                .inc_by(outcome.rerouted as u64);
         }
     }
 
@@ -200,7 +239,7 @@ impl Ingest {
             .consumers
             .get(&S::SIGNAL)
             .ok_or(IngestError::NoPipeline(S::SIGNAL))?;
-        let (data, rejected) = S::accept(request);
+        let (mut data, mut rejected) = S::accept(request);
         let sent = data.item_count() + rejected.items;
         if let Err(e) = request_limits::check(&data, sent, self.max_items, self.max_attributes) {
             let reason = match e {
@@ -219,6 +258,7 @@ impl Ingest {
             tracing::debug!(receiver = %self.receiver, transport, rejected = rejected.items,
                 reason = %rejected.message, "rejected part of a request");
         }
+        self.authorize(transport, &mut data, &mut rejected);
         let items = data.item_count();
         let consumed = match reservation {
             Some(reserved) => consumer.try_consume_reserved(data, Some(reserved)),
@@ -263,35 +303,60 @@ impl Ingest {
     }
 }
 
-/// Binds the configured listeners (failing start-up if a port is taken) and serves until
-/// `stop` is cancelled.
+/// Binds the configured listeners (failing start-up if a port is taken, a TLS file is
+/// unusable or an authenticator is missing) and serves until `stop` is cancelled.
 pub async fn start(
     id: &str,
     config: &OtlpReceiverConfig,
     consumers: BTreeMap<Signal, Consumer>,
     metrics: Arc<SelfMetrics>,
     health: &HealthRegistry,
+    auth: &Authenticators,
     stop: CancellationToken,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let ingest = Arc::new(Ingest::new(id, consumers, metrics).request_limits(config));
+) -> Result<Vec<JoinHandle<()>>, BuildError> {
+    let ingest = Arc::new(
+        Ingest::new(id, consumers, metrics.clone())
+            .request_limits(config)
+            .with_authorization(config.authorization.as_ref()),
+    );
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
     let liveness = TaskLiveness::default();
     if let Some(grpc) = &config.protocols.grpc {
+        let door = Door::new(
+            id,
+            "grpc",
+            grpc.tls.as_ref(),
+            grpc.auth.as_ref(),
+            auth,
+            &metrics,
+        )?;
         let listener = bind(&grpc.endpoint, id, "grpc").await?;
         let addr = listener.local_addr()?;
-        endpoints.push(format!("grpc {addr}"));
-        tracing::info!(receiver = id, %addr, "OTLP/gRPC listening");
-        let limit = grpc.max_recv_msg_bytes();
-        let served = grpc::serve(listener, ingest.clone(), limit, stop.clone());
+        endpoints.push(format!("grpc{} {addr}", door.scheme_note()));
+        tracing::info!(receiver = id, %addr, tls = door.tls.is_some(), "OTLP/gRPC listening");
+        let routes = door.guard(
+            grpc::routes(ingest.clone(), grpc.max_recv_msg_bytes()),
+            true,
+        );
+        let served = door.serve(listener, routes, grpc.limits(), stop.clone());
         tasks.push(liveness.watch("grpc server".into(), served, stop.clone()));
     }
     if let Some(http) = &config.protocols.http {
+        let door = Door::new(
+            id,
+            "http",
+            http.tls.as_ref(),
+            http.auth.as_ref(),
+            auth,
+            &metrics,
+        )?;
         let listener = bind(&http.endpoint, id, "http").await?;
         let addr = listener.local_addr()?;
-        endpoints.push(format!("http {addr}"));
-        tracing::info!(receiver = id, %addr, "OTLP/HTTP listening");
-        let served = http::serve(listener, ingest.clone(), http, stop.clone());
+        endpoints.push(format!("http{} {addr}", door.scheme_note()));
+        tracing::info!(receiver = id, %addr, tls = door.tls.is_some(), "OTLP/HTTP listening");
+        let routes = door.guard(http::routes(ingest.clone(), http), false);
+        let served = door.serve(listener, routes, http.limits(), stop.clone());
         tasks.push(liveness.watch("http server".into(), served, stop.clone()));
     }
     let detail = endpoints.join(", ");
@@ -304,6 +369,90 @@ pub async fn start(
         }
     });
     Ok(tasks)
+}
+
+/// What stands between a listener and its routes: TLS and the authenticator.
+struct Door {
+    component: String,
+    tls: Option<ServerTls>,
+    auth: Option<Arc<dyn crate::component::auth::ServerAuthenticator>>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl Door {
+    fn new(
+        id: &str,
+        transport: &str,
+        tls: Option<&ServerTlsConfig>,
+        auth: Option<&AuthConfig>,
+        authenticators: &Authenticators,
+        metrics: &Arc<SelfMetrics>,
+    ) -> Result<Door, BuildError> {
+        let component = format!("receiver/{id}/{transport}");
+        let tls = tls
+            .map(|t| {
+                let reloaded = metrics.listener_event(&component, "tls_reloaded");
+                let failed = metrics.listener_event(&component, "tls_reload_failed");
+                ServerTls::load(
+                    t,
+                    Arc::new(move |ok| {
+                        if ok {
+                            reloaded.inc()
+                        } else {
+                            failed.inc()
+                        };
+                    }),
+                )
+                .map_err(|e| BuildError::Options(format!("protocols.{transport}.{e}")))
+            })
+            .transpose()?;
+        let auth = auth
+            .map(|a| {
+                authenticators
+                    .server(&a.authenticator)
+                    .map_err(|e| BuildError::Options(format!("protocols.{transport}.auth: {e}")))
+            })
+            .transpose()?;
+        Ok(Door {
+            component,
+            tls,
+            auth,
+            metrics: metrics.clone(),
+        })
+    }
+
+    fn scheme_note(&self) -> &'static str {
+        if self.tls.is_some() { "+tls" } else { "" }
+    }
+
+    fn guard(&self, routes: axum::Router, grpc: bool) -> axum::Router {
+        let routes = crate::net::authenticate::with_caller(routes);
+        match &self.auth {
+            Some(a) => crate::net::authenticate::require(
+                routes,
+                a.clone(),
+                self.metrics
+                    .listener_event(&self.component, "unauthenticated"),
+                grpc,
+            ),
+            None => routes,
+        }
+    }
+
+    fn serve(
+        self,
+        listener: TcpListener,
+        routes: axum::Router,
+        limits: crate::net::limits::Limits,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let spec = crate::net::server::Listener {
+            component: self.component,
+            tls: self.tls,
+            limits,
+        };
+        crate::net::server::serve(listener, spec, routes, self.metrics, stop)
+    }
 }
 
 async fn bind(endpoint: &str, id: &str, transport: &str) -> std::io::Result<TcpListener> {
@@ -335,14 +484,51 @@ impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
         &self,
         ctx: crate::component::factory::ReceiverContext<'_>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
-        Ok(self::start(
+        self::start(
             ctx.id,
             self,
             ctx.consumers,
             ctx.metrics,
             ctx.health,
+            ctx.auth,
             ctx.stop,
         )
-        .await?)
+        .await
+    }
+
+    fn authenticators(&self) -> Vec<(String, String)> {
+        let grpc = self.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref());
+        let http = self.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
+        [
+            ("protocols.grpc.auth.authenticator", grpc),
+            ("protocols.http.auth.authenticator", http),
+        ]
+        .into_iter()
+        .filter_map(|(at, a)| a.map(|a| (at.to_string(), a.authenticator.clone())))
+        .collect()
+    }
+
+    fn exposure_warnings(&self) -> Vec<String> {
+        let grpc = self
+            .protocols
+            .grpc
+            .as_ref()
+            .map(|g| ("grpc", &g.endpoint, g.tls.is_some() || g.auth.is_some()));
+        let http = self
+            .protocols
+            .http
+            .as_ref()
+            .map(|h| ("http", &h.endpoint, h.tls.is_some() || h.auth.is_some()));
+        [grpc, http]
+            .into_iter()
+            .flatten()
+            .filter(|(_, endpoint, guarded)| !guarded && !crate::net::is_loopback(endpoint))
+            .map(|(transport, endpoint, _)| {
+                format!(
+                    "protocols.{transport} listens on {endpoint}, beyond this host, with \
+                     neither `tls` nor `auth`: anyone who can reach the port can send data"
+                )
+            })
+            .collect()
     }
 }

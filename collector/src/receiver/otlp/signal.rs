@@ -23,7 +23,7 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    fn note(&mut self, n: usize, why: &str) {
+    pub fn note(&mut self, n: usize, why: &str) {
         if n == 0 {
             return;
         }

@@ -1,0 +1,107 @@
+//! Network code shared by every listener and every outgoing connection: TLS (server and
+//! client, with the OpenTelemetry Collector's configtls names), the one accept loop that
+//! serves both OTLP/HTTP and OTLP/gRPC (connection limits, timeouts, keepalive, accept
+//! backoff, shutdown), and authentication of incoming requests at the door.
+//!
+//! A layer below the components: receivers and exporters configure it, nothing here knows
+//! about OTLP.
+
+pub mod authenticate;
+pub mod limits;
+pub mod pem;
+pub mod server;
+#[cfg(test)]
+mod tests;
+pub mod tls_client;
+pub mod tls_server;
+
+use std::sync::Arc;
+
+/// Whether a listen address (`host:port`) is reachable from this host only. A name other
+/// than `localhost` counts as reachable: it may resolve to any interface.
+pub fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .rsplit_once(':')
+        .map_or(endpoint, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The one TLS provider of the tree (aws-lc-rs), restricted to `cipher_suites` when given.
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// Protocol versions from the Collector's `min_version` / `max_version` ("1.2", "1.3").
+/// rustls has no TLS 1.0 or 1.1, so asking for them is an error rather than a silent upgrade.
+pub fn protocol_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    fn rank(v: &str, option: &str) -> Result<u8, String> {
+        match v.trim() {
+            "1.2" => Ok(2),
+            "1.3" => Ok(3),
+            "1.0" | "1.1" => Err(format!(
+                "{option}: TLS {v} is not supported (insecure; this build speaks TLS 1.2 and 1.3)"
+            )),
+            other => Err(format!(
+                "{option}: `{other}` is not a TLS version (1.2 or 1.3)"
+            )),
+        }
+    }
+    let lo = min
+        .map(|v| rank(v, "min_version"))
+        .transpose()?
+        .unwrap_or(2);
+    let hi = max
+        .map(|v| rank(v, "max_version"))
+        .transpose()?
+        .unwrap_or(3);
+    if lo > hi {
+        return Err("min_version is above max_version".into());
+    }
+    let mut versions = Vec::new();
+    if hi >= 3 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if lo <= 2 {
+        versions.push(&rustls::version::TLS12);
+    }
+    Ok(versions)
+}
+
+/// The provider with only the listed cipher suites (Go's names, e.g.
+/// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`; TLS 1.3 suites as `TLS_AES_128_GCM_SHA256`).
+/// As in Go, TLS 1.3 suites stay enabled unless some are listed.
+pub fn provider_with_suites(
+    suites: &[String],
+) -> Result<Arc<rustls::crypto::CryptoProvider>, String> {
+    let mut provider = crypto_provider();
+    if suites.is_empty() {
+        return Ok(Arc::new(provider));
+    }
+    let name_of =
+        |s: &rustls::SupportedCipherSuite| format!("{:?}", s.suite()).replace("TLS13_", "TLS_");
+    for wanted in suites {
+        if !provider.cipher_suites.iter().any(|s| &name_of(s) == wanted) {
+            let known: Vec<String> = provider.cipher_suites.iter().map(name_of).collect();
+            return Err(format!(
+                "cipher_suites: `{wanted}` is not supported; supported: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let lists_tls13 = provider
+        .cipher_suites
+        .iter()
+        .any(|s| s.tls13().is_some() && suites.contains(&name_of(s)));
+    provider
+        .cipher_suites
+        .retain(|s| suites.contains(&name_of(s)) || (s.tls13().is_some() && !lists_tls13));
+    Ok(Arc::new(provider))
+}
