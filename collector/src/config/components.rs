@@ -170,6 +170,7 @@ section! {
         AwsEmf(crate::exporter::emf::config::EmfExporterConfig),
         AwsXray(crate::exporter::xray::config::XrayExporterConfig),
         Otlp(crate::exporter::otlp::config::OtlpExporterConfig),
+        OtlpHttp(crate::exporter::otlphttp::config::OtlpHttpExporterConfig),
         LoadBalancing(crate::exporter::loadbalancing::config::LoadBalancingExporterConfig),
     }
 }
@@ -178,5 +179,6 @@ section! {
     /// An extension's options, by type.
     ExtensionConfig, "extension", ExtensionFactory {
         HealthCheck(crate::extension::health_check::config::HealthCheckConfig),
+        SigV4Auth(crate::extension::sigv4auth::config::SigV4AuthConfig),
     }
 }

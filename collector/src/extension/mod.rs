@@ -1,3 +1,4 @@
 //! Extensions: services of the collector itself rather than of a pipeline.
 
 pub mod health_check;
+pub mod sigv4auth;
