@@ -205,6 +205,10 @@ impl OtlpHttpExporter {
         while let Some(request) = requests.next() {
             match self.send(&request).await {
                 Ok(dropped) => report.dropped.extend(dropped),
+                // The whole batch refused: the driver counts and reports it.
+                Err(e @ ExportError::Permanent { .. }) if !settled_any && requests.len() == 0 => {
+                    return Err(e);
+                }
                 Err(ExportError::Permanent { reason, message }) => {
                     tracing::error!(url = %self.url(request.signal).map(|u| u.to_string()).unwrap_or_default(),
                         items = request.items, error = %message,

@@ -159,11 +159,11 @@ fn a_span_over_200_kb_is_trimmed_largest_parts_first() {
         attributes: vec![
             kv("small", "s"),
             kv("huge", &"h".repeat(150_000)),
-            kv("medium", &"m".repeat(30_000)),
+            kv("medium", &"m".repeat(90_000)),
         ],
         events: vec![Event {
             name: "exception".into(),
-            attributes: vec![kv("stack", &"e".repeat(100_000))],
+            attributes: vec![kv("stack", &"e".repeat(130_000))],
             ..Event::default()
         }],
         ..span(7, t)
