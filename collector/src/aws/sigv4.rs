@@ -222,7 +222,9 @@ pub fn sign_with(
     for header in headers {
         let mut value = http::HeaderValue::from_str(header.value())
             .map_err(|e| SignError::Sign(e.to_string()))?;
-        value.set_sensitive(header.sensitive());
+        // Kept out of debug output and logs; the signature is as good as a credential
+        // for the next few minutes.
+        value.set_sensitive(header.sensitive() || header.name() == "authorization");
         parts.headers.insert(header.name(), value);
     }
     Ok(())
