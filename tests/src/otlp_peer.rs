@@ -164,6 +164,19 @@ impl OtlpPeer {
             .collect()
     }
 
+    /// Accepted log records as OTLP/JSON lines, for [`crate::otlp_json::logs`].
+    pub fn logs_as_json(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .into_iter()
+            .map(|l| {
+                serde_json::to_value(ExportLogsServiceRequest {
+                    resource_logs: l.resource_logs,
+                })
+                .expect("logs as JSON")
+            })
+            .collect()
+    }
+
     fn refuse(&self, status: StatusCode, code: &str, message: String) -> Response {
         self.0
             .stored
