@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::log_groups::LogGroupsConfig;
 use crate::component::auth::AuthConfig;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::model::Signal;
@@ -22,6 +23,8 @@ use crate::model::Signal;
 ///     timeout: 30s                     # per request, connecting included
 ///     auth: { authenticator: sigv4auth }
 ///     xray_limits: true                # default: on when the traces endpoint is X-Ray's
+///     log_groups:                      # logs: group/stream per record, created on first use
+///       log_group_name: /aws/aurastream/application   # (as awscloudwatchlogs; see log_groups.rs)
 ///     retry_on_failure: { enabled: true, initial_interval: 1s, max_interval: 30s }
 ///     sending_queue: { num_consumers: 4, storage: /var/lib/aurastream/queue }
 /// ```
@@ -46,6 +49,9 @@ pub struct OtlpHttpExporterConfig {
     /// spans trimmed to 200 KB, the timestamp window). `None`: on when the traces endpoint
     /// is an X-Ray host.
     pub xray_limits: Option<bool>,
+    /// Logs to CloudWatch Logs' OTLP endpoint: the group and stream chosen per record and
+    /// created on first use (see [`super::log_groups`]). Without it, the `headers` name them.
+    pub log_groups: Option<LogGroupsConfig>,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: SendingQueueConfig,
 }
@@ -63,6 +69,7 @@ impl Default for OtlpHttpExporterConfig {
             timeout: Duration::from_secs(30),
             auth: None,
             xray_limits: None,
+            log_groups: None,
             retry_on_failure: RetryConfig::default(),
             sending_queue: SendingQueueConfig::default(),
         }
@@ -148,6 +155,16 @@ impl OtlpHttpExporterConfig {
                 .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
             http::HeaderValue::try_from(value.as_str())
                 .map_err(|_| format!("headers.{name}: not a valid header value"))?;
+        }
+        if let Some(groups) = &self.log_groups {
+            groups.validate()?;
+            if self.headers.keys().any(|h| h.starts_with("x-aws-log-")) {
+                return Err(
+                    "log_groups chooses x-aws-log-group and x-aws-log-stream per \
+                            record; remove them from headers"
+                        .into(),
+                );
+            }
         }
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());

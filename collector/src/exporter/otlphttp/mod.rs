@@ -15,6 +15,7 @@
 pub mod config;
 pub mod encode;
 pub mod limits;
+pub mod log_groups;
 pub mod response;
 
 use std::sync::Arc;
@@ -30,7 +31,9 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::OnceCell;
 
 use self::config::{Compression, OtlpHttpExporterConfig};
+use self::log_groups::LogGroups;
 use self::response::REJECTED_BY_DESTINATION;
+use crate::aws::cloudwatch_logs::target::LogTarget;
 use crate::component::auth::{AuthError, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExporterContext, ExporterFactory};
 use crate::component::{
@@ -56,6 +59,7 @@ pub struct Destination {
     headers: http::HeaderMap,
     auth: Option<Arc<dyn ClientAuthenticator>>,
     xray_limits: bool,
+    log_groups: Option<LogGroups>,
     /// Made on first use: loading the trust store is start-up work a collector that never
     /// exports (or `validate`) does not need.
     client: OnceCell<HttpClient>,
@@ -66,6 +70,8 @@ struct EncodedRequest {
     signal: Signal,
     body: Bytes,
     items: usize,
+    /// The log group and stream the request's records go to (`log_groups`).
+    log_target: Option<LogTarget>,
 }
 
 fn signal_index(signal: Signal) -> usize {
@@ -80,6 +86,7 @@ impl OtlpHttpExporter {
     pub fn new(
         config: &OtlpHttpExporterConfig,
         auth: Option<Arc<dyn ClientAuthenticator>>,
+        log_groups: Option<LogGroups>,
     ) -> Result<OtlpHttpExporter, String> {
         let mut urls: [Option<http::Uri>; 3] = [None, None, None];
         for signal in Signal::ALL {
@@ -122,6 +129,7 @@ impl OtlpHttpExporter {
             headers,
             auth,
             xray_limits: config.xray_limits(),
+            log_groups,
             client: OnceCell::new(),
         })))
     }
@@ -176,17 +184,22 @@ impl OtlpHttpExporter {
         parts
             .into_iter()
             .filter(|p| !p.is_empty())
-            .map(|p| self.encode(&p))
+            .map(|p| self.encode(&p, None))
             .collect()
     }
 
-    fn encode(&self, batch: &SignalData) -> Result<EncodedRequest, ExportError> {
+    fn encode(
+        &self,
+        batch: &SignalData,
+        log_target: Option<LogTarget>,
+    ) -> Result<EncodedRequest, ExportError> {
         let body = encode::encode(batch, self.0.config.encoding)
             .map_err(|m| ExportError::permanent("encoding", m))?;
         Ok(EncodedRequest {
             signal: batch.signal(),
             body: Bytes::from(encode::compress(body, self.0.config.compression)),
             items: batch.item_count(),
+            log_target,
         })
     }
 
@@ -244,6 +257,21 @@ impl OtlpHttpExporter {
             .map_err(|e| ExportError::permanent("request", e.to_string()))?
             .into_parts();
         parts.headers = self.0.headers.clone();
+        if let (Some(target), Some(groups)) = (&request.log_target, &self.0.log_groups) {
+            groups.ensure(target).await?;
+            for (name, value) in [
+                ("x-aws-log-group", &target.group),
+                ("x-aws-log-stream", &target.stream),
+            ] {
+                let value = http::HeaderValue::try_from(value.as_str()).map_err(|_| {
+                    ExportError::permanent(
+                        "invalid_log_group",
+                        format!("{name} `{value}` is not a valid header value"),
+                    )
+                })?;
+                parts.headers.insert(name, value);
+            }
+        }
         if let Some(auth) = &self.0.auth {
             auth.authorize(&mut parts, &request.body)
                 .await
@@ -335,7 +363,7 @@ impl Exporter for OtlpHttpExporter {
         let requests = match batch {
             SignalData::Traces(resources) if self.0.xray_limits => {
                 match limits::prepare(resources, SystemTime::now()) {
-                    limits::Prepared::AsIs => vec![self.encode(batch)?],
+                    limits::Prepared::AsIs => vec![self.encode(batch, None)?],
                     limits::Prepared::Cut {
                         requests,
                         refused,
@@ -352,7 +380,15 @@ impl Exporter for OtlpHttpExporter {
                     }
                 }
             }
-            _ => vec![self.encode(batch)?],
+            SignalData::Logs(resources) if self.0.log_groups.is_some() => {
+                let groups = self.0.log_groups.as_ref().expect("checked by the guard");
+                groups
+                    .split(resources)
+                    .into_iter()
+                    .map(|(target, logs)| self.encode(&SignalData::Logs(logs), Some(target)))
+                    .collect::<Result<_, _>>()?
+            }
+            _ => vec![self.encode(batch, None)?],
         };
         self.send_all(requests, report, true).await
     }
@@ -406,7 +442,11 @@ impl ExporterFactory for OtlpHttpExporterConfig {
             Some(a) => Some(ctx.auth.client(&a.authenticator)?),
             None => None,
         };
-        Ok(Arc::new(OtlpHttpExporter::new(self, auth)?))
+        let log_groups = self
+            .log_groups
+            .as_ref()
+            .map(|g| LogGroups::new(g, ctx.id, ctx.metrics, self.timeout));
+        Ok(Arc::new(OtlpHttpExporter::new(self, auth, log_groups)?))
     }
 }
 

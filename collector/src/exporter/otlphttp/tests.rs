@@ -82,7 +82,7 @@ fn exporter(
         timeout: Duration::from_secs(10),
         ..config
     };
-    OtlpHttpExporter::new(&config, Some(auth)).unwrap()
+    OtlpHttpExporter::new(&config, Some(auth), None).unwrap()
 }
 
 fn xray(addr: SocketAddr) -> OtlpHttpExporter {
@@ -331,6 +331,7 @@ async fn logs_go_with_their_group_and_stream_headers() {
             traces_endpoint: Some(format!("http://{addr}/v1/traces")),
             ..OtlpHttpExporterConfig::default()
         },
+        None,
         None,
     )
     .unwrap();
