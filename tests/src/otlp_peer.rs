@@ -93,6 +93,8 @@ struct Stored {
 
 struct Shared {
     config: PeerConfig,
+    /// X-Ray's `GetTraceSegmentDestination` answer: destination and status.
+    segment_destination: Mutex<(String, String)>,
     faults: Mutex<Faults>,
     calls: AtomicU64,
     injected: AtomicU64,
@@ -108,6 +110,7 @@ impl OtlpPeer {
     pub async fn start(config: PeerConfig) -> (OtlpPeer, SocketAddr) {
         let peer = OtlpPeer(Arc::new(Shared {
             config,
+            segment_destination: Mutex::new(("XRay".into(), "ACTIVE".into())),
             faults: Mutex::new(Faults::default()),
             calls: AtomicU64::new(0),
             injected: AtomicU64::new(0),
@@ -116,6 +119,7 @@ impl OtlpPeer {
         let app = Router::new()
             .route("/v1/traces", post(traces))
             .route("/v1/logs", post(logs))
+            .route("/GetTraceSegmentDestination", post(segment_destination))
             .with_state(peer.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -123,6 +127,12 @@ impl OtlpPeer {
         let addr = listener.local_addr().expect("peer address");
         tokio::spawn(async move { axum::serve(listener, app).await });
         (peer, addr)
+    }
+
+    /// What X-Ray's `GetTraceSegmentDestination` answers (`XRay` / `CloudWatchLogs`,
+    /// `ACTIVE` / `PENDING`).
+    pub fn set_segment_destination(&self, destination: &str, status: &str) {
+        *self.0.segment_destination.lock().unwrap() = (destination.into(), status.into());
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -388,6 +398,28 @@ async fn logs(State(peer): State<OtlpPeer>, headers: HeaderMap, body: Bytes) -> 
         resource_logs: request.resource_logs,
     });
     encode_answer(&headers, ExportLogsServiceResponse::default())
+}
+
+/// X-Ray's Transaction Search setting (signed like every call).
+async fn segment_destination(
+    State(peer): State<OtlpPeer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err((code, message)) = verify(
+        &peer.0.config,
+        "/GetTraceSegmentDestination",
+        &headers,
+        &body,
+    ) {
+        return peer.refuse(StatusCode::FORBIDDEN, code, message);
+    }
+    let (destination, status) = peer.0.segment_destination.lock().unwrap().clone();
+    (
+        [("content-type", "application/json")],
+        serde_json::json!({ "Destination": destination, "Status": status }).to_string(),
+    )
+        .into_response()
 }
 
 /// Recomputes the request's SigV4 signature; the AWS error code and message when it is

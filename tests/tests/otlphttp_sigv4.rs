@@ -275,6 +275,38 @@ fn a_killed_collector_with_a_persistent_queue_loses_nothing() {
     assert_spans_arrived_once(&peer, &manifest, "restarted");
 }
 
+#[test]
+fn validate_check_aws_warns_with_the_fix_when_transaction_search_is_off() {
+    use_test_credentials();
+    let rt = test_runtime();
+    let (peer, addr) = rt.block_on(OtlpPeer::start(PeerConfig::default()));
+    let validate = || {
+        Command::new(workspace_bin("aurastream-collector"))
+            .arg("validate")
+            .arg("--check-aws")
+            .arg(workspace_root().join("deploy/config/otlphttp-sigv4.yaml"))
+            .env("AWS_ENDPOINT_URL_XRAY", format!("http://{addr}"))
+            .output()
+            .expect("run validate")
+    };
+    let out = validate();
+    assert!(out.status.success(), "a warning, not a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("us-east-1: X-Ray delivers spans to XRay")
+            && stderr.contains("update-trace-segment-destination --destination CloudWatchLogs"),
+        "{stderr}"
+    );
+    peer.set_segment_destination("CloudWatchLogs", "ACTIVE");
+    let out = validate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("us-east-1: Transaction Search is on"),
+        "{stdout}"
+    );
+    assert!(peer.refusals().is_empty(), "signed: {:?}", peer.refusals());
+}
+
 /// The collector on `configs` (layered), healthy.
 fn start(configs: &[&Path], dir: &Path, health: u16) -> Child {
     let mut command = Command::new(workspace_bin("aurastream-collector"));

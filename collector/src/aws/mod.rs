@@ -5,4 +5,5 @@
 pub mod cloudwatch_logs;
 pub mod retry;
 pub mod sigv4;
+pub mod transaction_search;
 pub mod xray;

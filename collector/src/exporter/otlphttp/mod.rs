@@ -34,6 +34,7 @@ use self::config::{Compression, OtlpHttpExporterConfig};
 use self::log_groups::LogGroups;
 use self::response::REJECTED_BY_DESTINATION;
 use crate::aws::cloudwatch_logs::target::LogTarget;
+use crate::aws::sigv4::aws_endpoint_scope;
 use crate::component::auth::{AuthError, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExporterContext, ExporterFactory};
 use crate::component::{
@@ -435,6 +436,17 @@ impl ExporterFactory for OtlpHttpExporterConfig {
 
     fn delivery(&self) -> (&RetryConfig, &SendingQueueConfig) {
         (&self.retry_on_failure, &self.sending_queue)
+    }
+
+    /// The region of an X-Ray traces endpoint (`xray.<region>.amazonaws.com`).
+    fn transaction_search_regions(&self) -> Vec<String> {
+        self.url(Signal::Traces)
+            .and_then(|u| u.parse::<http::Uri>().ok())
+            .and_then(|u| aws_endpoint_scope(u.host()?))
+            .filter(|(service, _)| service == "xray")
+            .map(|(_, region)| region)
+            .into_iter()
+            .collect()
     }
 
     fn build(&self, ctx: &ExporterContext<'_>) -> Result<Arc<dyn Exporter>, BuildError> {
