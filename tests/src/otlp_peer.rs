@@ -269,26 +269,26 @@ fn admit<T: Message + Default + serde::de::DeserializeOwned>(
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(T, usize), Response> {
+) -> Result<(T, usize), Box<Response>> {
     if let Err((code, message)) = verify(&peer.0.config, path, headers, body) {
-        return Err(peer.refuse(StatusCode::FORBIDDEN, code, message));
+        return Err(Box::new(peer.refuse(StatusCode::FORBIDDEN, code, message)));
     }
     if let Some(fault) = peer.fault() {
-        return Err(fault);
+        return Err(Box::new(fault));
     }
     let raw = inflate(headers, body)
-        .map_err(|m| peer.refuse(StatusCode::BAD_REQUEST, "ValidationException", m))?;
+        .map_err(|m| Box::new(peer.refuse(StatusCode::BAD_REQUEST, "ValidationException", m)))?;
     let decoded = if is_json(headers) {
         serde_json::from_slice(&raw).map_err(|e| e.to_string())
     } else {
         T::decode(&raw[..]).map_err(|e| e.to_string())
     };
     let request = decoded.map_err(|e| {
-        peer.refuse(
+        Box::new(peer.refuse(
             StatusCode::BAD_REQUEST,
             "ValidationException",
             format!("cannot decode the request: {e}"),
-        )
+        ))
     })?;
     Ok((request, raw.len()))
 }
@@ -313,7 +313,7 @@ async fn traces(State(peer): State<OtlpPeer>, headers: HeaderMap, body: Bytes) -
     let (request, raw_len): (ExportTraceServiceRequest, usize) =
         match admit(&peer, "/v1/traces", &headers, &body) {
             Ok(r) => r,
-            Err(answer) => return answer,
+            Err(answer) => return *answer,
         };
     let spans = || {
         request
@@ -376,7 +376,7 @@ async fn logs(State(peer): State<OtlpPeer>, headers: HeaderMap, body: Bytes) -> 
     let (request, _): (ExportLogsServiceRequest, usize) =
         match admit(&peer, "/v1/logs", &headers, &body) {
             Ok(r) => r,
-            Err(answer) => return answer,
+            Err(answer) => return *answer,
         };
     let header = |name: &str| {
         headers

@@ -252,7 +252,7 @@ pub fn trim(span: &mut Span, limit: usize) {
             .enumerate()
             .map(|(i, l)| (message::encoded_len(13, l), Part::Link(i))),
     );
-    parts.sort_by(|a, b| b.0.cmp(&a.0));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.0));
     let mut size = span.encoded_len();
     let mut removed = Vec::new();
     for (len, part) in parts {
