@@ -1,4 +1,4 @@
-//! SigV4-signed OTLP/HTTP to AWS's OTLP endpoints: the Python OpenTelemetry SDK → the real
+//! SigV4-signed OTLP/HTTP to AWS's OTLP endpoints: the Python and Rust OpenTelemetry SDKs → the real
 //! collector (`otlphttp` + `sigv4auth`) → `aurastream_e2e::otlp_peer`, the repository's
 //! stand-in for X-Ray's and CloudWatch Logs' OTLP endpoints (a fake: no local peer serves
 //! them; it recomputes every signature with the test's credentials).
@@ -176,6 +176,80 @@ service:
         .map(|v| v.as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(ids, want, "every log record once, in order");
+}
+
+#[test]
+fn rust_sdk_spans_reach_the_endpoint_signed_with_their_attributes() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
+    use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use_test_credentials();
+    let rt = test_runtime();
+    let (peer, addr) = rt.block_on(OtlpPeer::start(PeerConfig::default()));
+    let mut c = Collector::start(|ports, _| traces_config(ports, &addr.to_string(), ""));
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", c.ports.http_url()))
+        .build()
+        .expect("span exporter");
+    let provider = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name("rust-sdk").build())
+        .with_batch_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("e2e-rust");
+    let mut sent = BTreeSet::new();
+    for i in 0..30 {
+        let mut root = tracer
+            .span_builder(format!("GET /analyze/{i}"))
+            .with_kind(SpanKind::Server)
+            .with_attributes([KeyValue::new("http.request.method", "GET")])
+            .start(&tracer);
+        let cx =
+            opentelemetry::Context::new().with_remote_span_context(root.span_context().clone());
+        let mut child = tracer
+            .span_builder("DynamoDB.GetItem")
+            .with_attributes([KeyValue::new("rpc.service", "DynamoDB")])
+            .start_with_context(&tracer, &cx);
+        let trace_id = root.span_context().trace_id().to_string();
+        sent.insert((
+            format!("GET /analyze/{i}"),
+            trace_id.clone(),
+            root.span_context().span_id().to_string(),
+        ));
+        sent.insert((
+            "DynamoDB.GetItem".to_string(),
+            trace_id,
+            child.span_context().span_id().to_string(),
+        ));
+        child.end();
+        root.end();
+    }
+    provider.shutdown().expect("spans flushed");
+    eventually(
+        "every Rust span at the peer",
+        Duration::from_secs(30),
+        || otlp_json::spans(&peer.spans_as_json()).len() >= sent.len(),
+    );
+    assert_eq!(c.stop(), 0, "{}", c.stderr());
+    assert!(peer.refusals().is_empty(), "{:?}", peer.refusals());
+    let spans = otlp_json::spans(&peer.spans_as_json());
+    let got: Vec<_> = spans
+        .iter()
+        .map(|s| (s.name.clone(), s.trace_id.clone(), s.span_id.clone()))
+        .collect();
+    assert_eq!(got.len(), sent.len(), "every span exactly once");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), sent);
+    for s in &spans {
+        assert_eq!(s.service, "rust-sdk");
+        if s.name.starts_with("GET ") {
+            assert_eq!(s.attributes["http.request.method"], "GET");
+        } else {
+            assert_eq!(s.attributes["rpc.service"], "DynamoDB");
+        }
+    }
 }
 
 #[test]
