@@ -17,6 +17,9 @@ use std::time::SystemTime;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -34,7 +37,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ProxyServerConfig;
-use crate::aws::sigv4;
 
 /// The paths the X-Ray SDKs call on the daemon address.
 pub const FORWARDED_PATHS: [&str; 2] = ["/GetSamplingRules", "/SamplingTargets"];
@@ -150,22 +152,36 @@ impl SamplingProxy {
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        let (mut parts, ()) = http::Request::post(uri)
+        let mut request = http::Request::post(uri)
             .header(header::HOST, &host)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(())
+            .body(Full::new(body.clone()))
+            .map_err(|e| ProxyError::Sign(e.to_string()))?;
+        let identity: Identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&upstream.region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
             .map_err(|e| ProxyError::Sign(e.to_string()))?
-            .into_parts();
-        sigv4::sign_with(
-            &mut parts,
-            &body,
-            &credentials,
-            SIGNING_NAME,
-            &upstream.region,
-            SystemTime::now(),
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url.as_str(),
+            [
+                (header::HOST.as_str(), host.as_str()),
+                (header::CONTENT_TYPE.as_str(), "application/json"),
+            ]
+            .into_iter(),
+            SignableBody::Bytes(&body),
         )
         .map_err(|e| ProxyError::Sign(e.to_string()))?;
-        let request = http::Request::from_parts(parts, Full::new(body.clone()));
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| ProxyError::Sign(e.to_string()))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
 
         let upstream_error = |message: String| ProxyError::Upstream {
             url: url.clone(),
