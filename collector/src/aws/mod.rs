@@ -4,6 +4,7 @@
 
 pub mod cloudwatch_logs;
 pub mod retry;
+pub mod signed_http;
 pub mod sigv4;
 pub mod transaction_search;
 pub mod xray;

@@ -280,16 +280,21 @@ impl Sender {
             .iter()
             .map(|d| batch::request_size(&d.body))
             .collect();
-        let calls = batch::calls(sizes.into_iter().enumerate());
+        let calls = batch::calls(sizes.iter().copied().enumerate());
         let mut slots: Vec<Option<Document>> = documents.into_iter().map(Some).collect();
-        let calls: Vec<Vec<Document>> = calls
+        let calls: Vec<(Vec<Document>, usize)> = calls
             .into_iter()
-            .map(|call| call.into_iter().filter_map(|i| slots[i].take()).collect())
+            .map(|call| {
+                let size = call.iter().map(|&i| sizes[i]).sum();
+                let docs = call.into_iter().filter_map(|i| slots[i].take()).collect();
+                (docs, size)
+            })
             .collect();
         let results: Vec<_> = futures::stream::iter(calls)
-            .map(|call| async move {
-                let bodies = call.iter().map(|d| d.body.clone()).collect();
-                let result = service.put(bodies).await;
+            .map(|(call, size)| async move {
+                let result = service
+                    .put(call.iter().map(|d| d.body.as_str()), size)
+                    .await;
                 (call, result)
             })
             .buffer_unordered(self.num_workers)

@@ -1,32 +1,39 @@
-//! The one API call: `PutTraceSegments`, on a client built on first use.
+//! The one API call: `PutTraceSegments`, built and signed here rather than by aws-sdk-xray.
 //!
-//! The client is created lazily so the collector starts (and `validate` works) on a
-//! machine without AWS credentials or network; the first export resolves the standard
-//! credential and region chain. The SDK's own retries are turned off: the exporter retries
-//! documents one by one and the pipeline driver retries the rest, so an SDK retry on top
-//! would multiply attempts and hide throttling from our counters.
+//! This is the exporter's hot path. The SDK would take the documents as owned strings,
+//! escape each one again byte by byte into a growing buffer and run its whole orchestrator
+//! per call; here the request body is written once, into a buffer of the exact size (the
+//! escaped sizes are already known from batching), escaping in runs, and sent on one
+//! pooled connection client ([`crate::aws::signed_http`]). aws-sdk-xray stays where its
+//! typed API serves (sampling rules and targets, reading traces back in tests).
+//!
+//! The endpoint is resolved on first use so the collector starts (and `validate` works) on
+//! a machine without AWS credentials or network. Nothing here retries: the driver does.
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_xray::Client;
-use aws_sdk_xray::config::http::HttpResponse;
-use aws_sdk_xray::config::retry::RetryConfig;
-use aws_sdk_xray::config::timeout::TimeoutConfig;
-use aws_sdk_xray::error::{DisplayErrorContext, SdkError};
-use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
-use tokio::sync::OnceCell;
+use aws_config::SdkConfig;
+use bytes::Bytes;
 
 use super::retry::Class;
 use crate::aws::retry as aws_retry;
+use crate::aws::signed_http::{CallFailure, SignedHttp};
+
+/// X-Ray's SigV4 signing name.
+const SIGNING_NAME: &str = "xray";
+/// The REST path of `PutTraceSegments`.
+const PATH: &str = "/TraceSegments";
+const BODY_HEAD: &[u8] = b"{\"TraceSegmentDocuments\":[";
+const BODY_TAIL: &[u8] = b"]}";
 
 /// A failed call.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]
 pub(crate) struct CallError {
     pub class: Class,
-    /// The AWS error code (`ThrottledException`, `AccessDeniedException`, ...) or what
-    /// went wrong before an answer came (`dispatch_failure`, `timeout`).
+    /// The AWS error code (`ThrottledException`, `AccessDeniedException`, ...), `http_<status>`
+    /// when the service named none, or what went wrong before an answer came
+    /// (`dispatch_failure`, `timeout`).
     pub code: String,
     pub message: String,
     /// The call failed in a way that X-Ray may still have applied it (timeout, broken
@@ -35,20 +42,25 @@ pub(crate) struct CallError {
 }
 
 /// A document X-Ray did not take although the call succeeded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub(crate) struct Unprocessed {
+    #[serde(rename = "Id", default)]
     pub id: String,
+    #[serde(rename = "ErrorCode")]
     pub code: Option<String>,
+    #[serde(rename = "Message")]
     pub message: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct PutTraceSegmentsOutput {
+    #[serde(rename = "UnprocessedTraceSegments", default)]
+    unprocessed: Vec<Unprocessed>,
 }
 
 /// The X-Ray API endpoint of one exporter.
 pub(crate) struct XrayService {
-    client: OnceCell<Client>,
-    base: Option<SdkConfig>,
-    region: Option<String>,
-    endpoint: Option<String>,
-    timeout: Duration,
+    http: SignedHttp,
 }
 
 impl XrayService {
@@ -58,86 +70,160 @@ impl XrayService {
         timeout: Duration,
     ) -> XrayService {
         XrayService {
-            client: OnceCell::new(),
-            base: None,
-            region,
-            endpoint,
-            timeout,
+            http: SignedHttp::new(SIGNING_NAME, region, endpoint, timeout),
         }
     }
 
-    /// Uses `sdk` instead of the standard chain (credentials, region, HTTP client); the
-    /// `region` and `endpoint` options still apply on top.
-    pub(crate) fn with_sdk_config(mut self, sdk: SdkConfig) -> XrayService {
-        self.base = Some(sdk);
-        self
-    }
-
-    async fn client(&self) -> Result<&Client, CallError> {
-        self.client
-            .get_or_try_init(|| async {
-                let base = match &self.base {
-                    Some(sdk) => sdk.clone(),
-                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
-                };
-                let mut builder = aws_sdk_xray::config::Builder::from(&base)
-                    .retry_config(RetryConfig::disabled())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .operation_timeout(self.timeout)
-                            .build(),
-                    );
-                if let Some(region) = &self.region {
-                    builder = builder.region(Region::new(region.clone()));
-                }
-                if let Some(endpoint) = &self.endpoint {
-                    builder = builder.endpoint_url(endpoint);
-                }
-                let config = builder.build();
-                if config.region().is_none() {
-                    return Err(CallError {
-                        class: Class::Permanent,
-                        code: "no_region".into(),
-                        message: "no AWS region: set the exporter's `region` option or \
-                                  AWS_REGION"
-                            .into(),
-                        maybe_delivered: false,
-                    });
-                }
-                tracing::debug!(region = ?config.region(), endpoint = ?self.endpoint,
-                    "X-Ray client created");
-                Ok(Client::from_conf(config))
-            })
-            .await
+    /// Uses `sdk` instead of the standard chain (credentials, region); the `region` and
+    /// `endpoint` options still apply on top.
+    pub(crate) fn with_sdk_config(self, sdk: SdkConfig) -> XrayService {
+        XrayService {
+            http: self.http.with_sdk_config(sdk),
+        }
     }
 
     /// Sends one call's documents; the documents X-Ray did not take come back.
-    pub(crate) async fn put(&self, documents: Vec<String>) -> Result<Vec<Unprocessed>, CallError> {
-        let client = self.client().await?;
-        let output = client
-            .put_trace_segments()
-            .set_trace_segment_documents(Some(documents))
-            .send()
+    /// `body_size` is the sum of the documents' escaped sizes ([`super::batch::request_size`]),
+    /// so the body is allocated once.
+    pub(crate) async fn put<'a>(
+        &self,
+        documents: impl IntoIterator<Item = &'a str>,
+        body_size: usize,
+    ) -> Result<Vec<Unprocessed>, CallError> {
+        let body = request_body(documents, body_size);
+        let answer = self
+            .http
+            .post(PATH, "application/json", body)
             .await
-            .map_err(call_error)?;
-        Ok(output
-            .unprocessed_trace_segments()
-            .iter()
-            .map(|u| Unprocessed {
-                id: u.id().unwrap_or_default().to_owned(),
-                code: u.error_code().map(str::to_owned),
-                message: u.message().map(str::to_owned),
-            })
-            .collect())
+            .map_err(call_failure)?;
+        if !answer.status.is_success() {
+            let status = answer.status.as_u16();
+            let code = answer.error_code();
+            return Err(CallError {
+                class: aws_retry::classify(code.as_deref(), Some(status)),
+                code: code.unwrap_or_else(|| format!("http_{status}")),
+                message: answer.error_message(),
+                // The service answered with an error: it did not apply the call.
+                maybe_delivered: false,
+            });
+        }
+        let output: PutTraceSegmentsOutput =
+            serde_json::from_slice(&answer.body).map_err(|e| CallError {
+                class: Class::Transient,
+                code: "response_error".into(),
+                message: format!("PutTraceSegments answer is not the expected JSON: {e}"),
+                // It answered 2xx: the call was applied.
+                maybe_delivered: true,
+            })?;
+        Ok(output.unprocessed)
     }
 }
 
-fn call_error(e: SdkError<PutTraceSegmentsError, HttpResponse>) -> CallError {
-    let c = aws_retry::classify_sdk(&e);
+fn call_failure(e: CallFailure) -> CallError {
+    let class = match e {
+        CallFailure::NoRegion | CallFailure::Tls(_) | CallFailure::Sign(_) => Class::Permanent,
+        // The credential chain may succeed later (instance metadata, a refreshed file).
+        CallFailure::Credentials(_)
+        | CallFailure::Connect { .. }
+        | CallFailure::NoAnswer { .. } => Class::Transient,
+    };
     CallError {
-        class: c.class,
-        code: c.code,
-        message: DisplayErrorContext(&e).to_string(),
-        maybe_delivered: c.maybe_delivered,
+        class,
+        code: e.code().to_owned(),
+        maybe_delivered: e.maybe_delivered(),
+        message: e.to_string(),
+    }
+}
+
+/// `{"TraceSegmentDocuments":["<escaped>",...]}` in one buffer of the right size.
+fn request_body<'a>(documents: impl IntoIterator<Item = &'a str>, body_size: usize) -> Bytes {
+    let mut out = Vec::with_capacity(BODY_HEAD.len() + body_size + BODY_TAIL.len());
+    out.extend_from_slice(BODY_HEAD);
+    for (i, document) in documents.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        escape_into(&mut out, document);
+        out.push(b'"');
+    }
+    out.extend_from_slice(BODY_TAIL);
+    Bytes::from(out)
+}
+
+/// Appends `text` escaped as the inside of a JSON string, copying runs that need no
+/// escape in one piece (documents are mostly such runs, broken by their own quotes).
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            0x00..=0x1F => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xF) as usize]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exporter::xray::batch::request_size;
+
+    #[test]
+    fn the_body_is_what_serde_json_writes_and_its_size_is_known() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("é \u{2028} 😀 \\\" \u{7f}");
+        let documents = [
+            r#"{"name":"GET /a\"b","x":"\\n"}"#,
+            "",
+            every_ascii.as_str(),
+            "plain",
+        ];
+        let size: usize = documents.iter().map(|d| request_size(d)).sum();
+        let body = request_body(documents.iter().copied(), size);
+        let expected =
+            serde_json::to_vec(&serde_json::json!({ "TraceSegmentDocuments": documents })).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            String::from_utf8_lossy(&expected)
+        );
+        // request_size counts one comma per document; the body has one fewer.
+        assert_eq!(body.len(), BODY_HEAD.len() + size - 1 + BODY_TAIL.len());
+    }
+
+    #[test]
+    fn an_answer_lists_unprocessed_documents() {
+        let out: PutTraceSegmentsOutput = serde_json::from_str(
+            r#"{"UnprocessedTraceSegments":[{"Id":"a1","ErrorCode":"ThrottledException","Message":"slow"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out.unprocessed,
+            [Unprocessed {
+                id: "a1".into(),
+                code: Some("ThrottledException".into()),
+                message: Some("slow".into()),
+            }]
+        );
+        let out: PutTraceSegmentsOutput = serde_json::from_str("{}").unwrap();
+        assert!(out.unprocessed.is_empty());
     }
 }

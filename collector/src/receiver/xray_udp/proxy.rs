@@ -13,194 +13,62 @@
 //! the collector's role.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_config::SdkConfig;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ProxyServerConfig;
+use crate::aws::signed_http::{CallFailure, SignedHttp};
 
 /// The paths the X-Ray SDKs call on the daemon address.
 pub const FORWARDED_PATHS: [&str; 2] = ["/GetSamplingRules", "/SamplingTargets"];
 /// SigV4 signing name of X-Ray.
 const SIGNING_NAME: &str = "xray";
-
-/// Why a call could not be forwarded; answered with 502 and the message, so an SDK log
-/// says what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("no AWS region for the X-Ray sampling proxy: set `proxy_server.region` or AWS_REGION")]
-    NoRegion,
-    #[error("no AWS credentials for the X-Ray sampling proxy: {0}")]
-    Credentials(String),
-    #[error("cannot load TLS root certificates for X-Ray: {0}")]
-    Tls(#[from] std::io::Error),
-    #[error("cannot sign the request: {0}")]
-    Sign(String),
-    #[error("X-Ray at {url} did not answer: {message}")]
-    Upstream { url: String, message: String },
-}
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// What the proxy resolves once, on its first call, so the collector starts without
-/// credentials, network or CA certificates.
-struct Upstream {
-    sdk: SdkConfig,
-    region: String,
-    base_url: String,
-    client: HttpClient,
-}
+/// How long one forwarded sampling call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The forwarding half, shared by all connections.
 pub struct SamplingProxy {
-    config: ProxyServerConfig,
-    base: Option<SdkConfig>,
-    upstream: OnceCell<Upstream>,
+    http: SignedHttp,
 }
 
 impl SamplingProxy {
     pub fn new(config: &ProxyServerConfig) -> SamplingProxy {
         SamplingProxy {
-            config: config.clone(),
-            base: None,
-            upstream: OnceCell::new(),
+            http: SignedHttp::new(
+                SIGNING_NAME,
+                config.region.clone(),
+                config.aws_endpoint.clone(),
+                CALL_TIMEOUT,
+            ),
         }
     }
 
     /// Uses `sdk` (credentials, region) instead of the standard AWS chain; for embedding
     /// and tests. The `region` and `aws_endpoint` options still apply on top.
-    pub fn with_sdk_config(mut self, sdk: SdkConfig) -> SamplingProxy {
-        self.base = Some(sdk);
-        self
-    }
-
-    async fn upstream(&self) -> Result<&Upstream, ProxyError> {
-        self.upstream
-            .get_or_try_init(|| async {
-                let sdk = match &self.base {
-                    Some(sdk) => sdk.clone(),
-                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
-                };
-                let region = self
-                    .config
-                    .region
-                    .clone()
-                    .or_else(|| sdk.region().map(|r| r.to_string()))
-                    .ok_or(ProxyError::NoRegion)?;
-                let base_url = self
-                    .config
-                    .aws_endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com"))
-                    .trim_end_matches('/')
-                    .to_owned();
-                // The provider is named, not left to rustls's process-wide default: a
-                // build that also links `ring` (any dependency may enable it) would make
-                // the default ambiguous and the first TLS connection panic.
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                let client = Client::builder(TokioExecutor::new()).build(connector);
-                tracing::debug!(%region, url = %base_url, "X-Ray sampling proxy ready");
-                Ok(Upstream {
-                    sdk,
-                    region,
-                    base_url,
-                    client,
-                })
-            })
-            .await
+    pub fn with_sdk_config(self, sdk: SdkConfig) -> SamplingProxy {
+        SamplingProxy {
+            http: self.http.with_sdk_config(sdk),
+        }
     }
 
     /// Signs `body` for `path` and sends it to X-Ray; X-Ray's answer, whatever its status.
-    pub async fn forward(&self, path: &str, body: Bytes) -> Result<Response, ProxyError> {
-        let upstream = self.upstream().await?;
-        let credentials = upstream
-            .sdk
-            .credentials_provider()
-            .ok_or_else(|| ProxyError::Credentials("no credentials provider configured".into()))?
-            .provide_credentials()
-            .await
-            .map_err(|e| ProxyError::Credentials(e.to_string()))?;
-        let url = format!("{}{path}", upstream.base_url);
-        let uri: Uri = url.parse().map_err(|e| ProxyError::Upstream {
-            url: url.clone(),
-            message: format!("not a valid URL: {e}"),
-        })?;
-        let host = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        let mut request = http::Request::post(uri)
-            .header(header::HOST, &host)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body.clone()))
-            .map_err(|e| ProxyError::Sign(e.to_string()))?;
-        let identity: Identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&upstream.region)
-            .name(SIGNING_NAME)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| ProxyError::Sign(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url.as_str(),
-            [
-                (header::HOST.as_str(), host.as_str()),
-                (header::CONTENT_TYPE.as_str(), "application/json"),
-            ]
-            .into_iter(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| ProxyError::Sign(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| ProxyError::Sign(e.to_string()))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-
-        let upstream_error = |message: String| ProxyError::Upstream {
-            url: url.clone(),
-            message,
-        };
-        let response = upstream
-            .client
-            .request(request)
-            .await
-            .map_err(|e| upstream_error(e.to_string()))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| upstream_error(e.to_string()))?
-            .to_bytes();
-        let mut out = Response::new(Body::from(body));
-        *out.status_mut() = parts.status;
-        if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+    /// Why no answer came is answered with 502 and the message, so an SDK log says what to
+    /// fix.
+    pub async fn forward(&self, path: &str, body: Bytes) -> Result<Response, CallFailure> {
+        let answer = self.http.post(path, "application/json", body).await?;
+        let mut out = Response::new(Body::from(answer.body));
+        *out.status_mut() = answer.status;
+        if let Some(content_type) = answer.headers.get(header::CONTENT_TYPE) {
             out.headers_mut()
                 .insert(header::CONTENT_TYPE, content_type.clone());
         }
