@@ -52,6 +52,11 @@ enum Command {
         /// Files to check together (later ones override earlier ones, as with --config).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Also ask AWS whether the account is ready for what the configuration sends:
+        /// X-Ray Transaction Search (GetTraceSegmentDestination) in each region OTLP
+        /// traces go to. Problems are warnings, with the fix; they do not fail validation.
+        #[arg(long)]
+        check_aws: bool,
     },
     /// Print the built-in default configuration.
     PrintDefaultConfig {
@@ -76,7 +81,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(Command::Validate { files }) => {
+        Some(Command::Validate { files, check_aws }) => {
             let files = if files.is_empty() { cli.config } else { files };
             match config::load(&files) {
                 Ok(c) => {
@@ -99,6 +104,9 @@ fn main() -> ExitCode {
                         c.exporters.0.len(),
                         c.service.pipelines.len()
                     );
+                    if check_aws {
+                        check_aws_readiness(&c);
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -127,6 +135,42 @@ fn main() -> ExitCode {
                 }
                 (None, false) => run(cli.config, cli.log_level, cli.log_format),
             }
+        }
+    }
+}
+
+/// `validate --check-aws`: Transaction Search in every region an exporter sends OTLP
+/// traces to; one line each, on stdout when ready and stderr when not.
+fn check_aws_readiness(config: &config::Config) {
+    let regions: std::collections::BTreeSet<String> = config
+        .exporters
+        .0
+        .values()
+        .flat_map(|e| e.factory().transaction_search_regions())
+        .collect();
+    if regions.is_empty() {
+        println!("check-aws: no exporter sends OTLP traces to X-Ray; nothing to check");
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: check-aws: cannot start a runtime: {e}");
+            return;
+        }
+    };
+    for region in regions {
+        match runtime.block_on(aurastream_collector::aws::transaction_search::check(
+            &region,
+        )) {
+            Ok(r @ aurastream_collector::aws::transaction_search::Readiness::Ready) => {
+                println!("check-aws: {}", r.describe(&region));
+            }
+            Ok(r) => eprintln!("check-aws: {}", r.describe(&region)),
+            Err(e) => eprintln!("warning: check-aws: {e}"),
         }
     }
 }

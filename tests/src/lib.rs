@@ -351,3 +351,4 @@ pub mod fault_proxy;
 pub mod fuzzing;
 pub mod load;
 pub mod otlp_json;
+pub mod otlp_peer;

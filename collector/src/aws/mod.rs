@@ -1,7 +1,10 @@
-//! The shared AWS layer: retry classification of AWS errors and the CloudWatch Logs
-//! transport, used by the `awsemf`, `awscloudwatchlogs` and `awsxray` components.
+//! The shared AWS layer: retry classification of AWS errors, SigV4 signing and the
+//! CloudWatch Logs transport, used by the `awsemf`, `awscloudwatchlogs`, `awsxray`,
+//! `otlphttp` and `sigv4auth` components.
 
 pub mod cloudwatch_logs;
 pub mod retry;
 pub mod signed_http;
+pub mod sigv4;
+pub mod transaction_search;
 pub mod xray;

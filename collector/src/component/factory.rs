@@ -168,6 +168,12 @@ pub trait ExporterFactory: Send + Sync {
         None
     }
 
+    /// AWS regions whose X-Ray must have Transaction Search on for this exporter to work
+    /// (it sends OTLP traces there), for `validate --check-aws`.
+    fn transaction_search_regions(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// One instance per exporter id, shared by every pipeline that lists it.
     fn build(&self, ctx: &ExporterContext<'_>) -> Result<Arc<dyn Exporter>, BuildError>;
 

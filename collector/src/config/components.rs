@@ -170,6 +170,7 @@ section! {
         AwsEmf(crate::exporter::emf::config::EmfExporterConfig),
         AwsXray(crate::exporter::xray::config::XrayExporterConfig),
         Otlp(crate::exporter::otlp::config::OtlpExporterConfig),
+        OtlpHttp(crate::exporter::otlphttp::config::OtlpHttpExporterConfig),
         LoadBalancing(crate::exporter::loadbalancing::config::LoadBalancingExporterConfig),
     }
 }
@@ -179,5 +180,6 @@ section! {
     ExtensionConfig, "extension", ExtensionFactory {
         HealthCheck(crate::extension::health_check::config::HealthCheckConfig),
         BearerTokenAuth(crate::extension::bearertokenauth::config::BearerTokenAuthConfig),
+        SigV4Auth(crate::extension::sigv4auth::config::SigV4AuthConfig),
     }
 }

@@ -7,4 +7,5 @@ pub mod emf;
 pub mod file;
 pub mod loadbalancing;
 pub mod otlp;
+pub mod otlphttp;
 pub mod xray;

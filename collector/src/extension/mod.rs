@@ -2,3 +2,4 @@
 
 pub mod bearertokenauth;
 pub mod health_check;
+pub mod sigv4auth;

@@ -5,6 +5,7 @@
 //! - `service`: the API calls (lazy client, PutLogEvents, create group/stream/retention);
 //! - `retry`: which errors are retried;
 //! - `sink`: sends batches per log group and says what happened per item;
+//! - `routing`: a record's group and stream by its log category;
 //! - `target`: where a batch goes (group, stream, entity), retention validation;
 //! - `template`: group and stream names from templates over attributes, the group cap;
 //! - `entity`: the service a request's events come from, for CloudWatch's related telemetry;
@@ -15,6 +16,7 @@ pub mod marker;
 pub mod output;
 pub mod request_builder;
 pub mod retry;
+pub mod routing;
 pub mod service;
 pub mod sink;
 pub mod target;

@@ -78,37 +78,7 @@ pub struct CloudWatchLogsExporterConfig {
     pub sending_queue: SendingQueueConfig,
 }
 
-/// Where the records of one log category go.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CategoryConfig {
-    pub log_group_name: String,
-    #[serde(default)]
-    pub retention_in_days: u32,
-}
-
-/// The monitoring guide's log categories and retention (`7 years` = 2557 days, the nearest
-/// value CloudWatch accepts; `1 year` = 365 days).
-pub fn seed_categories() -> BTreeMap<String, CategoryConfig> {
-    [
-        ("security", 2557),
-        ("audit", 2557),
-        ("application", 30),
-        ("performance", 90),
-        ("business", 365),
-    ]
-    .into_iter()
-    .map(|(name, days)| {
-        (
-            name.to_string(),
-            CategoryConfig {
-                log_group_name: format!("/aws/aurastream/{name}"),
-                retention_in_days: days,
-            },
-        )
-    })
-    .collect()
-}
+pub use crate::aws::cloudwatch_logs::routing::{CategoryConfig, seed_categories};
 
 impl Default for CloudWatchLogsExporterConfig {
     fn default() -> Self {

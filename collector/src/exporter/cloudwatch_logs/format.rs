@@ -20,7 +20,6 @@
 
 pub use crate::model::ids::hex;
 pub use crate::model::json::{any_to_json, kvs_to_map};
-use aurastream_proto::otlp::common::KeyValue;
 use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
 use aurastream_proto::otlp::logs::LogRecord;
 use aurastream_proto::otlp::resource::Resource;
@@ -141,26 +140,10 @@ pub fn record_timestamp_ms(record: &LogRecord, now_ms: i64) -> i64 {
     }
 }
 
-/// A string attribute of the record, else of its resource.
-pub fn attribute<'a>(
-    record: &'a LogRecord,
-    resource: Option<&'a Resource>,
-    key: &str,
-) -> Option<&'a str> {
-    let find = |kvs: &'a [KeyValue]| {
-        kvs.iter().find(|kv| kv.key == key).and_then(|kv| {
-            match kv.value.as_ref()?.value.as_ref()? {
-                AnyValueKind::StringValue(s) => Some(s.as_str()),
-                _ => None,
-            }
-        })
-    };
-    find(&record.attributes).or_else(|| resource.and_then(|r| find(&r.attributes)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aurastream_proto::otlp::common::KeyValue;
     use aurastream_proto::otlp::common::{AnyValue, KeyValueList};
 
     fn kv(k: &str, v: AnyValueKind) -> KeyValue {
@@ -298,9 +281,20 @@ mod tests {
                 "resource": {"service.name": "api"}
             })
         );
-        assert_eq!(attribute(&r, Some(&resource), "service.name"), Some("api"));
         assert_eq!(
-            attribute(&r, Some(&resource), "log.category"),
+            crate::aws::cloudwatch_logs::routing::record_attribute(
+                &r,
+                Some(&resource),
+                "service.name"
+            ),
+            Some("api")
+        );
+        assert_eq!(
+            crate::aws::cloudwatch_logs::routing::record_attribute(
+                &r,
+                Some(&resource),
+                "log.category"
+            ),
             Some("application")
         );
     }

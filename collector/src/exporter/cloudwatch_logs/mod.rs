@@ -61,10 +61,11 @@ use crate::aws::cloudwatch_logs::marker::Markers;
 use crate::aws::cloudwatch_logs::now_ms;
 use crate::aws::cloudwatch_logs::output::Output;
 use crate::aws::cloudwatch_logs::request_builder::{Fitted, LogEvent, fit_event};
+use crate::aws::cloudwatch_logs::routing::CategoryRouter;
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
-use crate::aws::cloudwatch_logs::template::{Attributes, GroupLimit, NameKind, Router, Template};
+use crate::aws::cloudwatch_logs::template::{GroupLimit, NameKind, Router, Template};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::{LineWriter, OutputDestination};
@@ -76,11 +77,8 @@ pub struct CloudWatchLogsExporter {
     id: String,
     config: CloudWatchLogsExporterConfig,
     output: Output,
-    /// `log_group_name`: records without a configured category.
-    default_group: Template,
-    /// Each category's `log_group_name`, by lower-case category.
-    category_groups: BTreeMap<String, Template>,
-    router: Router,
+    /// Each record's group and stream (shared with `otlphttp`).
+    router: CategoryRouter,
     trimmed: Counter,
     split: Counter,
     stats: Arc<DeliveryStats>,
@@ -125,22 +123,17 @@ impl CloudWatchLogsExporter {
             id: id.to_string(),
             config: config.clone(),
             output,
-            default_group: Template::new(&config.log_group_name, NameKind::Group),
-            category_groups: config
-                .categories
-                .iter()
-                .map(|(name, c)| {
-                    (
-                        name.to_ascii_lowercase(),
-                        Template::new(&c.log_group_name, NameKind::Group),
-                    )
-                })
-                .collect(),
-            router: Router::new(
-                Template::new(&config.log_stream_name, NameKind::Stream),
-                GroupLimit::new(
-                    config.max_log_groups,
-                    metrics.component_event(id, Signal::Logs, "log_group_overflow"),
+            router: CategoryRouter::new(
+                &config.log_group_name,
+                config.log_retention,
+                &config.category_attribute,
+                &config.categories,
+                Router::new(
+                    Template::new(&config.log_stream_name, NameKind::Stream),
+                    GroupLimit::new(
+                        config.max_log_groups,
+                        metrics.component_event(id, Signal::Logs, "log_group_overflow"),
+                    ),
                 ),
             ),
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
@@ -211,21 +204,9 @@ impl CloudWatchLogsExporter {
         resource: Option<&Resource>,
         entity: Option<&Arc<LogEntity>>,
     ) -> LogTarget {
-        let category = format::attribute(record, resource, &self.config.category_attribute)
-            .map(str::to_ascii_lowercase)
-            .and_then(|c| {
-                let group = self.category_groups.get(&c)?;
-                Some((group, self.config.categories.get(&c)?.retention_in_days))
-            });
-        let (group, retention_days) =
-            category.unwrap_or((&self.default_group, self.config.log_retention));
-        let attrs = Attributes {
-            record: &record.attributes,
-            resource: resource.map_or(&[], |r| r.attributes.as_slice()),
-        };
         LogTarget {
             entity: entity.cloned(),
-            ..self.router.target(group, &attrs, retention_days)
+            ..self.router.route(record, resource)
         }
     }
 
