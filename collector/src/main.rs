@@ -53,6 +53,15 @@ enum Command {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Exit 0 if a collector's health endpoint answers HTTP at all, 1 otherwise: the
+    /// container health check, so the image needs no curl or shell. Any answer counts (a
+    /// 503 too): a failing destination is alarmed on, not fixed by a restart that would
+    /// lose the queue.
+    Healthcheck {
+        /// host:port of the `health_check` extension.
+        #[arg(default_value = "127.0.0.1:13133")]
+        address: String,
+    },
     /// Print the built-in default configuration.
     PrintDefaultConfig {
         /// Print the Lambda extension's default instead.
@@ -76,6 +85,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some(Command::Healthcheck { address }) => match health_answers(&address) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{address}: no answer from /health: {e}");
+                ExitCode::from(1)
+            }
+        },
         Some(Command::Validate { files }) => {
             let files = if files.is_empty() { cli.config } else { files };
             match config::load(&files) {
@@ -125,6 +141,31 @@ fn main() -> ExitCode {
                 (None, false) => run(cli.config, cli.log_level, cli.log_format),
             }
         }
+    }
+}
+
+/// One `GET /health` over plain TCP, with a 3 s bound on each step; Ok if the answer is HTTP.
+fn health_answers(address: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(3);
+    let addr = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head)?;
+    if &head == b"HTTP/" {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the answer is not HTTP",
+        ))
     }
 }
 
