@@ -102,8 +102,8 @@ impl Rules {
     /// needs to change (no match, or the value is exempt by `allowed_values`).
     pub fn mask_matches(&self, key: &str, text: &str, tally: &mut Tally) -> Option<String> {
         let (set, regexes) = self.blocked_values.as_ref()?;
-        let matched = set.matches(text);
-        if !matched.matched_any() {
+        // `is_match` first: it allocates nothing, and most values match nothing.
+        if !set.is_match(text) {
             return None;
         }
         if self
@@ -115,7 +115,7 @@ impl Rules {
             return None;
         }
         let mut out = Cow::Borrowed(text);
-        for i in matched.iter() {
+        for i in set.matches(text).iter() {
             if let Cow::Owned(replaced) =
                 regexes[i].replace_all(&out, |c: &regex::Captures<'_>| self.masker.mask(&c[0]))
             {
