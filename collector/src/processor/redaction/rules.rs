@@ -21,7 +21,6 @@ use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 use super::config::{RedactionConfig, Summary};
 use super::masking::Masker;
 use super::summary::Tally;
-use super::xray_document;
 use crate::aws::xray::METADATA_PREFIX;
 use crate::model::json::any_to_json;
 
@@ -173,7 +172,7 @@ impl Rules {
         match value {
             Some(Value::StringValue(s)) => {
                 let masked = if key.starts_with(METADATA_PREFIX) {
-                    xray_document::redact_metadata_text(self, key, s, tally)
+                    self.redact_json_text(key, s, tally)
                 } else {
                     self.mask_matches(key, s, tally)
                 };
@@ -189,6 +188,17 @@ impl Rules {
             }
             _ => {}
         }
+    }
+
+    /// The JSON text of an X-Ray metadata attribute (`aws.xray.metadata.ns`), redacted
+    /// like the namespace in the document (text that is not JSON has `blocked_values`
+    /// masked); `None` when nothing changed.
+    fn redact_json_text(&self, key: &str, text: &str, tally: &mut Tally) -> Option<String> {
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return self.mask_matches(key, text, tally);
+        };
+        self.redact_json_value(key, &mut value, tally)
+            .then(|| value.to_string())
     }
 
     /// Applies the rules to a JSON object's entries, as to attributes. True if anything

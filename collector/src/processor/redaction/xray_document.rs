@@ -59,23 +59,6 @@ pub fn redact(rules: &Rules, text: &mut String, tally: &mut Tally) {
     }
 }
 
-/// The JSON text of a metadata attribute (`aws.xray.metadata.ns`), redacted like the
-/// namespace in the document (text that is not JSON has `blocked_values` masked); `None`
-/// when nothing changed.
-pub fn redact_metadata_text(
-    rules: &Rules,
-    key: &str,
-    text: &str,
-    tally: &mut Tally,
-) -> Option<String> {
-    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
-        return rules.mask_matches(key, text, tally);
-    };
-    rules
-        .redact_json_value(key, &mut value, tally)
-        .then(|| value.to_string())
-}
-
 fn redact_document(rules: &Rules, doc: &mut Map<String, Value>, tally: &mut Tally) -> bool {
     let mut changed = false;
     doc.retain(|field, value| {
