@@ -12,6 +12,8 @@
 #
 # Suites (default: otlp xray):
 #   otlp  the file exporter writing OTLP/JSON lines (the receive path);
+#   redaction  the otlp path without and with the shipped redaction rules (the
+#         `redaction` processor of deploy/config/sidecar.yaml, HMAC-SHA-256), alternating;
 #   xray  the awsxray exporter: to a file (translation + write), to aurastream-xray-sink (a
 #         PutTraceSegments stand-in that accepts everything: translation, batching, SigV4,
 #         HTTP) and to moto (.venv, made by scripts/test.sh; moto's Python is the limit).
@@ -93,7 +95,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 start_collector() { # [config]
     # Test credentials for the X-Ray endpoints (the sink and moto check no signature).
     AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
-        AWS_EC2_METADATA_DISABLED=true \
+        AWS_EC2_METADATA_DISABLED=true AURASTREAM_REDACTION_HMAC_KEY=bench-redaction-key-0123456789 \
         taskset -c 0 "$bin" --config "${1:-$work/bench.yaml}" --log-level warn \
         >/dev/null 2>"$work/err" &
     pid=$!
@@ -174,6 +176,28 @@ otlp_suite() {
     scenario "traces grpc at 10k spans/s" grpc http://127.0.0.1:14317 traces 10000 4 100
 }
 
+# The otlp suite's config with the shipped `redaction` processor before the batch.
+redaction_config() {
+    {
+        echo "processors:"
+        awk '/^  redaction:$/ { p = 1; print; next } p && /^  [^ ]/ { p = 0 } p' deploy/config/sidecar.yaml
+        sed -n '/^processors:/,$p' "$work/bench.yaml" | tail -n +2 \
+            | sed 's/processors: \[batch\]/processors: [redaction, batch]/'
+    } > "$work/redaction.body"
+    sed -n '1,/^processors:/p' "$work/bench.yaml" | head -n -1 > "$work/redaction.yaml"
+    cat "$work/redaction.body" >> "$work/redaction.yaml"
+}
+
+redaction_suite() {
+    redaction_config
+    for _ in 1 2; do
+        scenario "traces http max, no redaction" http http://127.0.0.1:14318 traces 0 8 500
+        scenario "traces http max, shipped redaction" http http://127.0.0.1:14318 traces 0 8 500 "$work/redaction.yaml"
+        scenario "logs grpc max, no redaction" grpc http://127.0.0.1:14317 logs 0 8 500
+        scenario "logs grpc max, shipped redaction" grpc http://127.0.0.1:14317 logs 0 8 500 "$work/redaction.yaml"
+    done
+}
+
 xray_suite() {
     local http=http://127.0.0.1:14318
     xray_config xray-file "{ output_destination: file, path: $work/xray.jsonl }"
@@ -205,6 +229,7 @@ for suite in $suites; do
     case $suite in
         otlp) otlp_suite ;;
         xray) xray_suite ;;
-        *) echo "unknown suite $suite (otlp, xray)"; exit 2 ;;
+        redaction) redaction_suite ;;
+        *) echo "unknown suite $suite (otlp, redaction, xray)"; exit 2 ;;
     esac
 done

@@ -8,6 +8,7 @@
 //! components in `receiver`, `processor`, `exporter`, `extension` → `config` (parsing and the
 //! registration list) → `topology` (pipelines, fan-out, the exporter driver) → `service`,
 //! `lambda_extension` (the collector's life). A module imports only from layers below it.
+#![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod component;

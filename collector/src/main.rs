@@ -1,4 +1,5 @@
 //! `aurastream-collector`: the command line.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,15 @@ enum Command {
         #[arg(long)]
         check_aws: bool,
     },
+    /// Exit 0 if a collector's health endpoint answers HTTP at all, 1 otherwise: the
+    /// container health check, so the image needs no curl or shell. Any answer counts (a
+    /// 503 too): a failing destination is alarmed on, not fixed by a restart that would
+    /// lose the queue.
+    Healthcheck {
+        /// host:port of the `health_check` extension.
+        #[arg(default_value = "127.0.0.1:13133")]
+        address: String,
+    },
     /// Print the built-in default configuration.
     PrintDefaultConfig {
         /// Print the Lambda extension's default instead.
@@ -81,6 +91,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Some(Command::Healthcheck { address }) => match health_answers(&address) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{address}: no answer from /health: {e}");
+                ExitCode::from(1)
+            }
+        },
         Some(Command::Validate { files, check_aws }) => {
             let files = if files.is_empty() { cli.config } else { files };
             match config::load(&files) {
@@ -172,6 +189,31 @@ fn check_aws_readiness(config: &config::Config) {
             Ok(r) => eprintln!("check-aws: {}", r.describe(&region)),
             Err(e) => eprintln!("warning: check-aws: {e}"),
         }
+    }
+}
+
+/// One `GET /health` over plain TCP, with a 3 s bound on each step; Ok if the answer is HTTP.
+fn health_answers(address: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(3);
+    let addr = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head)?;
+    if &head == b"HTTP/" {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the answer is not HTTP",
+        ))
     }
 }
 

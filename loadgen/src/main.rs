@@ -3,6 +3,7 @@
 //!
 //! Requests are generated up front (a pool of distinct requests, reused round-robin) so the
 //! generator measures the collector, not its own protobuf encoding.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 //! Exit status: 0 when everything checked is within target, 1 when a gated KPI misses
 //! (or has no data) or `alarms verify` finds a problem, 2 when the command could not run
 //! (bad arguments, no credentials, access denied, an API error).
+#![forbid(unsafe_code)]
 
 mod alarms;
 mod aws;

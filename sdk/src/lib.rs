@@ -33,6 +33,7 @@
 //! * [`logs`]: the guide's JSON log events, routed by `log.category`.
 //! * [`middleware`]: a tower layer for HTTP servers; [`inject_current_context`] for
 //!   outgoing requests.
+#![forbid(unsafe_code)]
 
 pub mod error;
 mod http_client;

@@ -17,6 +17,7 @@ fn help_documents_every_subcommand_and_flag() {
         "run",
         "validate",
         "print-default-config",
+        "healthcheck",
         "--config",
         "--log-level",
         "--log-format",
@@ -96,6 +97,8 @@ fn run_refuses_a_bad_config_and_a_taken_port_clearly() {
     );
 }
 
+const REDACTION_KEY_VARIABLE: &str = "AURASTREAM_REDACTION_HMAC_KEY";
+
 #[test]
 fn every_shipped_deploy_config_validates() {
     let dir = aurastream_e2e::workspace_root().join("deploy/config");
@@ -103,9 +106,11 @@ fn every_shipped_deploy_config_validates() {
     for entry in std::fs::read_dir(&dir).expect("deploy/config") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
+            // The deployed configs read their redaction key from the environment.
             let out = collector()
                 .arg("validate")
                 .arg(&path)
+                .env(REDACTION_KEY_VARIABLE, "validate-only-key-0123456789")
                 .output()
                 .expect("run");
             assert!(
@@ -118,4 +123,43 @@ fn every_shipped_deploy_config_validates() {
         }
     }
     assert!(checked >= 1, "no configs found in {}", dir.display());
+}
+
+#[test]
+fn a_deployed_config_without_its_redaction_key_fails_naming_the_variable() {
+    let path = aurastream_e2e::workspace_root().join("deploy/config/sidecar.yaml");
+    let out = collector()
+        .arg("validate")
+        .arg(&path)
+        .env_remove(REDACTION_KEY_VARIABLE)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("processors.redaction") && err.contains(REDACTION_KEY_VARIABLE),
+        "{err}"
+    );
+}
+
+#[test]
+fn healthcheck_succeeds_on_a_running_collector_and_fails_without_one() {
+    let mut c = aurastream_e2e::Collector::start(aurastream_e2e::file_config);
+    let address = format!("127.0.0.1:{}", c.ports.health);
+    let up = collector()
+        .args(["healthcheck", &address])
+        .output()
+        .expect("run");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(c.stop(), 0);
+    let down = collector()
+        .args(["healthcheck", &address])
+        .output()
+        .expect("run");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains(&address));
 }

@@ -464,6 +464,11 @@ impl Deployed {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
             .env_remove("AURASTREAM_LOG_GROUP_PREFIX")
+            // The deployed configs hash personal data with this key (SECURITY.md).
+            .env(
+                "AURASTREAM_REDACTION_HMAC_KEY",
+                "deploy-test-key-0123456789",
+            )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
             .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"))

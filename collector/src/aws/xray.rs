@@ -4,6 +4,11 @@
 /// receiver stores it, the exporter sends it unchanged while it still belongs to the span.
 pub const SEGMENT_DOCUMENT_ATTRIBUTE: &str = "aws.xray.segment_document";
 
+/// Prefix of the span attributes holding a document's metadata namespace as JSON text
+/// (`aws.xray.metadata.default`): the receiver writes them, the redaction processor reads
+/// their keys.
+pub const METADATA_PREFIX: &str = "aws.xray.metadata.";
+
 /// An OTLP trace id in X-Ray form, `1-{first 8 hex}-{last 24 hex}`
 /// (`1-5759e988-bd862e3fe1be46a994272793`), or `None` for a malformed or all-zero id. The
 /// X-Ray exporter sends it; the CloudWatch Logs exporter writes it into log events so the

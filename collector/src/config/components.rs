@@ -158,6 +158,7 @@ section! {
     ProcessorConfig, "processor", ProcessorFactory {
         Batch(crate::processor::batch::config::BatchConfig),
         XRaySampling(crate::processor::xray_sampling::config::XRaySamplingConfig),
+        Redaction(crate::processor::redaction::config::RedactionConfig),
     }
 }
 

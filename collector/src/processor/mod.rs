@@ -2,4 +2,5 @@
 //! contract is [`crate::component::Processor`]).
 
 pub mod batch;
+pub mod redaction;
 pub mod xray_sampling;

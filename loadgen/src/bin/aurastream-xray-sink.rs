@@ -14,6 +14,7 @@
 //!
 //! Signatures are not checked (any credentials will do), and the documents are counted, not
 //! validated: the tests check their content against moto.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -33,12 +33,10 @@ use aurastream_proto::otlp::trace::{
 use aurastream_proto::xray::SUBSEGMENT_TYPE;
 
 use super::packet::PacketError;
-use crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
+use crate::aws::xray::{METADATA_PREFIX, SEGMENT_DOCUMENT_ATTRIBUTE};
 
 /// Set (to `true`) on spans of documents that were still in progress.
 pub const IN_PROGRESS_ATTRIBUTE: &str = "aws.xray.in_progress";
-/// Prefix of the attributes holding a metadata namespace as JSON text.
-pub const METADATA_PREFIX: &str = "aws.xray.metadata.";
 /// Instrumentation scope of the spans this receiver makes.
 const SCOPE_NAME: &str = "aurastream-collector/receiver/awsxray";
 
