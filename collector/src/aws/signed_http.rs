@@ -7,13 +7,9 @@
 //! and region come from an `SdkConfig` (the standard chain unless one is given), resolved on
 //! first use so the collector starts, and `validate` works, without credentials or network.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -22,6 +18,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::OnceCell;
+
+use super::sigv4::{SignError, Signer};
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -107,8 +105,7 @@ impl Answer {
 
 /// Where and as whom to call, resolved once.
 struct Resolved {
-    sdk: SdkConfig,
-    region: String,
+    signer: Signer,
     base_url: String,
     client: HttpClient,
 }
@@ -181,9 +178,12 @@ impl SignedHttp {
                 let client = Client::builder(TokioExecutor::new()).build(connector);
                 tracing::debug!(service = self.signing_name, %region, url = %base_url,
                     "AWS endpoint resolved");
+                // The signer caches credentials until shortly before they expire, so the
+                // chain (IMDS, ECS, STS) is not asked on every call.
+                let signer = Signer::new(Some(region), Some(self.signing_name.into()), None)
+                    .with_sdk_config(sdk);
                 Ok(Resolved {
-                    sdk,
-                    region,
+                    signer,
                     base_url,
                     client,
                 })
@@ -200,51 +200,25 @@ impl SignedHttp {
         body: Bytes,
     ) -> Result<Answer, CallFailure> {
         let resolved = self.resolved().await?;
-        let credentials = resolved
-            .sdk
-            .credentials_provider()
-            .ok_or_else(|| CallFailure::Credentials("no credentials provider configured".into()))?
-            .provide_credentials()
-            .await
-            .map_err(|e| CallFailure::Credentials(e.to_string()))?;
         let url = format!("{}{path}", resolved.base_url);
         let uri: Uri = url
             .parse()
             .map_err(|e| CallFailure::Sign(format!("{url} is not a valid URL: {e}")))?;
-        let host = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        let identity: Identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&resolved.region)
-            .name(self.signing_name)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| CallFailure::Sign(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url.as_str(),
-            [
-                (header::HOST.as_str(), host.as_str()),
-                (header::CONTENT_TYPE.as_str(), content_type),
-            ]
-            .into_iter(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| CallFailure::Sign(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
+        let (mut parts, ()) = http::Request::post(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(())
             .map_err(|e| CallFailure::Sign(e.to_string()))?
             .into_parts();
-        let mut request = http::Request::post(uri)
-            .header(header::HOST, &host)
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(body))
-            .map_err(|e| CallFailure::Sign(e.to_string()))?;
-        instructions.apply_to_request_http1x(&mut request);
+        resolved
+            .signer
+            .sign(&mut parts, &body)
+            .await
+            .map_err(|e| match e {
+                SignError::Credentials(m) => CallFailure::Credentials(m),
+                SignError::NoRegion => CallFailure::NoRegion,
+                other => CallFailure::Sign(other.to_string()),
+            })?;
+        let request = http::Request::from_parts(parts, Full::new(body));
 
         let call = async {
             let response = resolved.client.request(request).await.map_err(|e| {

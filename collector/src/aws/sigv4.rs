@@ -1,5 +1,6 @@
 //! SigV4 signing of requests the AWS SDKs do not send for us: OTLP/HTTP to AWS's OTLP
-//! endpoints (`sigv4auth`) and the X-Ray sampling proxy's forwarded calls.
+//! endpoints (`sigv4auth`), and through [`super::signed_http`] X-Ray's `PutTraceSegments` and
+//! the sampling proxy's forwarded calls.
 //!
 //! Credentials come from `aws-config`'s standard chain (environment, profile, web
 //! identity, ECS, IMDS), optionally through an STS `AssumeRole`, and are kept until shortly
