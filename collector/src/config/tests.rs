@@ -376,15 +376,23 @@ fn every_shipped_configuration_turns_the_memory_limiter_on() {
             .unwrap(),
         ),
     ];
+    // The sidecar and Lambda configs take their redaction key from the environment, which
+    // a test may not set (the crate forbids `unsafe`); a key file stands in for it.
+    let key_file = std::env::temp_dir().join(format!("redaction-key-{}", std::process::id()));
+    std::fs::write(&key_file, "a key of more than sixteen bytes").unwrap();
     for name in ["sidecar", "lambda", "local"] {
         let path = root.join(format!("deploy/config/{name}.yaml"));
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "hmac_key_env: AURASTREAM_REDACTION_HMAC_KEY",
+            &format!("hmac_key_file: {}", key_file.display()),
+        );
         let source = ConfigSource {
             name: name.into(),
             text,
         };
         shipped.push((name.into(), load_sources(&[source], |_| None).unwrap()));
     }
+    let _ = std::fs::remove_file(&key_file);
     let lambda = crate::config::memory_limiter::AvailableMemory {
         lambda_mb: Some("256".into()),
         ..Default::default()
