@@ -12,14 +12,15 @@
 //! allocates nothing.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use regex::{Regex, RegexSet};
 
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 
 use super::config::{RedactionConfig, Summary};
-use super::masking::Masker;
+use super::masking::{MASK, Masker};
 use super::summary::Tally;
 use crate::aws::xray::METADATA_PREFIX;
 use crate::model::json::any_to_json;
@@ -47,7 +48,37 @@ pub struct Rules {
     blocked_values: Option<(RegexSet, Vec<Regex>)>,
     allowed_values: Option<RegexSet>,
     masker: Masker,
+    /// Tokens already computed in this batch (see [`Tokens`]).
+    tokens: Tokens,
     summary: Summary,
+}
+
+/// The tokens of the values hashed in the current batch: a service sends the same client
+/// address, user agent and customer id many times, and an HMAC costs far more than a map
+/// lookup. Same input, same token, so the output is unchanged. Cleared after every batch
+/// (and when it grows past [`Tokens::MAX`]) so raw values are not kept in memory longer
+/// than the batch that carried them. A mutex rather than a cell because the processor's
+/// future holds `&Rules` across awaits and must be `Send`; it is never contended.
+#[derive(Default)]
+struct Tokens(Mutex<HashMap<String, String>>);
+
+impl Tokens {
+    /// Bounds the memory one batch of distinct values can take.
+    const MAX: usize = 4096;
+
+    pub(super) fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl std::fmt::Debug for Tokens {
+    /// Never prints the cached raw values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
 }
 
 impl Rules {
@@ -72,6 +103,7 @@ impl Rules {
             blocked_values,
             allowed_values: set("allowed_values", &config.allowed_values)?,
             masker: Masker::from_config(config)?,
+            tokens: Tokens::default(),
             summary: config.summary,
         })
     }
@@ -94,7 +126,43 @@ impl Rules {
 
     /// The replacement for a whole value.
     pub fn mask(&self, value: &str) -> String {
-        self.masker.mask(value)
+        if matches!(self.masker, Masker::Fixed) {
+            return MASK.to_owned();
+        }
+        let mut tokens = self.tokens.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(token) = tokens.get(value) {
+            return token.clone();
+        }
+        let token = self.masker.mask(value);
+        if tokens.len() >= Tokens::MAX {
+            tokens.clear();
+        }
+        tokens.insert(value.to_owned(), token.clone());
+        token
+    }
+
+    /// Forgets the tokens of the batch just redacted.
+    pub(super) fn end_batch(&self) {
+        self.tokens.clear();
+    }
+
+    /// True when the rules leave the JSON object in `text` exactly as it is and count
+    /// nothing: every key, at any depth, is kept and checked (not ignored, removed or
+    /// masked whole) and no string value matches `blocked_values`. Checked with a borrowing
+    /// scan that builds no tree, so a body the rules cannot touch is neither parsed into a
+    /// map nor written back. Anything else (including text that is not a JSON object)
+    /// answers false and takes the full path, so the result is the same either way.
+    pub fn json_object_untouched(&self, text: &str) -> bool {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(
+            Scan {
+                rules: self,
+                top: true,
+            },
+            &mut de,
+        )
+        .is_ok()
+            && de.end().is_ok()
     }
 
     /// `text` with every part matching `blocked_values` masked, or `None` when nothing
@@ -116,7 +184,7 @@ impl Rules {
         let mut out = Cow::Borrowed(text);
         for i in set.matches(text).iter() {
             if let Cow::Owned(replaced) =
-                regexes[i].replace_all(&out, |c: &regex::Captures<'_>| self.masker.mask(&c[0]))
+                regexes[i].replace_all(&out, |c: &regex::Captures<'_>| self.mask(&c[0]))
             {
                 out = Cow::Owned(replaced);
             }
@@ -268,6 +336,119 @@ impl Rules {
             }),
             _ => false,
         }
+    }
+}
+
+/// One JSON value in [`Rules::json_object_untouched`]'s scan; an error means "the rules
+/// could touch this".
+struct Scan<'r> {
+    rules: &'r Rules,
+    /// Only an object is a structured body; other top-level JSON takes the full path.
+    top: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON the rules leave alone")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(rule) = map.next_key_seed(KeyScan(self.rules))? {
+            if rule != KeyRule::CheckValue {
+                return Err(serde::de::Error::custom("key rule applies"));
+            }
+            map.next_value_seed(Scan {
+                rules: self.rules,
+                top: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.top {
+            return Err(serde::de::Error::custom("not an object"));
+        }
+        let item = || Scan {
+            rules: self.rules,
+            top: false,
+        };
+        while seq.next_element_seed(item())?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        let blocked = self
+            .rules
+            .blocked_values
+            .as_ref()
+            .is_some_and(|(set, _)| set.is_match(v));
+        if self.top || blocked {
+            return Err(E::custom("value rule applies"));
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.scalar()
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.scalar()
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.scalar()
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.scalar()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.scalar()
+    }
+}
+
+impl Scan<'_> {
+    fn scalar<E: serde::de::Error>(self) -> Result<(), E> {
+        if self.top {
+            return Err(E::custom("not an object"));
+        }
+        Ok(())
+    }
+}
+
+/// A key in the scan, read without allocating: its [`KeyRule`].
+struct KeyScan<'r>(&'r Rules);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyScan<'_> {
+    type Value = KeyRule;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<KeyRule, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyScan<'_> {
+    type Value = KeyRule;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyRule, E> {
+        Ok(self.0.key_rule(v))
     }
 }
 

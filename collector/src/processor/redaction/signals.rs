@@ -45,6 +45,7 @@ impl Rules {
                 }
             }
         }
+        self.end_batch();
     }
 
     fn redact_resource(&self, resource: Option<&mut Resource>) {
@@ -124,6 +125,9 @@ impl Rules {
     /// exporter sends it as one, and the monitoring guide logs requests that way), so its
     /// keys are redacted like a map body's; any other text has `blocked_values` masked.
     fn redact_text_body(&self, text: &mut String, tally: &mut super::summary::Tally) {
+        if text.trim_start().starts_with('{') && self.json_object_untouched(text) {
+            return;
+        }
         if text.trim_start().starts_with('{')
             && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(text)
         {

@@ -793,3 +793,86 @@ async fn the_processor_redacts_every_batch_and_passes_every_item_on() {
     }
     assert_eq!(names, ["s0", "s1", "s2"]);
 }
+
+/// The scan that lets an untouchable JSON body skip the parse must not let through a
+/// blocked key that only occurs inside a nested object or an array.
+#[test]
+fn json_bodies_with_a_blocked_key_only_in_a_nested_object_are_redacted() {
+    let body = r#"{"event_type":"login","data":{"items":[{"customer_id":"customer_7"}]}}"#;
+    let mut data = log(Value::StringValue(body.into()), vec![]);
+    seed_rules().redact(&mut data);
+    let Some(Value::StringValue(out)) = only_log(data).body.unwrap().value else {
+        panic!()
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"event_type": "login", "data": {"items": [{"customer_id": "****"}]}})
+    );
+}
+
+/// A JSON body without any sensitive key still has `blocked_values` masked in its values,
+/// including values written with JSON escapes.
+#[test]
+fn json_bodies_with_a_sensitive_value_but_no_sensitive_key_are_masked() {
+    let escaped = CARD.replacen('4', "\\u0034", 1);
+    for body in [
+        format!(r#"{{"note":"card {CARD}","n":[1,2.5,null,true]}}"#),
+        format!(r#"{{"note":"card {escaped}"}}"#),
+    ] {
+        let mut data = log(Value::StringValue(body), vec![]);
+        seed_rules().redact(&mut data);
+        let record = only_log(data);
+        let Some(Value::StringValue(out)) = record.body.unwrap().value else {
+            panic!()
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["note"], json!("card ****"));
+        assert_eq!(int(&record.attributes, MASKED_COUNT), 1);
+    }
+}
+
+/// A body the rules cannot touch keeps its exact text (not re-serialized) and gets no
+/// summary; an ignored key in it is still counted.
+#[test]
+fn untouched_json_bodies_keep_their_exact_text() {
+    let body = r#"{ "b": 1, "a": {"x": [true, null, "text"]} }"#;
+    let mut data = log(Value::StringValue(body.into()), vec![]);
+    seed_rules().redact(&mut data);
+    let record = only_log(data);
+    assert_eq!(
+        record.body.unwrap().value,
+        Some(Value::StringValue(body.into()))
+    );
+    assert!(record.attributes.is_empty());
+
+    let ignoring = rules(RedactionConfig {
+        ignored_keys: vec!["a".into()],
+        ..allow_all()
+    });
+    let mut data = log(Value::StringValue(body.into()), vec![]);
+    ignoring.redact(&mut data);
+    let record = only_log(data);
+    assert_eq!(int(&record.attributes, IGNORED_COUNT), 1);
+}
+
+/// Cached tokens are the tokens: the same value hashed twice in one batch, and again in
+/// the next batch, gives the same HMAC as a fresh processor.
+#[test]
+fn cached_tokens_equal_fresh_hmacs() {
+    let key = key_file(b"0123456789abcdef0123");
+    let config = RedactionConfig {
+        blocked_key_patterns: vec!["^user_id$".into()],
+        hash_function: Some(HashFunction::HmacSha256),
+        hmac_key_file: Some(key.path().to_path_buf()),
+        ..allow_all()
+    };
+    let shared = rules(config.clone());
+    let attributes = vec![s("user_id", "u-1"), s("x", "y")];
+    let first = redact_span_attributes(&shared, attributes.clone());
+    let again = redact_span_attributes(&shared, attributes.clone());
+    let fresh = redact_span_attributes(&rules(config), attributes);
+    assert_eq!(text(&first, "user_id"), text(&fresh, "user_id"));
+    assert_eq!(text(&again, "user_id"), text(&fresh, "user_id"));
+    assert_eq!(text(&fresh, "user_id").len(), 64);
+}
