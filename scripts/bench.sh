@@ -121,9 +121,10 @@ scenario() {
         printf "%-34s ours %8.0f/s  other %8.0f/s  ratio %.2f\n", n, ma, mb, (mb > 0 ? ma / mb : 0) }'
 }
 
+# The exported rate of the last run (read by `scenario` in compare mode).
 rate=0
 run() { # name protocol endpoint signal rate connections batch [config]
-    local name=$1 proto=$2 ep=$3 signal=$4 rate=$5 conns=$6 batch=$7 config=${8:-}
+    local name=$1 proto=$2 ep=$3 signal=$4 target=$5 conns=$6 batch=$7 config=${8:-}
     local load0; load0=$(load)
     start_collector $config
     local sent0 t0 c0
@@ -131,7 +132,7 @@ run() { # name protocol endpoint signal rate connections batch [config]
     t0=$(date +%s.%N); c0=$(cpu_ticks)
     local summary
     summary=$(taskset -c 1 "$gen" --protocol "$proto" --endpoint "$ep" --signal "$signal" \
-        --rate "$rate" --connections "$conns" --batch "$batch" --duration "${secs}s")
+        --rate "$target" --connections "$conns" --batch "$batch" --duration "${secs}s")
     local rss; rss=$(rss_mb)
     local load1; load1=$(load)
     sleep 1
