@@ -16,7 +16,10 @@
 #         `redaction` processor of deploy/config/sidecar.yaml, HMAC-SHA-256), alternating;
 #   xray  the awsxray exporter: to a file (translation + write), to aurastream-xray-sink (a
 #         PutTraceSegments stand-in that accepts everything: translation, batching, SigV4,
-#         HTTP) and to moto (.venv, made by scripts/test.sh; moto's Python is the limit).
+#         HTTP) and to moto (.venv, made by scripts/test.sh; moto's Python is the limit);
+#   otlphttp  the otlphttp exporter with sigv4auth (X-Ray's OTLP endpoint, no translation)
+#         to aurastream-xray-sink's /v1/traces, gzip (the default) and uncompressed,
+#         next to the same load through awsxray (PutTraceSegments) for comparison.
 #
 # The collector runs pinned to core 0 (taskset -c 0); the load generator (and the sink or
 # moto) run on core 1. Prints one line per scenario, with the 1-minute load average before
@@ -222,6 +225,47 @@ xray_suite() {
     fi
 }
 
+# otlphttp_config NAME EXPORTER-OPTIONS: the same receivers and batch, traces to otlphttp
+# signed by sigv4auth (service xray), as ADOT's configuration for Transaction Search.
+otlphttp_config() {
+    cat > "$work/$1.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:14317 }
+      http: { endpoint: 127.0.0.1:14318 }
+processors:
+  batch: { send_batch_size: 8192, timeout: 200ms }
+exporters:
+  otlphttp: $2
+extensions:
+  health_check: { endpoint: 127.0.0.1:14133 }
+  sigv4auth: { region: us-east-1, service: xray }
+service:
+  extensions: [health_check, sigv4auth]
+  pipelines:
+    traces: { receivers: [otlp], processors: [batch], exporters: [otlphttp] }
+YAML
+}
+
+otlphttp_suite() {
+    local http=http://127.0.0.1:14318 grpc=http://127.0.0.1:14317
+    local sigv4="auth: { authenticator: sigv4auth }"
+    otlphttp_config otlphttp-gzip "{ endpoint: 'http://127.0.0.1:14500', $sigv4 }"
+    otlphttp_config otlphttp-none "{ endpoint: 'http://127.0.0.1:14500', compression: none, $sigv4 }"
+    otlphttp_config otlphttp-none4 "{ endpoint: 'http://127.0.0.1:14500', compression: none, $sigv4, sending_queue: { num_consumers: 4 } }"
+    xray_config xray-sink "{ endpoint: 'http://127.0.0.1:14500', region: us-east-1 }"
+    start_peer "$sink" --listen 127.0.0.1:14500
+    scenario "otlphttp gzip, http max (1 core)" http $http traces 0 8 500 "$work/otlphttp-gzip.yaml"
+    scenario "otlphttp none, http max (1 core)" http $http traces 0 8 500 "$work/otlphttp-none.yaml"
+    scenario "otlphttp none, grpc max (1 core)" grpc $grpc traces 0 8 500 "$work/otlphttp-none.yaml"
+    scenario "otlphttp none 4 consumers, http max" http $http traces 0 8 500 "$work/otlphttp-none4.yaml"
+    scenario "otlphttp gzip, http at 10k spans/s" http $http traces 10000 4 100 "$work/otlphttp-gzip.yaml"
+    scenario "xray sink, http max (1 core)" http $http traces 0 8 500 "$work/xray-sink.yaml"
+    stop_peer
+    echo "sink received: $(cat "$work/peer.out")"
+}
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 for b in $ours $other; do
     echo "binary $b: $(stat -c %s "$b" | awk '{printf "%.1f MB", $1/1048576}')"
@@ -231,6 +275,7 @@ for suite in $suites; do
         otlp) otlp_suite ;;
         xray) xray_suite ;;
         redaction) redaction_suite ;;
-        *) echo "unknown suite $suite (otlp, redaction, xray)"; exit 2 ;;
+        otlphttp) otlphttp_suite ;;
+        *) echo "unknown suite $suite (otlp, otlphttp, redaction, xray)"; exit 2 ;;
     esac
 done
