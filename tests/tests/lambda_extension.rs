@@ -8,16 +8,19 @@
 //! and posts the response. The batch processor holds data for an hour, so whatever reaches
 //! the file got there through the per-invocation flush.
 //!
-//! The simulator tells when every extension has asked for its next event after an
-//! invocation's `platform.runtimeDone` (`wait_for_extensions_ready`): the moment Lambda
-//! would freeze the sandbox. The invocation's data must be in the file by then.
+//! The simulator tells when every extension has asked for its next event after the
+//! function's response (`wait_for_extensions_ready`): the moment Lambda would freeze the
+//! sandbox. Under `flush: end-of-invocation` the invocation's data must be in the file by
+//! then; under `periodic` and `adaptive` (once invocations are frequent) the extension asks
+//! without waiting for `platform.runtimeDone`, and the data must be in the file by the end
+//! of SHUTDOWN. The Telemetry API buffering is Lambda's minimum, 25 ms, in every test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aurastream_e2e::{eventually, free_port, otlp_json, read_jsonl, workspace_bin};
-use lambda_simulator::{ShutdownReason, Simulator};
+use lambda_simulator::{DeliveryPolicy, ShutdownReason, Simulator};
 use serde_json::json;
 
 const FUNCTION: &str = "sync-handler";
@@ -36,6 +39,10 @@ struct Options {
     /// Where the traces pipeline writes; `None` = `<dir>/traces.jsonl`.
     traces: Option<PathBuf>,
     flush_timeout: &'static str,
+    /// The `flush` strategy; the tests that check per-invocation flushing name
+    /// `end-of-invocation`.
+    flush: &'static str,
+    flush_interval: &'static str,
     /// The collector binary; `None` = the workspace's debug build.
     bin: Option<PathBuf>,
 }
@@ -45,6 +52,8 @@ impl Default for Options {
         Options {
             traces: None,
             flush_timeout: "2s",
+            flush: "end-of-invocation",
+            flush_interval: "10s",
             bin: None,
         }
     }
@@ -58,6 +67,9 @@ impl Sandbox {
             .region("eu-west-1")
             .memory_size_mb(512)
             .extension_ready_timeout(Duration::from_secs(10))
+            // Far off: an extension waiting for a runtimeDone that never comes would hold
+            // its next call until this deadline, long after any test gave up.
+            .invocation_timeout(Duration::from_secs(600))
             .shutdown_timeout(Duration::from_secs(2))
             .build()
             .await
@@ -77,7 +89,9 @@ receivers:
     # The simulator delivers to 127.0.0.1 when told sandbox.localdomain, as Lambda
     # delivers to the sandbox.
     destination_host: sandbox.localdomain
-    flush_timeout: {flush}
+    flush_timeout: {flush_timeout}
+    flush: {flush}
+    flush_interval: {flush_interval}
     buffering: {{ timeout: 25ms }}
 processors:
   batch:
@@ -90,7 +104,9 @@ service:
     traces: {{ receivers: [otlp, lambda], processors: [batch], exporters: [file/traces] }}
     metrics: {{ receivers: [otlp, lambda], processors: [batch], exporters: [file/metrics] }}
 "#,
-            flush = options.flush_timeout,
+            flush_timeout = options.flush_timeout,
+            flush = options.flush,
+            flush_interval = options.flush_interval,
             traces = traces.display(),
             dir = dir.path().display(),
         );
@@ -413,7 +429,7 @@ async fn a_slow_destination_delays_neither_the_response_nor_the_freeze_and_loses
         Options {
             traces: Some(fifo.clone()),
             flush_timeout: "300ms",
-            bin: None,
+            ..Options::default()
         },
     )
     .await;
@@ -459,6 +475,124 @@ async fn a_slow_destination_delays_neither_the_response_nor_the_freeze_and_loses
             after.stderr()
         );
         assert!(invocation_span(&spans, id).is_some(), "{id}");
+    }
+}
+
+/// Every strategy, many warm invocations, then SHUTDOWN: every handler span and every
+/// invocation span reaches the file exactly once. The background interval is an hour, so
+/// under `periodic` and `adaptive` nothing but SHUTDOWN (and, for the first invocations of
+/// `adaptive`, their end) exports: SHUTDOWN alone must drain what the pipelines hold.
+#[tokio::test]
+async fn every_strategy_delivers_every_span_by_the_end_of_shutdown() {
+    for flush in ["end-of-invocation", "periodic", "adaptive"] {
+        let sandbox = Sandbox::start(
+            tempfile::tempdir().unwrap(),
+            Options {
+                flush,
+                flush_interval: "1h",
+                ..Options::default()
+            },
+        )
+        .await;
+        let mut ids = Vec::new();
+        for n in 0..30 {
+            let request_id = sandbox.invoke(n).await;
+            sandbox.wait_extension_done(&request_id).await;
+            ids.push(request_id);
+        }
+        let (status, after) = sandbox.shutdown().await;
+        assert!(status.success(), "{flush}: {status}:\n{}", after.stderr());
+        let spans = after.spans();
+        for id in &ids {
+            let handler = spans
+                .iter()
+                .filter(|s| s.name == format!("handle {id}"))
+                .count();
+            assert_eq!(
+                handler,
+                1,
+                "{flush}: handler span of {id}:\n{}",
+                after.stderr()
+            );
+            assert!(
+                invocation_span(&spans, id).is_some(),
+                "{flush}: invocation span of {id}:\n{}",
+                after.stderr()
+            );
+        }
+        let reports = after
+            .points()
+            .iter()
+            .filter(|p| p.metric == "Duration")
+            .count();
+        assert_eq!(reports, ids.len(), "{flush}: one platform.report each");
+    }
+}
+
+/// Under `periodic`, and under `adaptive` once invocations come often, the extension asks
+/// for its next event without waiting for `platform.runtimeDone`: here Lambda emits it
+/// (the simulator records it) but never delivers it, and the invocation deadline is ten
+/// minutes away, so an extension waiting for it would not be ready. The data still leaves:
+/// in the background (interval 200 ms) before SHUTDOWN.
+#[tokio::test]
+async fn handed_back_invocations_do_not_wait_for_runtime_done_and_export_in_the_background() {
+    for (flush, warm_up) in [("periodic", 0), ("adaptive", 4)] {
+        let sandbox = Sandbox::start(
+            tempfile::tempdir().unwrap(),
+            Options {
+                flush,
+                flush_interval: "200ms",
+                ..Options::default()
+            },
+        )
+        .await;
+        // adaptive flushes the first invocations at their end (cold, then warming up).
+        for n in 0..warm_up {
+            let request_id = sandbox.invoke(n).await;
+            sandbox.wait_extension_done(&request_id).await;
+        }
+        sandbox
+            .sim
+            .set_telemetry_delivery_policy("platform.runtimeDone", DeliveryPolicy::Suppress)
+            .await;
+        let mut ids = Vec::new();
+        for n in warm_up..warm_up + 20 {
+            let request_id = sandbox.invoke(n).await;
+            sandbox.wait_extension_done(&request_id).await;
+            ids.push(request_id);
+        }
+        let emitted = sandbox
+            .sim
+            .get_telemetry_events_by_type("platform.runtimeDone")
+            .await;
+        for id in &ids {
+            assert!(
+                emitted
+                    .iter()
+                    .any(|e| e.record.get("requestId") == Some(&json!(id))),
+                "{flush}: runtimeDone of {id} was emitted (and withheld)"
+            );
+        }
+        // Exported in the background, while the sandbox still runs.
+        eventually(
+            &format!("{flush}: every handler span before SHUTDOWN"),
+            Duration::from_secs(10),
+            || {
+                let spans = sandbox.spans();
+                ids.iter()
+                    .all(|id| spans.iter().any(|s| s.name == format!("handle {id}")))
+            },
+        );
+        let (status, after) = sandbox.shutdown().await;
+        assert!(status.success(), "{flush}: {status}:\n{}", after.stderr());
+        let spans = after.spans();
+        for id in &ids {
+            let handler = spans
+                .iter()
+                .filter(|s| s.name == format!("handle {id}"))
+                .count();
+            assert_eq!(handler, 1, "{flush}: {id}");
+        }
     }
 }
 
@@ -549,6 +683,60 @@ async fn measure_cold_start_flush_and_memory() {
     );
     let (status, _) = sandbox.shutdown().await;
     assert!(status.success());
+}
+
+/// What Lambda bills per warm invocation on the extension's account, per `flush` strategy:
+/// from the function's response (as the runtime saw it answered) to the simulator
+/// reporting the extension's next `event/next` (at once when the extension was already
+/// waiting; the same "response → ready" as above), Telemetry API buffering 25 ms.
+/// Run on demand with `AURASTREAM_BIN=... cargo test -p aurastream-e2e --test
+/// lambda_extension -- --ignored --nocapture measure_response_to_next`.
+#[tokio::test]
+#[ignore = "a measurement, not a test: prints figures for BENCHMARKS.md"]
+async fn measure_response_to_next_event_per_flush_strategy() {
+    let bin = std::env::var_os("AURASTREAM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_bin("aurastream-collector"));
+    let (warm_up, measured) = (10, 500);
+    for flush in ["end-of-invocation", "periodic", "adaptive"] {
+        let sandbox = Sandbox::start(
+            tempfile::tempdir().unwrap(),
+            Options {
+                flush,
+                bin: Some(bin.clone()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let mut overheads = Vec::new();
+        for n in 0..warm_up + measured {
+            let request_id = sandbox.invoke(n).await;
+            let responded = Instant::now();
+            sandbox.wait_extension_done(&request_id).await;
+            if n >= warm_up {
+                overheads.push(responded.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        overheads.sort_by(f64::total_cmp);
+        println!(
+            "flush: {flush}: response -> next event/next over {measured} warm invocations \
+             (after {warm_up}): p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&overheads, 0.5),
+            percentile(&overheads, 0.99)
+        );
+        let (status, after) = sandbox.shutdown().await;
+        assert!(status.success(), "{flush}: {status}:\n{}", after.stderr());
+        let spans = after.spans();
+        let handled = spans
+            .iter()
+            .filter(|s| s.name.starts_with("handle "))
+            .count();
+        assert_eq!(
+            handled,
+            warm_up + measured,
+            "{flush}: every span by SHUTDOWN"
+        );
+    }
 }
 
 /// Starts `bin` as an extension against a fresh simulator; returns milliseconds from

@@ -89,6 +89,25 @@ pub struct TelemetryListener {
     pub function_logs: bool,
     /// How long the extension flushes after each invocation before asking for the next.
     pub flush_timeout: std::time::Duration,
+    /// When the extension exports (the `lambda` receiver's `flush`).
+    pub flush: LambdaFlush,
+    /// How often the extension exports in the background (`flush_interval`).
+    pub flush_interval: std::time::Duration,
+}
+
+/// When the Lambda extension exports what the pipelines hold; the rules are in
+/// `lambda_extension::cadence`. Declared here because the `lambda` receiver parses it and
+/// the extension, a layer above, acts on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LambdaFlush {
+    /// After every invocation, before asking for the next event (billed time).
+    EndOfInvocation,
+    /// In the background while later invocations run, and at SHUTDOWN.
+    Periodic,
+    /// End of invocation while invocations are rare, periodic once they come often.
+    #[default]
+    Adaptive,
 }
 
 #[async_trait]

@@ -267,6 +267,42 @@ service:
     assert!(e.contains("at most one"), "{e}");
 }
 
+#[test]
+fn lambda_flush_strategy_is_checked_and_follows_its_environment_variable() {
+    let bad = "
+receivers:
+  lambda:
+    flush: sometimes
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: { receivers: [lambda], exporters: [debug] }
+";
+    let e = load_one(bad).unwrap_err().to_string();
+    assert!(
+        e.contains("sometimes") && e.contains("end-of-invocation") && e.contains("adaptive"),
+        "{e}"
+    );
+    let flush_of = |env: Option<&str>| {
+        let c = load_sources(&[ConfigSource::lambda_default_config()], |name| {
+            (name == "AURASTREAM_LAMBDA_FLUSH").then(|| env.map(String::from))?
+        })
+        .unwrap();
+        match &c.receivers.0["lambda"] {
+            ReceiverConfig::Lambda(l) => l.flush,
+            other => panic!("{other:?}"),
+        }
+    };
+    use crate::component::factory::LambdaFlush;
+    assert_eq!(flush_of(None), LambdaFlush::Adaptive, "the default");
+    assert_eq!(flush_of(Some("periodic")), LambdaFlush::Periodic);
+    assert_eq!(
+        flush_of(Some("end-of-invocation")),
+        LambdaFlush::EndOfInvocation
+    );
+}
+
 /// Found with the `config` fuzz target's harness (fuzz/, `aurastream_collector::fuzzing`):
 /// values that parsed and validated, then overflowed when start-up turned them into bytes
 /// (a panic in debug builds, a wrapped, wrong limit in release) or added them to the

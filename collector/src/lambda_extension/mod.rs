@@ -1,5 +1,5 @@
-//! The collector as an AWS Lambda extension: every invocation's telemetry is exported
-//! before the sandbox freezes.
+//! The collector as an AWS Lambda extension: every invocation's telemetry is exported,
+//! and the extension adds as little billed time to warm invocations as it can.
 //!
 //! The life of the extension follows the Extensions API:
 //!
@@ -7,16 +7,32 @@
 //!    the configuration, start the pipelines and receivers (the function may send OTLP as
 //!    soon as its first invocation starts), bind the Telemetry API listener and subscribe.
 //!    The first `event/next` ends the extension's init.
-//! 2. **INVOKE**: the function runs; its OTLP goes through the pipelines as usual. The
-//!    extension waits for the invocation's `platform.runtimeDone` (the function has
-//!    answered: its response is never delayed by the extension), then flushes every
-//!    pipeline for at most `flush_timeout`, and only then asks for the next event — the
-//!    moment Lambda may freeze the sandbox. What misses the flush stays queued.
+//! 2. **INVOKE**: the function runs; its OTLP goes through the pipelines as usual. What the
+//!    extension does next is the `flush` strategy's choice ([`cadence`]):
+//!    - *flush at the end*: wait for the invocation's `platform.runtimeDone` (the function
+//!      has answered: its response is never delayed by the extension), flush every
+//!      pipeline for at most `flush_timeout`, and only then ask for the next event — the
+//!      moment Lambda may freeze the sandbox. What misses the flush stays queued. Lambda
+//!      bills this time: at least the Telemetry API's buffering period (25 ms).
+//!    - *hand back*: ask for the next event at once. While the extension waits for it, it
+//!      asks the pipelines to export every `flush_interval`; the data of this invocation
+//!      leaves during a later one (or at SHUTDOWN), and nothing is billed for it.
 //! 3. **SHUTDOWN**: stop receiving, drain everything before the deadline Lambda gives, exit.
+//!    Whatever the strategy, every item is exported here or counted dropped
+//!    (`shutdown_timeout`) with the pipeline's name.
+//!
+//! **Freezes.** Once the function and every extension wait for their next event, Lambda
+//! freezes the whole sandbox: background exports stop wherever they are. They resume when
+//! the sandbox is thawed for the next invocation or for SHUTDOWN — a flush that was in
+//! progress just continues (an export request cut by the freeze fails or times out and is
+//! retried by its exporter like any other), and a background export that fell due while
+//! frozen runs at once. Nothing is lost to a freeze; data only leaves later.
 
+pub mod cadence;
 pub mod client;
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,9 +42,10 @@ use aurastream_proto::lambda::{
     TelemetrySubscription, TelemetryType,
 };
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use self::cadence::{AfterInvoke, Cadence};
 use self::client::ExtensionClient;
 use crate::component::factory::{LambdaRuntime, TelemetryListener};
 use crate::config::component_type;
@@ -180,24 +197,62 @@ async fn init(
     Ok((service, listener.clone(), done_rx))
 }
 
-/// The INVOKE / SHUTDOWN loop.
+/// Runs the INVOKE / SHUTDOWN loop, then drains the pipelines.
 async fn lifecycle(
     client: &ExtensionClient,
     service: Service,
     lambda: &TelemetryListener,
     shutdown_timeout: Duration,
-    mut done_rx: mpsc::UnboundedReceiver<String>,
+    done_rx: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let deadline = match serve(client, &service, lambda, done_rx, &stop).await? {
+        Ending::Shutdown(deadline) => deadline,
+        Ending::Stopped => {
+            tracing::info!(timeout = ?shutdown_timeout, "stopped by signal: draining before exit");
+            Instant::now() + shutdown_timeout
+        }
+    };
+    service.shutdown(deadline).await;
+    Ok(())
+}
+
+/// How the event loop ended.
+enum Ending {
+    /// Lambda sent SHUTDOWN: drain until this instant.
+    Shutdown(Instant),
+    /// Stopped by a signal (run by hand): drain for `shutdown_timeout`.
+    Stopped,
+}
+
+/// The INVOKE / SHUTDOWN loop. Background exports run only while the extension waits for
+/// its next event: the one time the sandbox runs (before a freeze, after a thaw) without
+/// the extension having anything else to do.
+async fn serve(
+    client: &ExtensionClient,
+    service: &Service,
+    lambda: &TelemetryListener,
+    mut done_rx: mpsc::UnboundedReceiver<String>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Ending> {
+    let mut cadence = Cadence::new(lambda.flush, lambda.flush_interval);
     let mut done = DoneInvocations::default();
+    let mut background = std::pin::pin!(export_periodically(
+        service,
+        cadence.background_interval(),
+        lambda.flush_timeout
+    ));
     loop {
-        let event = tokio::select! {
-            event = client.next_event() => event?,
-            () = stop.cancelled() => {
-                tracing::info!(timeout = ?shutdown_timeout, "stopped by signal: draining before exit");
-                let deadline = Instant::now() + shutdown_timeout;
-                service.shutdown(deadline).await;
-                return Ok(());
+        let next = client.next_event();
+        let mut next = std::pin::pin!(next);
+        let event = loop {
+            tokio::select! {
+                event = &mut next => break event?,
+                // Handed-back invocations are not waited for, but their runtimeDone
+                // notices still arrive: remembered (a few), never piling up.
+                Some(id) = done_rx.recv() => done.remember(id),
+                () = stop.cancelled() => return Ok(Ending::Stopped),
+                never = background.as_mut() => match never {},
             }
         };
         match event {
@@ -205,25 +260,23 @@ async fn lifecycle(
                 request_id,
                 deadline_ms,
                 ..
-            } => {
-                let timed_out = !done
-                    .wait_for(&request_id, &mut done_rx, instant_at(deadline_ms))
-                    .await;
-                if timed_out {
-                    tracing::warn!(
-                        request_id,
-                        "no platform.runtimeDone before the invocation deadline; flushing anyway"
-                    );
+            } => match cadence.on_invoke(now_ms()) {
+                AfterInvoke::HandBack => tracing::debug!(
+                    request_id,
+                    "invocation handed back at once: its data is exported in the background"
+                ),
+                AfterInvoke::FlushAtEnd => {
+                    flush_at_end(
+                        service,
+                        lambda,
+                        &mut done,
+                        &mut done_rx,
+                        &request_id,
+                        deadline_ms,
+                    )
+                    .await
                 }
-                let started = Instant::now();
-                match service.flush(started + lambda.flush_timeout).await {
-                    Ok(()) => {
-                        tracing::debug!(request_id, elapsed = ?started.elapsed(), "invocation flushed")
-                    }
-                    Err(left) => tracing::warn!(request_id, timeout = ?lambda.flush_timeout,
-                        "{left}; exported with the next invocation or at shutdown"),
-                }
-            }
+            },
             LifecycleEvent::Shutdown {
                 shutdown_reason,
                 deadline_ms,
@@ -240,9 +293,61 @@ async fn lifecycle(
                 let settle = (Instant::now() + Duration::from_millis(u64::from(lambda.timeout_ms)))
                     .min(deadline);
                 tokio::time::sleep_until(settle).await;
-                service.shutdown(deadline).await;
-                return Ok(());
+                return Ok(Ending::Shutdown(deadline));
             }
+        }
+    }
+}
+
+/// Waits for the invocation's runtimeDone (at most until its deadline), then flushes every
+/// pipeline for at most `flush_timeout`.
+async fn flush_at_end(
+    service: &Service,
+    lambda: &TelemetryListener,
+    done: &mut DoneInvocations,
+    done_rx: &mut mpsc::UnboundedReceiver<String>,
+    request_id: &str,
+    deadline_ms: u64,
+) {
+    if !done
+        .wait_for(request_id, done_rx, instant_at(deadline_ms))
+        .await
+    {
+        tracing::warn!(
+            request_id,
+            "no platform.runtimeDone before the invocation deadline; flushing anyway"
+        );
+    }
+    let started = Instant::now();
+    match service.flush(started + lambda.flush_timeout).await {
+        Ok(()) => tracing::debug!(request_id, elapsed = ?started.elapsed(), "invocation flushed"),
+        Err(left) => tracing::warn!(request_id, timeout = ?lambda.flush_timeout,
+            "{left}; exported with the next flush or at shutdown"),
+    }
+}
+
+/// Asks the pipelines to export every `interval`, for as long as it is polled; never when
+/// `interval` is `None`. The interval counts on the sandbox's monotonic clock: an export
+/// that fell due during a freeze runs once the sandbox is thawed. An export cut short (the
+/// future set aside while the extension handles an event) has already asked the batch
+/// processors to send; only the wait for the exporters is resumed later.
+async fn export_periodically(
+    service: &Service,
+    interval: Option<Duration>,
+    budget: Duration,
+) -> Infallible {
+    let Some(interval) = interval else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let started = Instant::now();
+        match service.flush(started + budget).await {
+            Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "background export done"),
+            Err(left) => tracing::warn!(timeout = ?budget,
+                "{left}; exported by the next background export or at shutdown"),
         }
     }
 }
@@ -254,6 +359,14 @@ struct DoneInvocations {
 }
 
 impl DoneInvocations {
+    /// Notes a runtimeDone, forgetting the oldest beyond [`REMEMBERED_DONE`].
+    fn remember(&mut self, request_id: String) {
+        if self.recent.len() >= REMEMBERED_DONE {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(request_id);
+    }
+
     /// Waits until `request_id`'s runtimeDone has arrived; `false` if `deadline` came
     /// first. A closed channel (the listener is gone) ends the wait at once.
     async fn wait_for(
@@ -268,12 +381,7 @@ impl DoneInvocations {
                 return true;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(id)) => {
-                    if self.recent.len() >= REMEMBERED_DONE {
-                        self.recent.pop_front();
-                    }
-                    self.recent.push_back(id);
-                }
+                Ok(Some(id)) => self.remember(id),
                 Ok(None) => return true,
                 Err(_) => return false,
             }
@@ -283,10 +391,14 @@ impl DoneInvocations {
 
 /// A wall-clock deadline (milliseconds since the Unix epoch) as a tokio instant.
 fn instant_at(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms()))
+}
+
+/// The wall clock in milliseconds since the Unix epoch, the unit of Lambda's deadlines.
+fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::component::factory::LambdaFlush;
+
 /// ```yaml
 /// receivers:
 ///   lambda:
 ///     endpoint: 0.0.0.0:4325                 # where the Telemetry API listener binds
 ///     destination_host: sandbox.localdomain  # the host Lambda is told to send to
 ///     namespace: AuraStream/Lambda           # aws.emf.namespace of the platform metrics
+///     flush: adaptive                        # end-of-invocation | periodic | adaptive
+///     flush_interval: 10s                    # background exports (periodic, adaptive)
 ///     flush_timeout: 1s                      # per-invocation flush budget
 ///     buffering: { max_items: 1000, max_bytes: 262144, timeout: 25ms }
 /// ```
@@ -29,9 +33,18 @@ pub struct LambdaReceiverConfig {
     pub destination_host: String,
     /// `aws.emf.namespace` attribute of the `Duration`, `BilledDuration`, ... metrics.
     pub namespace: String,
-    /// After an invocation's `platform.runtimeDone`, how long the extension may spend
-    /// exporting before it asks Lambda for the next event (which lets the sandbox freeze).
-    /// What is not exported by then stays queued for the next invocation or SHUTDOWN.
+    /// When the extension exports: `end-of-invocation` (before each next event, which
+    /// Lambda bills), `periodic` (in the background) or `adaptive` (the first while
+    /// invocations are rare, the second once they come more often than `flush_interval`).
+    pub flush: LambdaFlush,
+    /// How often `periodic` (and `adaptive`, when frequent) exports in the background; also
+    /// the gap between invocations under which `adaptive` counts them as frequent.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// After an invocation's `platform.runtimeDone` (when flushed at its end), how long the
+    /// extension may spend exporting before it asks Lambda for the next event (which lets
+    /// the sandbox freeze); also how long a background export waits for the exporters.
+    /// What is not exported by then stays queued for the next flush or SHUTDOWN.
     #[serde(with = "humantime_serde")]
     pub flush_timeout: Duration,
     pub buffering: BufferingConfig,
@@ -43,6 +56,8 @@ impl Default for LambdaReceiverConfig {
             endpoint: "0.0.0.0:4325".into(),
             destination_host: "sandbox.localdomain".into(),
             namespace: "AuraStream/Lambda".into(),
+            flush: LambdaFlush::default(),
+            flush_interval: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(1),
             buffering: BufferingConfig::default(),
         }
@@ -89,6 +104,10 @@ impl LambdaReceiverConfig {
             return Err("flush_timeout must be greater than 0".into());
         }
         crate::component::validate::check_duration("flush_timeout", self.flush_timeout)?;
+        if self.flush_interval.is_zero() {
+            return Err("flush_interval must be greater than 0".into());
+        }
+        crate::component::validate::check_duration("flush_interval", self.flush_interval)?;
         if self.destination_host.is_empty() {
             return Err("destination_host must not be empty".into());
         }

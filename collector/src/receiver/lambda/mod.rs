@@ -82,6 +82,8 @@ pub(crate) async fn start_in_extension(
         timeout_ms: u32::try_from(config.buffering.timeout.as_millis()).unwrap_or(u32::MAX),
         function_logs,
         flush_timeout: config.flush_timeout,
+        flush: config.flush,
+        flush_interval: config.flush_interval,
     };
     if runtime.telemetry_listener.set(described).is_err() {
         listener.task.abort();
