@@ -32,5 +32,10 @@ fi
 echo "==> building the workspace (binaries are shared by every end-to-end test)"
 cargo build --workspace --bins
 
+# The lean Lambda layer's build (README "Which layer: full or lean") must keep compiling;
+# its tests are the default build's (the features only leave code out).
+echo "==> checking the lean Lambda layer's feature set"
+cargo check -p aurastream-collector --no-default-features --bins
+
 echo "==> running the tests"
 cargo test --workspace "$@"

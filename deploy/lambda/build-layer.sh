@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Builds the AuraStream collector Lambda layer:
-#   target/lambda/aurastream-collector-layer-<arch>.zip  containing  extensions/aurastream-collector
-#   and aurastream/lambda.yaml (deploy/config/lambda.yaml, read via AURASTREAM_CONFIG)
+# Builds the AuraStream collector's two Lambda layers from one source (README "Lambda
+# layers"), each a zip with extensions/aurastream-collector and aurastream/lambda.yaml (read
+# via AURASTREAM_CONFIG=/opt/aurastream/lambda.yaml):
+#
+#   target/lambda/aurastream-collector-layer-<arch>.zip       full: default features,
+#       deploy/config/lambda.yaml (X-Ray PutTraceSegments, CloudWatch Logs PutLogEvents)
+#   target/lambda/aurastream-collector-lean-layer-<arch>.zip  lean: --no-default-features,
+#       deploy/config/lambda-lean.yaml (SigV4 OTLP/HTTP to X-Ray and CloudWatch Logs; needs
+#       X-Ray Transaction Search on)
 #
 # Lambda starts every executable in /opt/extensions/ as an external extension; a layer's
 # files land under /opt, so the binary goes to extensions/ inside the zip. The binary is
@@ -9,6 +15,7 @@
 #
 # Usage: deploy/lambda/build-layer.sh [x86_64|arm64]...   (default: x86_64, plus arm64 if
 # the aarch64-unknown-linux-gnu target is installed; targets are never downloaded here)
+# LAYERS="lean" or LAYERS="full" builds one of the two (default: "full lean").
 #
 # glibc: the binary links the build machine's glibc dynamically but only needs the
 # symbols it uses; built on Debian 12 (glibc 2.36) it needs GLIBC_2.34, which Amazon Linux
@@ -28,9 +35,18 @@ if [ ${#arches[@]} -eq 0 ]; then
     fi
 fi
 
+layers=(${LAYERS:-full lean})
+
 out="$root/target/lambda"
 mkdir -p "$out"
 for arch in "${arches[@]}"; do
+for layer in "${layers[@]}"; do
+    case "$layer" in
+        full) features=(); config=lambda.yaml; name=aurastream-collector-layer ;;
+        lean) features=(--no-default-features); config=lambda-lean.yaml
+              name=aurastream-collector-lean-layer ;;
+        *) echo "unknown layer $layer (full or lean)" >&2; exit 2 ;;
+    esac
     case "$arch" in
         x86_64) triple=x86_64-unknown-linux-gnu ;;
         arm64) triple=aarch64-unknown-linux-gnu ;;
@@ -40,7 +56,8 @@ for arch in "${arches[@]}"; do
         echo "skipping $arch: target $triple is not installed (rustup target add $triple)" >&2
         continue
     fi
-    cargo build --profile lambda --target "$triple" -p aurastream-collector --bin aurastream-collector
+    cargo build --profile lambda --target "$triple" -p aurastream-collector \
+        --bin aurastream-collector ${features[@]+"${features[@]}"}
     bin="$root/target/$triple/lambda/aurastream-collector"
     stage="$(mktemp -d)"
     trap 'rm -rf "$stage"' EXIT
@@ -49,8 +66,8 @@ for arch in "${arches[@]}"; do
     chmod 755 "$stage/extensions/aurastream-collector"
     # The deployment's config, at the path the template's AURASTREAM_CONFIG names.
     mkdir -p "$stage/aurastream"
-    cp "$root/deploy/config/lambda.yaml" "$stage/aurastream/lambda.yaml"
-    zip_path="$out/aurastream-collector-layer-$arch.zip"
+    cp "$root/deploy/config/$config" "$stage/aurastream/lambda.yaml"
+    zip_path="$out/$name-$arch.zip"
     rm -f "$zip_path"
     if command -v zip >/dev/null; then
         (cd "$stage" && zip -q -9 -X -r "$zip_path" extensions aurastream)
@@ -76,10 +93,11 @@ PY
     fi
     rm -rf "$stage"
     trap - EXIT
-    printf '%s: binary %s bytes, layer %s bytes\n' "$zip_path" \
+    printf '%s (%s): binary %s bytes, layer %s bytes\n' "$zip_path" "$layer" \
         "$(stat -c %s "$bin")" "$(stat -c %s "$zip_path")"
     if command -v objdump >/dev/null; then
         printf 'needs glibc %s\n' \
             "$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)"
     fi
+done
 done

@@ -14,8 +14,8 @@
 
 // The SDK crates all re-export the same smithy runtime types; naming them through one SDK
 // crate lets this module classify errors of every client.
-use aws_sdk_xray::config::http::HttpResponse;
-use aws_sdk_xray::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatchlogs::config::http::HttpResponse;
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,15 +187,15 @@ mod tests {
 
     #[test]
     fn sdk_failures_say_whether_the_call_may_have_been_applied() {
-        use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
-        let timeout: SdkError<PutTraceSegmentsError, HttpResponse> =
+        use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
+        let timeout: SdkError<PutLogEventsError, HttpResponse> =
             SdkError::timeout_error("operation timed out");
         let c = classify_sdk(&timeout);
         assert_eq!(
             (c.class, c.code.as_str(), c.maybe_delivered),
             (RetryClass::Transient, "timeout", true)
         );
-        let construction: SdkError<PutTraceSegmentsError, HttpResponse> =
+        let construction: SdkError<PutLogEventsError, HttpResponse> =
             SdkError::construction_failure("bad input");
         let c = classify_sdk(&construction);
         assert_eq!(

@@ -3,9 +3,17 @@
 //! (`GetTraceSegmentDestination`) in each region an exporter sends OTLP traces to, and
 //! says how to turn it on when it is off.
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_xray::error::DisplayErrorContext;
-use aws_sdk_xray::types::{TraceSegmentDestination, TraceSegmentDestinationStatus};
+//!
+//! The call goes through the hand-signed client ([`super::signed_http`]), not aws-sdk-xray:
+//! it is one small JSON call, and the lean Lambda layer (built without the `xray-api`
+//! feature) links no X-Ray SDK yet must still tell whether Transaction Search is on.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::signed_http::SignedHttp;
 
 /// What X-Ray says about one region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,32 +48,49 @@ impl Readiness {
     }
 }
 
-/// Asks X-Ray in `region` (credentials and endpoint from the standard chain; the endpoint
-/// can be overridden with `AWS_ENDPOINT_URL_XRAY`).
+/// How long one `GetTraceSegmentDestination` call may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GetTraceSegmentDestination`'s answer (fields absent in old API versions count as
+/// "nowhere").
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Destination {
+    destination: Option<String>,
+    status: Option<String>,
+}
+
+/// Asks X-Ray in `region` (credentials from the standard chain; the endpoint can be
+/// overridden with `AWS_ENDPOINT_URL_XRAY` or `AWS_ENDPOINT_URL`, as the SDK would).
 pub async fn check(region: &str) -> Result<Readiness, String> {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .load()
-        .await;
-    let client = aws_sdk_xray::Client::new(&sdk);
-    let out = client
-        .get_trace_segment_destination()
-        .send()
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_XRAY")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok();
+    let client = SignedHttp::new("xray", Some(region.to_string()), endpoint, TIMEOUT);
+    let failed = |e: String| format!("{region}: GetTraceSegmentDestination failed: {e}");
+    let answer = client
+        .post(
+            "/GetTraceSegmentDestination",
+            "application/json",
+            Bytes::from_static(b"{}"),
+        )
         .await
-        .map_err(|e| {
-            format!(
-                "{region}: GetTraceSegmentDestination failed: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
-    Ok(match (out.destination(), out.status()) {
-        (
-            Some(TraceSegmentDestination::CloudWatchLogs),
-            Some(TraceSegmentDestinationStatus::Active),
-        ) => Readiness::Ready,
-        (Some(TraceSegmentDestination::CloudWatchLogs), _) => Readiness::Pending,
+        .map_err(|e| failed(e.to_string()))?;
+    if !answer.status.is_success() {
+        return Err(failed(format!(
+            "{} {}: {}",
+            answer.status,
+            answer.error_code().unwrap_or_default(),
+            answer.error_message()
+        )));
+    }
+    let out: Destination =
+        serde_json::from_slice(&answer.body).map_err(|e| failed(e.to_string()))?;
+    Ok(match (out.destination.as_deref(), out.status.as_deref()) {
+        (Some("CloudWatchLogs"), Some("ACTIVE")) => Readiness::Ready,
+        (Some("CloudWatchLogs"), _) => Readiness::Pending,
         (other, _) => Readiness::Off {
-            destination: other.map_or("nowhere".to_string(), |d| d.as_str().to_string()),
+            destination: other.unwrap_or("nowhere").to_string(),
         },
     })
 }

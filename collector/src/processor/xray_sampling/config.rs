@@ -134,6 +134,15 @@ impl XRaySamplingConfig {
         check_duration("decision_wait", self.decision_wait)?;
         check_duration("max_wait", self.max_wait)?;
         check_duration("rules_poll_interval", self.rules_poll_interval)?;
+        #[cfg(not(feature = "xray-api"))]
+        if self.centralized.is_some() {
+            return Err(
+                "centralized: X-Ray centralized sampling is not in this build (lean \
+                 Lambda layer, built without the `xray-api` feature); use local rules, or the \
+                 full layer"
+                    .into(),
+            );
+        }
         if let Some(c) = &self.centralized {
             check_duration("centralized.rules_interval", c.rules_interval)?;
             check_duration("centralized.targets_interval", c.targets_interval)?;

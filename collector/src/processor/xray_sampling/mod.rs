@@ -347,6 +347,7 @@ impl Processor for XRaySamplingProcessor {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let watch_file = self.config.rules_file.is_some();
         let mut hangup = Hangup::new(&self.id);
+        #[cfg(feature = "xray-api")]
         let (statistics, mut updates) = match self.config.centralized.clone() {
             Some(c) => {
                 let (tx, rx) = centralized::spawn(&self.id, c);
@@ -354,6 +355,12 @@ impl Processor for XRaySamplingProcessor {
             }
             None => (None, None),
         };
+        // Without the X-Ray API the config refuses `centralized`: local rules only.
+        #[cfg(not(feature = "xray-api"))]
+        let (statistics, mut updates): (
+            Option<mpsc::Sender<Vec<sampler::RuleStatistics>>>,
+            Option<mpsc::Receiver<Update>>,
+        ) = (None, None);
         let mut updates_open = updates.is_some();
         let report_every = self
             .config
