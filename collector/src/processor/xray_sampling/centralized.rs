@@ -15,18 +15,14 @@
 //!
 //! Failures are logged and retried at the next interval; the rules in force stay (the
 //! local ones until X-Ray's first answer).
+//!
+//! This module holds the messages; the calls themselves are in
+//! [`super::centralized_api`], behind the `xray-api` feature.
 
 use std::time::SystemTime;
 
 use super::rules::RuleSet;
 use super::sampler::Target;
-
-/// The calls to X-Ray's sampling API go through aws-sdk-xray, which the lean Lambda layer
-/// leaves out (cargo feature `xray-api`); its config validation refuses `centralized`.
-#[cfg(feature = "xray-api")]
-pub use self::api::spawn;
-#[cfg(feature = "xray-api")]
-mod api;
 
 /// A message from the X-Ray task to the processor.
 #[derive(Debug)]

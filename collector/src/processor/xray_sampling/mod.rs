@@ -54,6 +54,10 @@
 //! answers, or when it cannot be reached, the local rules decide.
 
 pub mod centralized;
+/// The calls to X-Ray's sampling API go through aws-sdk-xray, which the lean Lambda layer
+/// leaves out (cargo feature `xray-api`); its config validation refuses `centralized`.
+#[cfg(feature = "xray-api")]
+mod centralized_api;
 pub mod config;
 pub mod glob;
 pub mod rules;
@@ -350,7 +354,7 @@ impl Processor for XRaySamplingProcessor {
         #[cfg(feature = "xray-api")]
         let (statistics, mut updates) = match self.config.centralized.clone() {
             Some(c) => {
-                let (tx, rx) = centralized::spawn(&self.id, c);
+                let (tx, rx) = centralized_api::spawn(&self.id, c);
                 (Some(tx), Some(rx))
             }
             None => (None, None),

@@ -14,7 +14,7 @@ use aws_sdk_xray::types::{SamplingBoostStatisticsDocument, SamplingStatisticsDoc
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::{Assignment, Update};
+use super::centralized::{Assignment, Update};
 use crate::processor::xray_sampling::config::CentralizedConfig;
 use crate::processor::xray_sampling::rules::{RuleSet, RulesError};
 use crate::processor::xray_sampling::sampler::RuleStatistics;
