@@ -68,8 +68,11 @@ ${limiter}
     logs: { receivers: [otlp], processors: [batch], exporters: [file/logs] }
 YAML
 
-# xray_config NAME EXPORTER-OPTIONS: the same receivers and batch, traces to awsxray.
-xray_config() {
+# traces_config NAME EXPORTER-TYPE EXPORTER-OPTIONS [EXTENSION]: the same receivers and
+# batch, traces to one exporter (and one more extension, e.g. sigv4auth, beside the health
+# check).
+traces_config() {
+    local ext=${4:+, ${4%%:*}}
     cat > "$work/$1.yaml" <<YAML
 receivers:
   otlp:
@@ -79,15 +82,19 @@ receivers:
 processors:
   batch: { send_batch_size: 8192, timeout: 200ms }
 exporters:
-  awsxray: $2
+  $2: $3
 extensions:
   health_check: { endpoint: 127.0.0.1:14133 }
+  ${4:-}
 service:
-  extensions: [health_check]
+  extensions: [health_check$ext]
   pipelines:
-    traces: { receivers: [otlp], processors: [batch], exporters: [awsxray] }
+    traces: { receivers: [otlp], processors: [batch], exporters: [$2] }
 YAML
 }
+
+# xray_config NAME EXPORTER-OPTIONS: traces to awsxray.
+xray_config() { traces_config "$1" awsxray "$2"; }
 
 metric() { curl -s http://127.0.0.1:14133/metrics | awk -v m="$1" -v l="$2" '$1 ~ "^"m && index($1, l) {s+=$2} END {printf "%d", s}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status; }
@@ -225,27 +232,10 @@ xray_suite() {
     fi
 }
 
-# otlphttp_config NAME EXPORTER-OPTIONS: the same receivers and batch, traces to otlphttp
-# signed by sigv4auth (service xray), as ADOT's configuration for Transaction Search.
+# otlphttp_config NAME EXPORTER-OPTIONS: traces to otlphttp signed by sigv4auth (service
+# xray), as ADOT's configuration for Transaction Search.
 otlphttp_config() {
-    cat > "$work/$1.yaml" <<YAML
-receivers:
-  otlp:
-    protocols:
-      grpc: { endpoint: 127.0.0.1:14317 }
-      http: { endpoint: 127.0.0.1:14318 }
-processors:
-  batch: { send_batch_size: 8192, timeout: 200ms }
-exporters:
-  otlphttp: $2
-extensions:
-  health_check: { endpoint: 127.0.0.1:14133 }
-  sigv4auth: { region: us-east-1, service: xray }
-service:
-  extensions: [health_check, sigv4auth]
-  pipelines:
-    traces: { receivers: [otlp], processors: [batch], exporters: [otlphttp] }
-YAML
+    traces_config "$1" otlphttp "$2" "sigv4auth: { region: us-east-1, service: xray }"
 }
 
 otlphttp_suite() {
