@@ -121,6 +121,64 @@ impl ExportError {
     }
 }
 
+/// An exporter that splits a batch into several requests, as [`send_in_order`] sends them.
+#[async_trait]
+pub trait RequestSender<R: Send + Sync>: Send + Sync {
+    /// One attempt at one request; `Ok` holds the items the destination rejected in a
+    /// partial success.
+    async fn send_request(&self, request: &R) -> Result<Vec<(String, usize)>, ExportError>;
+    /// Input items the request carries.
+    fn items(&self, request: &R) -> usize;
+    /// Where the request goes, for the log.
+    fn destination(&self, request: &R) -> String;
+    /// The requests still to send, for the driver to send again after its backoff.
+    fn left_over(&self, requests: Vec<R>) -> Box<dyn Pending>;
+}
+
+/// Sends a batch's `requests` in order, one attempt each. A request refused permanently is
+/// counted dropped with its reason and the rest go on; after the first that fails in a way
+/// worth retrying, it and the ones after it are left for the driver as a [`Pending`].
+/// `first`: nothing of the batch was settled before, so a failure before anything was
+/// settled is a failure of the whole batch (exported again as it is, or, refused, counted
+/// by the driver).
+pub async fn send_in_order<R: Send + Sync>(
+    sender: &impl RequestSender<R>,
+    requests: Vec<R>,
+    mut report: ExportReport,
+    first: bool,
+) -> Result<ExportReport, ExportError> {
+    let mut requests = requests.into_iter();
+    let mut settled_any = !first;
+    while let Some(request) = requests.next() {
+        match sender.send_request(&request).await {
+            Ok(rejected) => report.dropped.extend(rejected),
+            // The whole batch refused: the driver counts and reports it.
+            Err(e @ ExportError::Permanent { .. }) if !settled_any && requests.len() == 0 => {
+                return Err(e);
+            }
+            Err(ExportError::Permanent { reason, message }) => {
+                let items = sender.items(&request);
+                tracing::error!(destination = %sender.destination(&request), items,
+                    error = %message, "part of a batch refused permanently");
+                report.dropped.push((reason, items));
+            }
+            Err(e) if !settled_any => return Err(e),
+            Err(e) => {
+                let mut left = vec![request];
+                left.extend(requests);
+                return Err(ExportError::Retry {
+                    reason: e.reason().to_string(),
+                    message: e.to_string(),
+                    pending: sender.left_over(left),
+                    report,
+                });
+            }
+        }
+        settled_any = true;
+    }
+    Ok(report)
+}
+
 /// One destination. Built once per configured exporter id and shared by every pipeline
 /// that lists it, so it must be safe to call from several pipelines at once.
 #[async_trait]

@@ -17,5 +17,7 @@ pub mod validate;
 
 pub use self::consumer::{ConsumeError, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY, Settled};
 pub use self::delivery::{RetryConfig, SendingQueueConfig};
-pub use self::exporter::{ExportError, ExportReport, Exporter, Pending, Provenance};
+pub use self::exporter::{
+    ExportError, ExportReport, Exporter, Pending, Provenance, RequestSender, send_in_order,
+};
 pub use self::processor::Processor;

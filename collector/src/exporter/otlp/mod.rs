@@ -38,7 +38,9 @@ use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceCli
 use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri, is_https};
 use self::request_size::MAX_REQUEST_BYTES;
 use crate::component::auth::{Authenticators, ClientAuthenticator};
-use crate::component::{ExportError, ExportReport, Exporter, Pending};
+use crate::component::{
+    ExportError, ExportReport, Exporter, Pending, RequestSender, send_in_order,
+};
 use crate::model::{Signal, SignalData};
 use crate::net::tls_client::TlsConnector;
 
@@ -244,44 +246,14 @@ impl Exporter for OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// Sends `requests` in order, one attempt each. After the first that fails in a way
-    /// worth retrying, it and the ones after it are what is left for the driver. `first`:
-    /// nothing of the batch was settled before, so a failure of the first request is a
-    /// failure of the whole batch (exported again as it is).
+    /// Sends `requests` in order, one attempt each ([`send_in_order`]). `first`: nothing
+    /// of the batch was settled before.
     async fn send_all(
         &self,
         requests: Vec<SignalData>,
         first: bool,
     ) -> Result<ExportReport, ExportError> {
-        let mut report = ExportReport::delivered();
-        let mut requests = requests.into_iter();
-        let mut settled_any = !first;
-        while let Some(request) = requests.next() {
-            match self.send(&request).await {
-                Ok(r) => report.dropped.extend(r.dropped),
-                Err(ExportError::Permanent { reason, message }) => {
-                    tracing::error!(endpoint = %self.uri, items = request.item_count(),
-                        error = %message, "part of a batch refused permanently");
-                    report.dropped.push((reason, request.item_count()));
-                }
-                Err(e) if !settled_any => return Err(e),
-                Err(e) => {
-                    let mut left = vec![request];
-                    left.extend(requests);
-                    return Err(ExportError::Retry {
-                        reason: e.reason().to_string(),
-                        message: e.to_string(),
-                        pending: Box::new(PendingRequests {
-                            exporter: self.clone(),
-                            requests: left,
-                        }),
-                        report,
-                    });
-                }
-            }
-            settled_any = true;
-        }
-        Ok(report)
+        send_in_order(self, requests, ExportReport::delivered(), first).await
     }
 
     /// One export request.
@@ -366,6 +338,31 @@ impl crate::component::factory::ExporterFactory for OtlpExporterConfig {
             .iter()
             .map(|a| ("auth.authenticator".to_string(), a.authenticator.clone()))
             .collect()
+    }
+}
+
+#[async_trait]
+impl RequestSender<SignalData> for OtlpExporter {
+    async fn send_request(
+        &self,
+        request: &SignalData,
+    ) -> Result<Vec<(String, usize)>, ExportError> {
+        self.send(request).await.map(|report| report.dropped)
+    }
+
+    fn items(&self, request: &SignalData) -> usize {
+        request.item_count()
+    }
+
+    fn destination(&self, _: &SignalData) -> String {
+        self.uri.clone()
+    }
+
+    fn left_over(&self, requests: Vec<SignalData>) -> Box<dyn Pending> {
+        Box::new(PendingRequests {
+            exporter: self.clone(),
+            requests,
+        })
     }
 }
 

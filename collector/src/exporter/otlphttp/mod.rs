@@ -38,7 +38,8 @@ use crate::aws::sigv4::aws_endpoint_scope;
 use crate::component::auth::{AuthError, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExporterContext, ExporterFactory};
 use crate::component::{
-    ExportError, ExportReport, Exporter, Pending, RetryConfig, SendingQueueConfig,
+    ExportError, ExportReport, Exporter, Pending, RequestSender, RetryConfig, SendingQueueConfig,
+    send_in_order,
 };
 use crate::model::{Signal, SignalData};
 
@@ -204,49 +205,15 @@ impl OtlpHttpExporter {
         })
     }
 
-    /// Sends `requests` in order, one attempt each. After the first that fails in a way
-    /// worth retrying, it and the ones after it are what is left for the driver. `first`:
-    /// nothing of the batch was settled before, so a failure of the first request is a
-    /// failure of the whole batch (exported again as it is).
+    /// Sends `requests` in order, one attempt each ([`send_in_order`]). `first`: nothing
+    /// of the batch was settled before.
     async fn send_all(
         &self,
         requests: Vec<EncodedRequest>,
-        mut report: ExportReport,
+        report: ExportReport,
         first: bool,
     ) -> Result<ExportReport, ExportError> {
-        let mut requests = requests.into_iter();
-        let mut settled_any = !first;
-        while let Some(request) = requests.next() {
-            match self.send(&request).await {
-                Ok(dropped) => report.dropped.extend(dropped),
-                // The whole batch refused: the driver counts and reports it.
-                Err(e @ ExportError::Permanent { .. }) if !settled_any && requests.len() == 0 => {
-                    return Err(e);
-                }
-                Err(ExportError::Permanent { reason, message }) => {
-                    tracing::error!(url = %self.url(request.signal).map(|u| u.to_string()).unwrap_or_default(),
-                        items = request.items, error = %message,
-                        "OTLP/HTTP request refused permanently");
-                    report.dropped.push((reason, request.items));
-                }
-                Err(e) if !settled_any => return Err(e),
-                Err(e) => {
-                    let mut left = vec![request];
-                    left.extend(requests);
-                    return Err(ExportError::Retry {
-                        reason: e.reason().to_string(),
-                        message: e.to_string(),
-                        pending: Box::new(PendingRequests {
-                            exporter: self.clone(),
-                            requests: left,
-                        }),
-                        report,
-                    });
-                }
-            }
-            settled_any = true;
-        }
-        Ok(report)
+        send_in_order(self, requests, report, first).await
     }
 
     /// One request: signed, sent, its answer classified. `Ok` holds the items the
@@ -459,6 +426,33 @@ impl ExporterFactory for OtlpHttpExporterConfig {
             .as_ref()
             .map(|g| LogGroups::new(g, ctx.id, ctx.metrics, self.timeout));
         Ok(Arc::new(OtlpHttpExporter::new(self, auth, log_groups)?))
+    }
+}
+
+#[async_trait]
+impl RequestSender<EncodedRequest> for OtlpHttpExporter {
+    async fn send_request(
+        &self,
+        request: &EncodedRequest,
+    ) -> Result<Vec<(String, usize)>, ExportError> {
+        self.send(request).await
+    }
+
+    fn items(&self, request: &EncodedRequest) -> usize {
+        request.items
+    }
+
+    fn destination(&self, request: &EncodedRequest) -> String {
+        self.url(request.signal)
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    fn left_over(&self, requests: Vec<EncodedRequest>) -> Box<dyn Pending> {
+        Box::new(PendingRequests {
+            exporter: self.clone(),
+            requests,
+        })
     }
 }
 
