@@ -14,7 +14,9 @@ use aurastream_proto::otlp::logs::LogRecord;
 use aurastream_proto::otlp::resource::Resource;
 
 use super::target::LogTarget;
-use super::template::{Attributes, NameKind, Router, Template};
+use prometheus_client::metrics::counter::Counter;
+
+use super::template::{Attributes, GroupLimit, NameKind, Router, Template};
 
 /// Where the records of one log category go.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -82,7 +84,9 @@ impl CategoryRouter {
         default_retention: u32,
         category_attribute: &str,
         categories: &BTreeMap<String, CategoryConfig>,
-        router: Router,
+        stream_name: &str,
+        max_log_groups: usize,
+        group_overflow: Counter,
     ) -> CategoryRouter {
         CategoryRouter {
             default_group: Template::new(default_group, NameKind::Group),
@@ -100,7 +104,10 @@ impl CategoryRouter {
                     )
                 })
                 .collect(),
-            router,
+            router: Router::new(
+                Template::new(stream_name, NameKind::Stream),
+                GroupLimit::new(max_log_groups, group_overflow),
+            ),
         }
     }
 

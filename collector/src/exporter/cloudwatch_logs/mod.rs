@@ -65,7 +65,6 @@ use crate::aws::cloudwatch_logs::routing::CategoryRouter;
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
-use crate::aws::cloudwatch_logs::template::{GroupLimit, NameKind, Router, Template};
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::{LineWriter, OutputDestination};
@@ -128,13 +127,9 @@ impl CloudWatchLogsExporter {
                 config.log_retention,
                 &config.category_attribute,
                 &config.categories,
-                Router::new(
-                    Template::new(&config.log_stream_name, NameKind::Stream),
-                    GroupLimit::new(
-                        config.max_log_groups,
-                        metrics.component_event(id, Signal::Logs, "log_group_overflow"),
-                    ),
-                ),
+                &config.log_stream_name,
+                config.max_log_groups,
+                metrics.component_event(id, Signal::Logs, "log_group_overflow"),
             ),
             trimmed: metrics.component_event(id, Signal::Logs, "event_trimmed"),
             split: metrics.component_event(id, Signal::Logs, "event_split"),

@@ -18,9 +18,7 @@ use crate::aws::cloudwatch_logs::retry::ErrorClass;
 use crate::aws::cloudwatch_logs::routing::{CategoryConfig, CategoryRouter, seed_categories};
 use crate::aws::cloudwatch_logs::service::{ClientSettings, LogsService};
 use crate::aws::cloudwatch_logs::target::{LogTarget, validate_retention};
-use crate::aws::cloudwatch_logs::template::{
-    DEFAULT_MAX_LOG_GROUPS, GroupLimit, NameKind, Router, Template,
-};
+use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
 use crate::component::ExportError;
 use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
@@ -132,13 +130,9 @@ impl LogGroups {
                 config.log_retention,
                 &config.category_attribute,
                 &config.categories,
-                Router::new(
-                    Template::new(&config.log_stream_name, NameKind::Stream),
-                    GroupLimit::new(
-                        config.max_log_groups,
-                        metrics.component_event(id, Signal::Logs, "log_group_overflow"),
-                    ),
-                ),
+                &config.log_stream_name,
+                config.max_log_groups,
+                metrics.component_event(id, Signal::Logs, "log_group_overflow"),
             ),
             service,
             ready: Mutex::new(HashSet::new()),
