@@ -1,16 +1,22 @@
-//! TLS for a listener: the Collector's server-side `tls` block, certificates re-read from
-//! disk every `reload_interval` (checked on the next handshake, so a rotated certificate is
-//! used without a restart), and client certificates required when `client_ca_file` is set.
+//! TLS for a listener: the Collector's server-side `tls` block, certificates and the client
+//! CA re-read from disk every `reload_interval` (checked on the next handshake, so a
+//! rotated file is used without a restart), and client certificates required when
+//! `client_ca_file` is set.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Deserialize;
 
 use super::pem;
+use crate::telemetry::metrics::SelfMetrics;
 
 /// ```yaml
 /// tls:
@@ -31,7 +37,8 @@ pub struct ServerTlsConfig {
     pub min_version: Option<String>,
     pub max_version: Option<String>,
     pub cipher_suites: Vec<String>,
-    /// How often the certificate files are checked for a new version; off when unset.
+    /// How often the certificate, key and client CA files are checked for a new version;
+    /// off when unset.
     #[serde(with = "humantime_serde")]
     pub reload_interval: Option<Duration>,
 }
@@ -74,123 +81,210 @@ impl ServerTls {
             super::protocol_versions(config.min_version.as_deref(), config.max_version.as_deref())?;
         let cert_file = config.cert_file.clone().expect("validated");
         let key_file = config.key_file.clone().expect("validated");
-        let resolver = ReloadingCert::new(
-            cert_file,
-            key_file,
-            config.reload_interval,
-            provider.clone(),
-            on_reload,
-        )?;
+        let certificate = {
+            let provider = provider.clone();
+            let (cert, key) = (cert_file.clone(), key_file.clone());
+            Reloading::new(
+                "TLS certificate",
+                vec![cert_file, key_file],
+                config.reload_interval,
+                Box::new(move || pem::certified_key(&cert, &key, &provider)),
+                on_reload.clone(),
+            )?
+        };
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| format!("tls: {e}"))?;
         let builder = match &config.client_ca_file {
             Some(path) => {
-                let roots = pem::roots(path)?;
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                let path = path.clone();
+                let load = move || client_verifier(&path, &provider);
+                let verifier: Arc<dyn ClientCertVerifier> = match config.reload_interval {
+                    None => load()?,
+                    Some(interval) => Arc::new(Reloading::new(
+                        "TLS client CA",
+                        vec![config.client_ca_file.clone().expect("matched")],
+                        Some(interval),
+                        Box::new(load),
+                        on_reload,
+                    )?),
+                };
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
         };
-        let mut server = builder.with_cert_resolver(Arc::new(resolver));
+        let mut server = builder.with_cert_resolver(Arc::new(certificate));
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(ServerTls {
             config: Arc::new(server),
         })
     }
+
+    /// [`ServerTls::load`] for the listener `component`, its reloads counted on `/metrics`
+    /// as `listener_events{event="tls_reloaded"|"tls_reload_failed"}`.
+    pub fn load_counted(
+        config: &ServerTlsConfig,
+        component: &str,
+        metrics: &SelfMetrics,
+    ) -> Result<ServerTls, String> {
+        let reloaded = metrics.listener_event(component, "tls_reloaded");
+        let failed = metrics.listener_event(component, "tls_reload_failed");
+        ServerTls::load(
+            config,
+            Arc::new(move |ok| {
+                if ok {
+                    reloaded.inc()
+                } else {
+                    failed.inc()
+                };
+            }),
+        )
+    }
 }
 
-/// The certificate presented in handshakes, re-read when its files change.
-struct ReloadingCert {
-    cert_file: PathBuf,
-    key_file: PathBuf,
+/// Clients must present a certificate signed by a CA in `path`.
+fn client_verifier(
+    path: &Path,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let roots = pem::roots(path)?;
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Something made from files (a certificate and its key, a client CA bundle), made again
+/// when one of the files changes: checked at most once per `interval`, on the next
+/// handshake that needs it, so a rotated file is used without a restart.
+struct Reloading<T> {
+    what: &'static str,
+    files: Vec<PathBuf>,
     interval: Option<Duration>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    load: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
     on_reload: Arc<dyn Fn(bool) + Send + Sync>,
-    state: Mutex<Loaded>,
+    state: Mutex<Loaded<T>>,
 }
 
-struct Loaded {
-    key: Arc<CertifiedKey>,
-    modified: (Option<SystemTime>, Option<SystemTime>),
+struct Loaded<T> {
+    value: T,
+    modified: Vec<Option<SystemTime>>,
     next_check: Instant,
 }
 
-impl std::fmt::Debug for ReloadingCert {
+impl<T> std::fmt::Debug for Reloading<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReloadingCert")
-            .field("cert_file", &self.cert_file)
+        f.debug_struct("Reloading")
+            .field("what", &self.what)
+            .field("files", &self.files)
             .field("interval", &self.interval)
             .finish_non_exhaustive()
     }
 }
 
-impl ReloadingCert {
+impl<T: Clone> Reloading<T> {
     fn new(
-        cert_file: PathBuf,
-        key_file: PathBuf,
+        what: &'static str,
+        files: Vec<PathBuf>,
         interval: Option<Duration>,
-        provider: Arc<rustls::crypto::CryptoProvider>,
+        load: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
         on_reload: Arc<dyn Fn(bool) + Send + Sync>,
-    ) -> Result<ReloadingCert, String> {
-        let modified = (modified(&cert_file), modified(&key_file));
-        let key = pem::certified_key(&cert_file, &key_file, &provider)?;
-        Ok(ReloadingCert {
+    ) -> Result<Reloading<T>, String> {
+        let modified = files.iter().map(|f| modified(f)).collect();
+        let value = load()?;
+        Ok(Reloading {
             state: Mutex::new(Loaded {
-                key,
+                value,
                 modified,
                 next_check: Instant::now() + interval.unwrap_or_default(),
             }),
-            cert_file,
-            key_file,
+            what,
+            files,
             interval,
-            provider,
+            load,
             on_reload,
         })
     }
 
-    /// The current key, re-read first if the interval has passed and a file changed. A
-    /// rotation caught half-written (a key that does not match yet) keeps the old pair and
-    /// is tried again on the next check.
-    fn current(&self) -> Arc<CertifiedKey> {
+    /// The current value, made again first if the interval has passed and a file changed.
+    /// A rotation caught half-written (a key that does not match yet, a truncated bundle)
+    /// keeps the old value and is tried again on the next check.
+    fn current(&self) -> T {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let Some(interval) = self.interval else {
-            return state.key.clone();
+            return state.value.clone();
         };
         let now = Instant::now();
         if now < state.next_check {
-            return state.key.clone();
+            return state.value.clone();
         }
         state.next_check = now + interval;
-        let seen = (modified(&self.cert_file), modified(&self.key_file));
+        let seen: Vec<_> = self.files.iter().map(|f| modified(f)).collect();
         if seen == state.modified {
-            return state.key.clone();
+            return state.value.clone();
         }
-        match pem::certified_key(&self.cert_file, &self.key_file, &self.provider) {
-            Ok(key) => {
-                tracing::info!(cert_file = %self.cert_file.display(), "TLS certificate reloaded");
-                state.key = key;
+        match (self.load)() {
+            Ok(value) => {
+                tracing::info!(file = %self.files[0].display(), "{} reloaded", self.what);
+                state.value = value;
                 state.modified = seen;
                 (self.on_reload)(true);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "TLS certificate not reloaded; still using the previous one");
+                tracing::warn!(error = %e, "{} not reloaded; still using the previous one", self.what);
                 (self.on_reload)(false);
             }
         }
-        state.key.clone()
+        state.value.clone()
     }
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
+fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-impl ResolvesServerCert for ReloadingCert {
+impl ResolvesServerCert for Reloading<Arc<CertifiedKey>> {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
+    }
+}
+
+/// A client CA that can be rotated. The CA names hinted to clients in the handshake would
+/// go stale after a rotation, so none are sent: clients offer their certificate whatever
+/// the CA (what OpenSSL, Go and rustls clients do with a single client certificate).
+impl ClientCertVerifier for Reloading<Arc<dyn ClientCertVerifier>> {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
     }
 }

@@ -391,19 +391,8 @@ impl Door {
         let component = format!("receiver/{id}/{transport}");
         let tls = tls
             .map(|t| {
-                let reloaded = metrics.listener_event(&component, "tls_reloaded");
-                let failed = metrics.listener_event(&component, "tls_reload_failed");
-                ServerTls::load(
-                    t,
-                    Arc::new(move |ok| {
-                        if ok {
-                            reloaded.inc()
-                        } else {
-                            failed.inc()
-                        };
-                    }),
-                )
-                .map_err(|e| BuildError::Options(format!("protocols.{transport}.{e}")))
+                ServerTls::load_counted(t, &component, metrics)
+                    .map_err(|e| BuildError::Options(format!("protocols.{transport}.{e}")))
             })
             .transpose()?;
         let auth = auth
