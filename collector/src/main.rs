@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use aurastream_collector::config::{self, LogEncoding};
+use aurastream_collector::net::tls_client::ClientTlsConfig;
 use aurastream_collector::{lambda_extension, service, telemetry};
 
 /// OpenTelemetry collector for services on AWS.
@@ -67,6 +69,19 @@ enum Command {
         /// host:port of the `health_check` extension.
         #[arg(default_value = "127.0.0.1:13133")]
         address: String,
+        /// The extension has a `tls` block: ask over HTTPS, trusting this CA (PEM).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// A client certificate (PEM) for an extension that requires one (`client_ca_file`).
+        #[arg(long, requires = "key_file")]
+        cert_file: Option<PathBuf>,
+        /// The key of `--cert-file`.
+        #[arg(long, requires = "cert_file")]
+        key_file: Option<PathBuf>,
+        /// HTTPS without checking the extension's certificate (a liveness probe of a
+        /// collector on the same host).
+        #[arg(long)]
+        insecure_skip_verify: bool,
     },
     /// Print the built-in default configuration.
     PrintDefaultConfig {
@@ -91,13 +106,28 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(Command::Healthcheck { address }) => match health_answers(&address) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{address}: no answer from /health: {e}");
-                ExitCode::from(1)
+        Some(Command::Healthcheck {
+            address,
+            ca_file,
+            cert_file,
+            key_file,
+            insecure_skip_verify,
+        }) => {
+            let tls = ClientTlsConfig {
+                ca_file,
+                cert_file,
+                key_file,
+                insecure_skip_verify,
+                ..Default::default()
+            };
+            match health_answers(&address, &tls) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{address}: no answer from /health: {e}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Some(Command::Validate { files, check_aws }) => {
             let files = if files.is_empty() { cli.config } else { files };
             match config::load(&files) {
@@ -193,7 +223,7 @@ fn check_aws_readiness(config: &config::Config) {
 }
 
 /// One `GET /health` over plain TCP, with a 3 s bound on each step; Ok if the answer is HTTP.
-fn health_answers(address: &str) -> std::io::Result<()> {
+fn health_answers(address: &str, tls: &ClientTlsConfig) -> std::io::Result<()> {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
     let timeout = std::time::Duration::from_secs(3);
@@ -201,12 +231,31 @@ fn health_answers(address: &str) -> std::io::Result<()> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
+    let request = format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n");
     let mut head = [0u8; 5];
-    stream.read_exact(&mut head)?;
+    if tls.enabled(false) {
+        let mut config = (*tls.load().map_err(std::io::Error::other)?).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+        let name = rustls::pki_types::ServerName::try_from(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let connection =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+        let mut stream = rustls::StreamOwned::new(connection, stream);
+        stream.write_all(request.as_bytes())?;
+        stream.read_exact(&mut head)?;
+    } else {
+        let mut stream = stream;
+        stream.write_all(request.as_bytes())?;
+        stream.read_exact(&mut head)?;
+    }
     if &head == b"HTTP/" {
         Ok(())
     } else {

@@ -178,6 +178,23 @@ impl Collector {
 
     /// Like [`Collector::start`], with the collector's stdout wired as given.
     pub fn start_with(config: impl FnOnce(&Ports, &Path) -> String, stdout: Stdio) -> Collector {
+        let mut c = Collector::spawn(config, stdout);
+        c.wait_healthy();
+        c
+    }
+
+    /// Starts the collector and waits (up to 30 s) until `ready` says so, for a
+    /// `health_check` that plain HTTP cannot ask (TLS on it).
+    pub fn start_ready_when(
+        config: impl FnOnce(&Ports, &Path) -> String,
+        mut ready: impl FnMut(&Collector) -> bool,
+    ) -> Collector {
+        let mut c = Collector::spawn(config, Stdio::null());
+        c.wait_until("ready", |c| ready(c));
+        c
+    }
+
+    fn spawn(config: impl FnOnce(&Ports, &Path) -> String, stdout: Stdio) -> Collector {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = Ports::free();
         let yaml = config(&ports, dir.path());
@@ -196,14 +213,12 @@ impl Collector {
             .stderr(stderr)
             .spawn()
             .expect("spawn aurastream-collector");
-        let mut c = Collector {
+        Collector {
             ports,
             dir,
             child: Some(child),
             stderr_path,
-        };
-        c.wait_healthy();
-        c
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -223,23 +238,27 @@ impl Collector {
     }
 
     fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://127.0.0.1:{}/health", self.ports.health);
+        self.wait_until("healthy", |_| {
+            http_get(&url).is_ok_and(|body| body.contains("\"overall_status\":\"healthy\""))
+        });
+    }
+
+    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Collector) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child_mut().try_wait().expect("poll child") {
                 panic!(
-                    "collector exited with {status} before becoming healthy:\n{}",
+                    "collector exited with {status} before becoming {what}:\n{}",
                     self.stderr()
                 );
             }
-            if let Ok(body) = http_get(&url)
-                && body.contains("\"overall_status\":\"healthy\"")
-            {
+            if ready(self) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("collector not healthy after 30 s:\n{}", self.stderr());
+        panic!("collector not {what} after 30 s:\n{}", self.stderr());
     }
 
     /// `/metrics` as text.

@@ -472,6 +472,164 @@ service:
     assert_eq!(c.stop(), 0);
 }
 
+/// `GET path` over TLS to `port` trusting `ca_file`, with `client` as the client
+/// certificate when given; the whole answer, or why there is none.
+fn https_get(
+    port: u16,
+    path: &str,
+    ca_file: &Path,
+    client: Option<&(PathBuf, PathBuf)>,
+) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tls =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// Whether `aurastream-collector healthcheck` (the container's health check) gets an
+/// answer from `port` with `args`.
+fn healthcheck(port: u16, args: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new(aurastream_e2e::workspace_bin("aurastream-collector"))
+        .arg("healthcheck")
+        .arg(format!("localhost:{port}"))
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run healthcheck")
+        .success()
+}
+
+/// The `healthcheck` options for a client certificate `(cert, key)` and the server's CA.
+fn mtls_args<'a>(
+    ca_file: &'a Path,
+    (cert, key): &'a (PathBuf, PathBuf),
+) -> Vec<&'a std::ffi::OsStr> {
+    vec![
+        "--ca-file".as_ref(),
+        ca_file.as_os_str(),
+        "--cert-file".as_ref(),
+        cert.as_os_str(),
+        "--key-file".as_ref(),
+        key.as_os_str(),
+    ]
+}
+
+/// `/health` and `/metrics` behind mTLS: only a client certificate from the configured
+/// client CA gets in, through the `healthcheck` subcommand and a raw TLS client alike; a
+/// client CA replaced on disk is used after `reload_interval`, without a restart.
+#[test]
+fn health_check_over_mtls_follows_a_rotated_client_ca() {
+    let pki = Pki::new();
+    let other = Authority::new(pki.ca.dir.as_path(), "next-client-ca");
+    let next_client = other.leaf("sidecar-b", ExtendedKeyUsagePurpose::ClientAuth, false);
+    let dir = tempfile::tempdir().unwrap();
+    let client_ca = dir.path().join("clients-ca.crt");
+    std::fs::copy(&pki.ca.ca_file, &client_ca).unwrap();
+    let ca = pki.ca.ca_file.as_os_str();
+    let with = |client| mtls_args(&pki.ca.ca_file, client);
+    let mut c = Collector::start_ready_when(
+        |ports, out| {
+            format!(
+                r#"
+receivers:
+  otlp:
+    protocols:
+      http: {{ endpoint: 127.0.0.1:{http} }}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+    tls:
+      cert_file: {cert}
+      key_file: {key}
+      client_ca_file: {client_ca}
+      reload_interval: 200ms
+exporters:
+  file: {{ path: {out}/traces.jsonl }}
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"#,
+                http = ports.http,
+                health = ports.health,
+                cert = pki.server.0.display(),
+                key = pki.server.1.display(),
+                client_ca = client_ca.display(),
+                out = out.display(),
+            )
+        },
+        |c| healthcheck(c.ports.health, &with(&pki.client)),
+    );
+    let port = c.ports.health;
+    let health = https_get(port, "/health", &pki.ca.ca_file, Some(&pki.client)).unwrap();
+    assert!(
+        health.starts_with("HTTP/1.0 200") && health.contains("\"overall_status\":\"healthy\""),
+        "{health}"
+    );
+    assert!(
+        https_get(port, "/health", &pki.ca.ca_file, None).is_err(),
+        "no client certificate"
+    );
+    assert!(!healthcheck(port, &with(&pki.stranger)), "another CA");
+    assert!(!healthcheck(port, &with(&pki.expired)), "expired");
+    assert!(!healthcheck(port, &[]), "plain text to a TLS port");
+    assert!(
+        !healthcheck(port, &["--ca-file".as_ref(), ca]),
+        "no client certificate"
+    );
+
+    // Rotate the client CA by rename, as secret managers do.
+    std::fs::copy(&other.ca_file, dir.path().join("next.crt")).unwrap();
+    std::fs::rename(dir.path().join("next.crt"), &client_ca).unwrap();
+    eventually(
+        "a client of the new CA is let in",
+        Duration::from_secs(20),
+        || healthcheck(port, &with(&next_client)),
+    );
+    assert!(!healthcheck(port, &with(&pki.client)), "the old CA is out");
+    let metrics = https_get(port, "/metrics", &pki.ca.ca_file, Some(&next_client)).unwrap();
+    let reloads = aurastream_e2e::metric_sum(
+        &metrics,
+        "aurastream_listener_events_total",
+        &[
+            "component=\"extension/health_check\"",
+            "event=\"tls_reloaded\"",
+        ],
+    );
+    assert!(reloads >= 1.0, "{metrics}");
+    assert_eq!(c.stop(), 0);
+}
+
 /// A client sending one header byte per second is cut off by `read_header_timeout`, and
 /// 1,000 idle connections do not keep a normal client out.
 #[test]

@@ -108,6 +108,18 @@ impl Limits {
         }
     }
 
+    /// A small HTTP listener with no options of its own (`/health`, the X-Ray sampling
+    /// proxy): the defaults above, and at most `max_connections` at once.
+    pub fn http_defaults(max_connections: usize) -> Limits {
+        Limits::http(
+            max_connections,
+            DEFAULT_READ_HEADER_TIMEOUT,
+            Some(DEFAULT_READ_TIMEOUT),
+            Some(DEFAULT_WRITE_TIMEOUT),
+            Some(DEFAULT_IDLE_TIMEOUT),
+        )
+    }
+
     /// An OTLP/gRPC listener.
     pub fn grpc(
         max_connections: usize,

@@ -4,20 +4,25 @@ pub mod config;
 pub mod server;
 
 use self::config::HealthCheckConfig;
+use crate::component::factory::BuildError;
 
 #[async_trait::async_trait]
 impl crate::component::factory::ExtensionFactory for HealthCheckConfig {
+    fn validate(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(tls) => tls.validate(),
+            None => Ok(()),
+        }
+    }
+
     async fn start(
         &self,
         ctx: crate::component::factory::ExtensionContext<'_>,
-    ) -> Result<tokio::task::JoinHandle<()>, crate::component::factory::BuildError> {
-        let (addr, task) = server::start(self, ctx.health, ctx.metrics, ctx.stop)
-            .await
-            .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.endpoint))
-            })?;
+    ) -> Result<tokio::task::JoinHandle<()>, BuildError> {
+        let (addr, task) = server::start(self, ctx.health, ctx.metrics, ctx.stop).await?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(extension = %ctx.id, %addr,
-            "health at http://{addr}{} and metrics at http://{addr}/metrics", self.path);
+            "health at {scheme}://{addr}{} and metrics at {scheme}://{addr}/metrics", self.path);
         Ok(task)
     }
 }

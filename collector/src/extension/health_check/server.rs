@@ -11,6 +11,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::HealthCheckConfig;
+use crate::component::factory::BuildError;
+use crate::net::limits::Limits;
+use crate::net::server::{self, Listener};
+use crate::net::tls_server::ServerTls;
 use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -20,28 +24,47 @@ struct AppState {
     metrics: Arc<SelfMetrics>,
 }
 
-/// Binds the listener (so a taken port fails start-up) and serves until `stop`.
+/// Connections the listener holds at once: probes and scrapers, not telemetry clients.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Binds the listener (so a taken port or unusable TLS files fail start-up) and serves
+/// until `stop`, on the accept loop every listener shares (timeouts, connection cap).
 pub async fn start(
     config: &HealthCheckConfig,
     health: Arc<HealthRegistry>,
     metrics: Arc<SelfMetrics>,
     stop: CancellationToken,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(&config.endpoint).await?;
-    let addr = listener.local_addr()?;
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), BuildError> {
+    let component = "extension/health_check".to_string();
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| ServerTls::load_counted(t, &component, &metrics))
+        .transpose()
+        .map_err(BuildError::Options)?;
+    let cannot_listen = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", config.endpoint),
+        )
+    };
+    let listener = TcpListener::bind(&config.endpoint)
+        .await
+        .map_err(cannot_listen)?;
+    let addr = listener.local_addr().map_err(cannot_listen)?;
     let app = Router::new()
         .route(&config.path, get(health_handler))
         .route("/metrics", get(metrics_handler))
-        .with_state(AppState { health, metrics });
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "health/metrics server stopped");
-        }
-    });
-    Ok((addr, task))
+        .with_state(AppState {
+            health,
+            metrics: metrics.clone(),
+        });
+    let spec = Listener {
+        component,
+        tls,
+        limits: Limits::http_defaults(MAX_CONNECTIONS),
+    };
+    Ok((addr, server::serve(listener, spec, app, metrics, stop)))
 }
 
 async fn health_handler(State(s): State<AppState>) -> impl IntoResponse {
