@@ -66,7 +66,7 @@ pub async fn start(
     tracing::info!(receiver = id, %addr, "X-Ray daemon protocol (UDP) listening");
     let mut endpoints = vec![format!("udp {addr}")];
     let mut tasks = Vec::new();
-    let segments = Segments::new(id, consumers.get(&Signal::Traces).cloned(), metrics);
+    let segments = Segments::new(id, consumers.get(&Signal::Traces).cloned(), metrics.clone());
     tasks.push(tokio::spawn(segments.serve(socket, stop.clone())));
     if let Some(proxy_config) = &config.proxy_server {
         let listener = TcpListener::bind(&proxy_config.endpoint)
@@ -76,7 +76,8 @@ pub async fn start(
         tracing::info!(receiver = id, %addr, "X-Ray sampling proxy (TCP) listening");
         endpoints.push(format!("sampling proxy tcp {addr}"));
         let proxy = Arc::new(SamplingProxy::new(proxy_config));
-        tasks.push(proxy::serve(listener, proxy, stop));
+        let component = format!("receiver/{id}/proxy");
+        tasks.push(proxy::serve(listener, component, proxy, metrics, stop));
     }
     let detail = endpoints.join(", ");
     health.register(&format!("receiver/{id}"), move || {

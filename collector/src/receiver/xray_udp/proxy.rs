@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ProxyServerConfig;
 use crate::aws::signed_http::{CallFailure, SignedHttp};
+use crate::net::limits::{DEFAULT_MAX_CONNECTIONS, Limits};
+use crate::net::server::{self, Listener};
+use crate::telemetry::metrics::SelfMetrics;
 
 /// The paths the X-Ray SDKs call on the daemon address.
 pub const FORWARDED_PATHS: [&str; 2] = ["/GetSamplingRules", "/SamplingTargets"];
@@ -76,10 +79,17 @@ impl SamplingProxy {
     }
 }
 
-/// Serves the proxy on `listener` until `stop` is cancelled.
+/// Serves the proxy on `listener` until `stop` is cancelled, on the accept loop every
+/// listener shares (header, body and idle timeouts, a connection cap), counted on
+/// `/metrics` as `component` (`receiver/awsxray/proxy`).
+///
+/// Plain HTTP only: the X-Ray SDKs speak plain HTTP to the daemon address and have no TLS
+/// option for it, so the listener stays on loopback or inside the task's network.
 pub fn serve(
     listener: TcpListener,
+    component: String,
     proxy: Arc<SamplingProxy>,
+    metrics: Arc<SelfMetrics>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     let mut router = Router::new();
@@ -105,14 +115,12 @@ pub fn serve(
             )
         })
         .with_state(proxy);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "X-Ray sampling proxy stopped");
-        }
-    })
+    let spec = Listener {
+        component,
+        tls: None,
+        limits: Limits::http_defaults(DEFAULT_MAX_CONNECTIONS),
+    };
+    server::serve(listener, spec, router, metrics, stop)
 }
 
 async fn handle(proxy: &SamplingProxy, path: &str, body: Bytes) -> Response {

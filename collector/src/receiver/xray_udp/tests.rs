@@ -257,7 +257,13 @@ async fn sampling_calls_are_signed_and_forwarded() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let task = proxy::serve(listener, proxy, stop.clone());
+    let task = proxy::serve(
+        listener,
+        "receiver/awsxray/proxy".into(),
+        proxy,
+        Arc::new(SelfMetrics::new()),
+        stop.clone(),
+    );
 
     let (status, body) = post(addr, "/GetSamplingRules", "{\"NextToken\":null}").await;
     assert_eq!(status, StatusCode::OK);
@@ -300,7 +306,13 @@ async fn adaptive_sampling_statistics_and_boosts_pass_through() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let task = proxy::serve(listener, proxy, stop.clone());
+    let task = proxy::serve(
+        listener,
+        "receiver/awsxray/proxy".into(),
+        proxy,
+        Arc::new(SelfMetrics::new()),
+        stop.clone(),
+    );
 
     let statistics = r#"{"SamplingStatisticsDocuments":[{"RuleName":"Critical endpoints","ClientID":"abc","Timestamp":1.7e9,"RequestCount":40,"SampledCount":20,"BorrowCount":0}],"SamplingBoostStatisticsDocuments":[{"RuleName":"Critical endpoints","ServiceName":"aurastream-api","Timestamp":1.7e9,"AnomalyCount":12,"TotalCount":40,"SampledAnomalyCount":6}]}"#;
     let (status, body) = post(addr, "/SamplingTargets", statistics).await;
@@ -330,7 +342,13 @@ async fn an_unreachable_xray_is_a_bad_gateway() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let task = proxy::serve(listener, proxy, stop.clone());
+    let task = proxy::serve(
+        listener,
+        "receiver/awsxray/proxy".into(),
+        proxy,
+        Arc::new(SelfMetrics::new()),
+        stop.clone(),
+    );
     let (status, body) = post(addr, "/GetSamplingRules", "{}").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(body.contains("cannot connect"), "{body}");
