@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Segments;
-use super::config::ProxyServerConfig;
+use super::config::{ProxyServerConfig, XrayReceiverConfig};
 use super::proxy::{self, SamplingProxy};
 use super::segment::tests::python_sdk_segment;
 use crate::component::Exporter;
@@ -28,6 +28,7 @@ use crate::exporter::xray::config::{OutputDestination, XrayExporterConfig};
 use crate::model::Batch;
 use crate::model::ItemBudget;
 use crate::model::{Signal, SignalData};
+use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
 const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
@@ -166,6 +167,91 @@ async fn datagrams_reach_the_pipeline_and_bad_ones_are_counted() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+/// Nothing a client sends can end the UDP task, so the test ends the real one by aborting
+/// it; it is watched exactly as `start` watches it.
+#[tokio::test]
+async fn the_receiver_is_unhealthy_once_its_udp_task_has_ended() {
+    let metrics = Arc::new(SelfMetrics::new());
+    let (consumer, mut rx) = pipeline(100);
+    let health = HealthRegistry::default();
+    let stop = CancellationToken::new();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(
+        Segments::new("awsxray", Some(consumer), metrics.clone()).serve(socket, stop.clone()),
+    );
+    let abort = task.abort_handle();
+    let mut watched = crate::receiver::watch_servers(
+        "awsxray",
+        &health,
+        format!("udp {addr}"),
+        vec![("udp server", task)],
+        &stop,
+    );
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(&datagram(&python_sdk_segment()), addr)
+        .await
+        .unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(matches!(served, Ok(Some(_))), "the task serves");
+    let report = health.report();
+    assert_eq!(report.overall_status, "healthy");
+    assert_eq!(
+        report.checks["receiver/awsxray"].detail,
+        format!("udp {addr}")
+    );
+
+    abort.abort();
+    watched.pop().unwrap().await.unwrap();
+    let report = health.report();
+    assert_eq!(report.overall_status, "unhealthy");
+    let check = &report.checks["receiver/awsxray"];
+    assert_eq!(check.status, "unhealthy");
+    assert_eq!(
+        check.detail,
+        format!("udp server was cancelled; serving udp {addr}")
+    );
+}
+
+#[tokio::test]
+async fn start_registers_the_receiver_and_stopping_it_is_not_dying() {
+    let metrics = Arc::new(SelfMetrics::new());
+    let health = HealthRegistry::default();
+    let stop = CancellationToken::new();
+    let config = XrayReceiverConfig {
+        endpoint: "127.0.0.1:0".into(),
+        proxy_server: Some(ProxyServerConfig {
+            endpoint: "127.0.0.1:0".into(),
+            ..ProxyServerConfig::default()
+        }),
+        ..XrayReceiverConfig::default()
+    };
+    let tasks = super::start(
+        "awsxray",
+        &config,
+        BTreeMap::new(),
+        metrics,
+        &health,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 2, "the UDP server and the sampling proxy");
+    let check = &health.report().checks["receiver/awsxray"];
+    assert_eq!(check.status, "healthy");
+    assert!(
+        check.detail.starts_with("udp 127.0.0.1:") && check.detail.contains("sampling proxy"),
+        "{}",
+        check.detail
+    );
+    stop.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(health.report().overall_status, "healthy");
 }
 
 /// What the fake X-Ray saw: path, `Authorization` header and body of each call.
