@@ -7,7 +7,8 @@
 //! * TCP ([`proxy`]): the SDKs' sampling calls, signed and forwarded to X-Ray.
 //!
 //! UDP has no way to push back, so a datagram the pipeline has no room for is dropped
-//! and counted (`receiver_refused{reason="queue_full"}`), as is a datagram that is not a
+//! and its spans counted (`receiver_refused{reason="queue_full"}`, or `memory_limit`
+//! while the memory budget is over its soft limit), as is a datagram that is not a
 //! valid document (`no_header`, `bad_header`, `bad_json`, `invalid_segment`,
 //! `too_large`; counted once per datagram, since its spans cannot be counted). Either way
 //! the receiver logs at debug and keeps serving: a misbehaving client must not be able to
