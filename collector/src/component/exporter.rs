@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::model::{Signal, SignalData};
 
@@ -210,6 +211,13 @@ pub trait Exporter: Send + Sync + 'static {
 
     /// A short human-readable state for `/health` (`None` = nothing to add).
     fn health_detail(&self) -> Option<String> {
+        None
+    }
+
+    /// Bytes the exporter holds beyond the batches it is sending (whose tickets are
+    /// charged already), such as per-series state, kept current by it, for the
+    /// process-wide memory budget.
+    fn held_bytes_gauge(&self) -> Option<Gauge> {
         None
     }
 }

@@ -11,8 +11,10 @@
 //!   [`super::decoded_size::held`]) until
 //!   the last exporter is done with it, through the batch processor, the tail buffer and
 //!   the exporter drivers' retries;
-//! - processors that hold more than their batches (the tail sampler's shared resources and
-//!   bookkeeping) publish it in a gauge the limiter adds in ([`MemoryLimiter::watch`]).
+//! - processors and exporters that hold more than their batches (the tail sampler's shared
+//!   resources and bookkeeping, the EMF exporter's per-series state) publish it in a gauge
+//!   the limiter adds in ([`MemoryLimiter::watch`], estimates kept with
+//!   [`super::held_bytes`]).
 //!
 //! Above the soft limit (limit − spike) receivers refuse new requests with a retryable
 //! error (HTTP 503 + `Retry-After` / gRPC `UNAVAILABLE`), before reading their bodies. The
@@ -59,7 +61,8 @@ pub enum Refusal {
 pub struct MemoryLimiter {
     held: AtomicUsize,
     limits: MemoryLimits,
-    /// Bytes held by processors beyond their batches, each kept current by its owner.
+    /// Bytes held by processors and exporters beyond their batches, each kept current by
+    /// its owner.
     watched: RwLock<Vec<Gauge>>,
     gauge: Gauge,
 }
@@ -96,7 +99,7 @@ impl MemoryLimiter {
             .sum()
     }
 
-    /// Bytes held now: claims and watched processors.
+    /// Bytes held now: claims and watched processors and exporters.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed) + self.watched()
     }

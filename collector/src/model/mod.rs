@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod budget;
 pub mod decoded_size;
+pub mod held_bytes;
 pub mod ids;
 pub mod json;
 pub mod memory;

@@ -57,6 +57,11 @@ pub struct PipelineComponentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExporterLabels {
     pub exporter: String,
     pub pipeline: String,
@@ -141,6 +146,7 @@ pub struct SelfMetrics {
     memory_soft_limit: Gauge,
     memory_limit: Gauge,
     processor_held_bytes: Family<PipelineComponentLabels, Gauge>,
+    exporter_held_bytes: Family<ComponentLabels, Gauge>,
     exporter_sent: Family<ExporterLabels, Counter>,
     exporter_failed: Family<ExporterReasonLabels, Counter>,
     exporter_withheld: Family<ExporterReasonLabels, Counter>,
@@ -173,6 +179,7 @@ impl SelfMetrics {
             memory_soft_limit: Gauge::default(),
             memory_limit: Gauge::default(),
             processor_held_bytes: Family::default(),
+            exporter_held_bytes: Family::default(),
             exporter_sent: Family::default(),
             exporter_failed: Family::default(),
             exporter_withheld: Family::default(),
@@ -222,8 +229,9 @@ impl SelfMetrics {
         );
         registry.register(
             "memory_limiter_held_bytes",
-            "Bytes the memory limiter counts as held: requests being decoded (their bound), \
-             batches in the pipelines (as decoded) and what processors hold besides",
+            "Bytes the memory limiter counts as held for requests and batches: requests being \
+             decoded (their bound) and batches in the pipelines (as decoded); it adds \
+             processor_held_bytes and exporter_held_bytes to these",
             m.memory_held.clone(),
         );
         registry.register(
@@ -241,6 +249,12 @@ impl SelfMetrics {
             "Bytes a processor holds between batches (spans waiting in a tail-sampling buffer, \
              with the resources they share and the buffer's bookkeeping)",
             m.processor_held_bytes.clone(),
+        );
+        registry.register(
+            "exporter_held_bytes",
+            "Bytes an exporter holds besides the batches it is sending (the EMF exporter's \
+             cumulative snapshot per series and dimension sets per metric), estimated",
+            m.exporter_held_bytes.clone(),
         );
         registry.register(
             "exporter_sent_items",
@@ -372,6 +386,15 @@ impl SelfMetrics {
         self.processor_held_bytes
             .get_or_create(&PipelineComponentLabels {
                 pipeline: pipeline.into(),
+                component: component.into(),
+            })
+            .clone()
+    }
+
+    /// Bytes held by exporter `component` (one instance serves all its pipelines).
+    pub fn exporter_held_bytes(&self, component: &str) -> Gauge {
+        self.exporter_held_bytes
+            .get_or_create(&ComponentLabels {
                 component: component.into(),
             })
             .clone()

@@ -49,6 +49,7 @@ pub fn build(
     health: &HealthRegistry,
     auth: &Authenticators,
 ) -> Result<Pipelines, BuildError> {
+    let memory = memory_limiter(config, metrics, health)?;
     let mut exporters: BTreeMap<String, BuiltExporter> = BTreeMap::new();
     for p in config.service.pipelines.values() {
         for id in &p.exporters {
@@ -63,13 +64,15 @@ pub fn build(
                     id: id.clone(),
                     message: e.to_string(),
                 })?;
+            if let (Some(limiter), Some(held)) = (&memory, built.held_bytes_gauge()) {
+                limiter.watch(held);
+            }
             let state = Arc::new(Mutex::new(ExporterState::default()));
             health.register_exporter(id, built.clone(), state.clone());
             exporters.insert(id.clone(), (built, state));
         }
     }
 
-    let memory = memory_limiter(config, metrics, health)?;
     let flush = FlushControl::new();
     let mut tasks = JoinSet::new();
     let mut budgets = Vec::new();

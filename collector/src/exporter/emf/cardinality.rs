@@ -6,11 +6,19 @@
 //! combinations per interval; further combinations are folded into one whose values are
 //! all `_other` (the data still counts toward totals), and a warning names the metric once
 //! per interval.
+//!
+//! What it remembers (at most `max_dimension_sets_per_metric` fingerprints per metric,
+//! forgotten each interval) is charged to the memory budget through the exporter's
+//! `held_bytes` gauge: the number of metrics is not bounded.
 
-use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::model::held_bytes::{Charge, hash_table_bytes};
 
 /// The value folded series get for every label.
 pub const OTHER: &str = "_other";
@@ -20,18 +28,27 @@ pub struct CardinalityGuard {
     interval: Duration,
     window_start: Option<Instant>,
     /// (namespace, metric) -> fingerprints of the label sets admitted this interval.
-    seen: HashMap<(String, String), HashSet<u64>>,
-    warned: HashSet<(String, String)>,
+    seen: HashMap<MetricKey, HashSet<u64>>,
+    warned: HashSet<MetricKey>,
+    /// The names and fingerprint sets in `seen` and `warned`.
+    entries: Charge,
+    /// The two maps' own allocations.
+    tables: Charge,
 }
 
+type MetricKey = (String, String);
+
 impl CardinalityGuard {
-    pub fn new(max: usize, interval: Duration) -> CardinalityGuard {
+    /// Keeps `held` (bytes) current with what the guard remembers.
+    pub fn new(max: usize, interval: Duration, held: &Gauge) -> CardinalityGuard {
         CardinalityGuard {
             max: max.max(1),
             interval,
             window_start: None,
             seen: HashMap::new(),
             warned: HashSet::new(),
+            entries: Charge::new(held, 0),
+            tables: Charge::new(held, 0),
         }
     }
 
@@ -50,23 +67,39 @@ impl CardinalityGuard {
             .window_start
             .is_none_or(|t| now.saturating_duration_since(t) >= self.interval)
         {
-            self.seen.clear();
-            self.warned.clear();
+            // New maps rather than cleared ones: a burst of metrics would otherwise keep
+            // its room for good.
+            self.seen = HashMap::new();
+            self.warned = HashSet::new();
+            self.entries.set(0);
             self.window_start = Some(now);
         }
         let mut h = DefaultHasher::new();
         labels.hash(&mut h);
         let fingerprint = h.finish();
         let key = (namespace.to_string(), metric.to_string());
-        let set = self.seen.entry(key.clone()).or_default();
+        let set = match self.seen.entry(key.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.entries.add(key_bytes(e.key()));
+                e.insert(HashSet::new())
+            }
+        };
         if set.contains(&fingerprint) {
             return true;
         }
         if set.len() < self.max {
+            let before = hash_table_bytes::<u64>(set.capacity());
             set.insert(fingerprint);
+            self.entries
+                .add(hash_table_bytes::<u64>(set.capacity()) - before);
+            self.charge_tables();
             return true;
         }
+        let key_size = key_bytes(&key);
         if self.warned.insert(key) {
+            self.entries.add(key_size);
+            self.charge_tables();
             tracing::warn!(
                 namespace,
                 metric,
@@ -78,6 +111,18 @@ impl CardinalityGuard {
         }
         false
     }
+
+    fn charge_tables(&mut self) {
+        self.tables.set(
+            hash_table_bytes::<(MetricKey, HashSet<u64>)>(self.seen.capacity())
+                + hash_table_bytes::<MetricKey>(self.warned.capacity()),
+        );
+    }
+}
+
+/// Heap data of a (namespace, metric) key.
+fn key_bytes((namespace, metric): &MetricKey) -> usize {
+    namespace.capacity() + metric.capacity()
 }
 
 /// The labels of a folded series: same keys, every value `_other`.
@@ -100,7 +145,7 @@ mod tests {
 
     #[test]
     fn folds_beyond_the_limit_per_metric_and_resets_each_interval() {
-        let mut g = CardinalityGuard::new(3, Duration::from_secs(60));
+        let mut g = CardinalityGuard::new(3, Duration::from_secs(60), &Gauge::default());
         let t = Instant::now();
         let admitted: Vec<bool> = (0..5).map(|i| g.admit("ns", "m", &labels(i), t)).collect();
         assert_eq!(admitted, vec![true, true, true, false, false]);
@@ -118,5 +163,35 @@ mod tests {
     fn folded_labels_keep_keys() {
         let f = fold(&labels(7));
         assert_eq!(f.get("CustomerId").map(String::as_str), Some(OTHER));
+    }
+
+    #[test]
+    fn what_it_remembers_is_charged_until_the_interval_ends() {
+        let held = Gauge::default();
+        let mut g = CardinalityGuard::new(100, Duration::from_secs(60), &held);
+        let t = Instant::now();
+        let mut before = 0;
+        for metric in 0..50 {
+            g.admit("ns", &format!("metric-{metric}"), &labels(0), t);
+            let now = held.get();
+            assert!(
+                now > before,
+                "metric {metric} is charged: {now} after {before}"
+            );
+            before = now;
+        }
+        for id in 1..100 {
+            g.admit("ns", "metric-0", &labels(id), t);
+        }
+        assert!(held.get() > before, "the label sets are charged");
+        let full = held.get();
+        assert!(g.admit("ns", "metric-0", &labels(5), t));
+        assert_eq!(held.get(), full, "a known label set costs nothing more");
+        // The next interval starts over with one metric.
+        g.admit("ns", "metric-0", &labels(0), t + Duration::from_secs(61));
+        let after = held.get();
+        assert!(after < full / 2, "{after} of {full}");
+        drop(g);
+        assert_eq!(held.get(), 0);
     }
 }

@@ -6,9 +6,18 @@
 //! (the value goes down, a bucket count goes down, the bucket layout or the start time
 //! changes) is a reset: the new point's value is what accumulated since the new start, so
 //! it is sent as the delta.
+//!
+//! The snapshots grow with the number of series, not with what is in flight, so their
+//! size is charged to the memory budget (the exporter's `held_bytes` gauge), kept current
+//! as series are added, updated and swept out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::mem::size_of;
 use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::model::held_bytes::{Charge, btree_bytes, hash_table_bytes};
 
 /// Series not seen for this long are forgotten (their next point counts as a first one).
 const SERIES_TTL: Duration = Duration::from_secs(3600);
@@ -54,6 +63,12 @@ impl Cumulative {
                 .any(|(k, n)| self.buckets.get(k).copied().unwrap_or(0) < *n)
     }
 
+    /// Heap data of the snapshot: its layout and buckets.
+    fn heap_bytes(&self) -> usize {
+        self.layout.capacity() * size_of::<u64>()
+            + btree_bytes::<(i8, i64), u64>(self.buckets.len())
+    }
+
     fn minus(&self, prev: &Cumulative) -> Cumulative {
         let buckets = self
             .buckets
@@ -86,21 +101,36 @@ struct Entry {
     seen: Instant,
 }
 
-#[derive(Default)]
 pub struct DeltaState {
     series: HashMap<String, Entry>,
     last_sweep: Option<Instant>,
     /// The latest point time (Unix nanoseconds) of any series forgotten so far: a series
     /// that started before it may be a forgotten one coming back.
     forgotten_until: u64,
+    /// The series' keys and snapshots.
+    entries: Charge,
+    /// The map's own allocation.
+    table: Charge,
 }
 
 impl DeltaState {
+    /// Keeps `held` (bytes) current with what the series hold.
+    pub fn new(held: &Gauge) -> DeltaState {
+        DeltaState {
+            series: HashMap::new(),
+            last_sweep: None,
+            forgotten_until: 0,
+            entries: Charge::new(held, 0),
+            table: Charge::new(held, 0),
+        }
+    }
+
     /// Turns `current` (a cumulative point of series `key`) into a delta and remembers it.
     pub fn delta(&mut self, key: String, current: Cumulative, now: Instant) -> Delta {
         self.sweep(now);
         match self.series.get_mut(&key) {
             None => {
+                self.entries.add(key.capacity() + current.heap_bytes());
                 self.series.insert(
                     key,
                     Entry {
@@ -108,6 +138,7 @@ impl DeltaState {
                         seen: now,
                     },
                 );
+                self.charge_table();
                 Delta::First(current)
             }
             Some(entry) => {
@@ -119,6 +150,8 @@ impl DeltaState {
                 } else {
                     Delta::Delta(current.minus(&entry.last))
                 };
+                self.entries.sub(entry.last.heap_bytes());
+                self.entries.add(current.heap_bytes());
                 entry.last = current;
                 entry.seen = now;
                 out
@@ -137,16 +170,29 @@ impl DeltaState {
             .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
         if due {
             let mut forgotten_until = self.forgotten_until;
-            self.series.retain(|_, e| {
+            let mut freed = 0;
+            self.series.retain(|key, e| {
                 let keep = now.saturating_duration_since(e.seen) < SERIES_TTL;
                 if !keep {
                     forgotten_until = forgotten_until.max(e.last.time);
+                    freed += key.capacity() + e.last.heap_bytes();
                 }
                 keep
             });
+            self.entries.sub(freed);
             self.forgotten_until = forgotten_until;
             self.last_sweep = Some(now);
+            // After a burst of series the table would keep their room for good.
+            if self.series.len() * 4 < self.series.capacity() {
+                self.series.shrink_to(self.series.len() * 2);
+            }
+            self.charge_table();
         }
+    }
+
+    fn charge_table(&mut self) {
+        self.table
+            .set(hash_table_bytes::<(String, Entry)>(self.series.capacity()));
     }
 }
 
@@ -167,7 +213,7 @@ mod tests {
 
     #[test]
     fn counter_becomes_deltas_across_resets() {
-        let mut s = DeltaState::default();
+        let mut s = DeltaState::new(&Gauge::default());
         let t = Instant::now();
         let k = || "series".to_string();
         assert_eq!(s.delta(k(), n(1, 10, 5.0), t), Delta::First(n(1, 10, 5.0)));
@@ -201,7 +247,7 @@ mod tests {
             sum,
             sum_is_monotonic: false,
         };
-        let mut s = DeltaState::default();
+        let mut s = DeltaState::new(&Gauge::default());
         let t = Instant::now();
         s.delta("h".into(), h(10, &[1, 2, 3], 60.0), t);
         match s.delta("h".into(), h(20, &[2, 2, 5], 100.0), t) {
@@ -229,7 +275,7 @@ mod tests {
 
     #[test]
     fn idle_series_are_forgotten() {
-        let mut s = DeltaState::default();
+        let mut s = DeltaState::new(&Gauge::default());
         let t = Instant::now();
         s.delta("a".into(), n(1, 10, 1.0), t);
         let later = t + SERIES_TTL + SWEEP_EVERY;
@@ -243,5 +289,40 @@ mod tests {
             s.delta("a".into(), n(1, 20, 2.0), later),
             Delta::First(_)
         ));
+    }
+
+    #[test]
+    fn held_bytes_grow_with_series_and_fall_when_they_are_swept_out() {
+        let held = Gauge::default();
+        let mut s = DeltaState::new(&held);
+        let t = Instant::now();
+        let histogram = |time| Cumulative {
+            layout: vec![0; 16],
+            buckets: (0..16).map(|i| ((0, i), 1)).collect(),
+            count: 16,
+            ..n(1, time, 1.0)
+        };
+        let mut before = 0;
+        for i in 0..100 {
+            s.delta(format!("series-{i}"), histogram(10), t);
+            let now = held.get();
+            assert!(now > before, "series {i} is charged: {now} after {before}");
+            before = now;
+        }
+        // The 100 keys (9 or 10 bytes) and snapshots (16 layout words, 16 buckets) alone.
+        let snapshots = 100 * (16 * 8 + btree_bytes::<(i8, i64), u64>(16));
+        assert!(held.get() as usize > snapshots + 900, "{}", held.get());
+        // A new point of a known series replaces its snapshot: nothing more is held.
+        let full = held.get();
+        s.delta("series-0".into(), histogram(20), t);
+        assert_eq!(held.get(), full);
+
+        // An hour later one new series arrives and the sweep forgets the other 100.
+        s.delta("new".into(), n(1, 10, 1.0), t + SERIES_TTL + SWEEP_EVERY);
+        assert_eq!(s.series.len(), 1);
+        let one = "new".len() + hash_table_bytes::<(String, Entry)>(s.series.capacity());
+        assert_eq!(held.get() as usize, one);
+        drop(s);
+        assert_eq!(held.get(), 0, "everything charged is given back");
     }
 }

@@ -8,6 +8,10 @@
 //! - output: PutLogEvents through the shared `cloudwatch_logs` sink, or JSON lines on
 //!   stdout (Lambda) or in a file.
 //!
+//! The `delta` and `cardinality` state grows with the number of series and metrics, not
+//! with what is in flight: its estimated size is `exporter_held_bytes{component}`, which
+//! the memory budget adds in like a processor's held bytes.
+//!
 //! The namespace of a point is the `aws.emf.namespace` attribute of the point, else of its
 //! resource, else the `namespace` option: one exporter serves the monitoring guide's
 //! `AuraStream/Application`, `AuraStream/Business`, `AuraStream/Customer` and
@@ -70,6 +74,7 @@ use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use self::config::{EmfExporterConfig, OutputDestination};
 use self::documents::{BuiltDocument, DimensionPolicy, EVENTS, build_documents};
@@ -114,6 +119,8 @@ pub struct EmfExporter {
     events: BTreeMap<&'static str, Counter>,
     /// Counted per document (one event each).
     stats: Arc<DeliveryStats>,
+    /// What the translator's per-series and dimension state holds, for the memory budget.
+    held_bytes: Gauge,
 }
 
 impl EmfExporter {
@@ -160,9 +167,11 @@ impl EmfExporter {
         let started_unix_nano = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let held_bytes = metrics.exporter_held_bytes(id);
         Ok(EmfExporter {
             id: id.to_string(),
-            translator: Translator::new(config, started_unix_nano),
+            translator: Translator::new(config, started_unix_nano, &held_bytes),
+            held_bytes,
             policy: DimensionPolicy {
                 rollup: config.dimension_rollup_option,
                 declarations: config.compile_declarations()?,
@@ -351,5 +360,9 @@ impl Exporter for EmfExporter {
 
     fn health_detail(&self) -> Option<String> {
         self.stats.health_detail()
+    }
+
+    fn held_bytes_gauge(&self) -> Option<Gauge> {
+        Some(self.held_bytes.clone())
     }
 }

@@ -405,7 +405,11 @@ fn initial_value_auto_keeps_first_points_of_series_that_started_after_the_export
 #[test]
 fn a_forgotten_series_coming_back_is_not_sent_whole_again() {
     use super::translate::Translator;
-    let t = Translator::new(&app_config(), T0);
+    let t = Translator::new(
+        &app_config(),
+        T0,
+        &prometheus_client::metrics::gauge::Gauge::default(),
+    );
     let series = |start: u64, time: u64, v: f64| {
         let mut p = point(&[], time, v);
         p.start_time_unix_nano = start;
@@ -1536,4 +1540,120 @@ async fn file_output_writes_one_document_per_line() {
     assert_eq!(lines.len(), 1);
     let doc: EmfDocument = serde_json::from_str(lines[0]).expect("EMF");
     assert_eq!(value(&doc, "a"), "1");
+}
+
+/// `series` cumulative histograms of 50 buckets, each on its own series.
+fn wide_histograms(round: usize, series: usize) -> SignalData {
+    let bounds: Vec<f64> = (1..50).map(f64::from).collect();
+    let points = (0..series)
+        .map(|i| HistogramDataPoint {
+            attributes: attrs(&[("Customer", &format!("c{round}-{i}"))]),
+            start_time_unix_nano: T0,
+            time_unix_nano: T0 + SEC,
+            count: 50,
+            sum: Some(1.0),
+            bucket_counts: vec![1; 50],
+            explicit_bounds: bounds.clone(),
+            ..Default::default()
+        })
+        .collect();
+    SignalData::Metrics(batch(&[], vec![histogram(true, points)]))
+}
+
+/// Built from a configuration as the collector builds it: the exporter's per-series state
+/// is part of the one memory budget, so once that state alone is over the soft limit (no
+/// request or batch held), receivers refuse and `/health` says why.
+#[tokio::test]
+async fn series_state_counts_against_the_memory_limit_and_receivers_refuse_over_it() {
+    use crate::component::ConsumeError;
+    use crate::model::memory::MIB;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        r#"
+receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}
+exporters: {{ awsemf: {{ output_destination: file, path: "{}" }} }}
+service:
+  memory_limiter: {{ limit_mib: 2, spike_limit_mib: 1 }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [awsemf] }}
+"#,
+        dir.path().join("emf.jsonl").display()
+    );
+    let config = crate::config::load_sources(
+        &[crate::config::ConfigSource {
+            name: "test.yaml".into(),
+            text: yaml,
+        }],
+        |_| None,
+    )
+    .expect("valid configuration");
+    let metrics = Arc::new(SelfMetrics::new());
+    let health = crate::telemetry::health::HealthRegistry::default();
+    let mut pipelines = crate::topology::build::build(
+        &config,
+        &metrics,
+        &health,
+        &crate::component::auth::Authenticators::default(),
+    )
+    .expect("built");
+    let consumer = pipelines
+        .consumers
+        .remove(&("otlp".to_string(), Signal::Metrics))
+        .expect("the receiver's consumer");
+    let state = metrics.exporter_held_bytes("awsemf");
+    // What requests and batches hold (the account without the watched gauges).
+    let claims = || {
+        metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix("aurastream_memory_limiter_held_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let settled = || async {
+        for _ in 0..3000 {
+            if claims() == Some(0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the batch was never exported");
+    };
+    let mut round = 0;
+    while (state.get() as usize) < MIB {
+        let before = state.get();
+        consumer
+            .try_consume(wide_histograms(round, 100))
+            .expect("under the soft limit: admitted");
+        settled().await;
+        assert!(state.get() > before, "100 new series are charged");
+        round += 1;
+    }
+    assert!(
+        round > 1,
+        "a few rounds of series, not one batch, fill the budget"
+    );
+
+    // Nothing in flight: what is held is the exporter's state alone.
+    let report = serde_json::to_value(health.report()).expect("json");
+    let limiter = &report["checks"]["memory_limiter"];
+    assert_eq!(limiter["held_bytes"], state.get(), "{report}");
+    assert_eq!(limiter["status"], "degraded", "{report}");
+    let refused = consumer.try_consume(wide_histograms(round, 1));
+    assert!(
+        matches!(refused, Err(ConsumeError::MemoryLimit(_))),
+        "{refused:?}"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(&format!(
+            "aurastream_exporter_held_bytes{{component=\"awsemf\"}} {}",
+            state.get()
+        )),
+        "{text}"
+    );
+
+    drop(consumer);
+    drop(pipelines.consumers);
+    while pipelines.tasks.join_next().await.is_some() {}
 }

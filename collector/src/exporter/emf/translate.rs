@@ -39,6 +39,7 @@ use aurastream_proto::otlp::metrics::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, SummaryDataPoint, metric::Data, number_data_point,
 };
+use prometheus_client::metrics::gauge::Gauge;
 use serde_json::{Map, Value};
 
 use super::cardinality::{CardinalityGuard, fold};
@@ -101,7 +102,8 @@ pub struct Translator {
 }
 
 impl Translator {
-    pub fn new(config: &EmfExporterConfig, started_unix_nano: u64) -> Translator {
+    /// `held` (bytes) is kept current with what the series and dimension state hold.
+    pub fn new(config: &EmfExporterConfig, started_unix_nano: u64, held: &Gauge) -> Translator {
         Translator {
             namespace: config.namespace.clone(),
             initial_value: config.initial_value,
@@ -122,10 +124,11 @@ impl Translator {
                     )
                 })
                 .collect(),
-            delta: Mutex::new(DeltaState::default()),
+            delta: Mutex::new(DeltaState::new(held)),
             guard: Mutex::new(CardinalityGuard::new(
                 config.max_dimension_sets_per_metric,
                 config.cardinality_interval,
+                held,
             )),
         }
     }

@@ -54,6 +54,7 @@ use super::trace_view::TraceView;
 use crate::model::Batch;
 use crate::model::SignalData;
 use crate::model::Ticket;
+use crate::model::held_bytes::{Charge, btree_bytes, hash_table_bytes};
 
 /// Attribute naming the rule that kept a trace, set on its root span.
 pub const RULE_ATTRIBUTE: &str = "aws.xray.sampling_rule";
@@ -101,49 +102,6 @@ pub struct TailCounters {
 }
 
 type TraceId = Vec<u8>;
-
-/// Bytes counted in the buffer's `held_bytes` for as long as this value lives.
-#[derive(Debug)]
-struct Charge {
-    bytes: usize,
-    held: Gauge,
-}
-
-impl Charge {
-    fn new(held: &Gauge, bytes: usize) -> Charge {
-        let mut charge = Charge {
-            bytes: 0,
-            held: held.clone(),
-        };
-        charge.add(bytes);
-        charge
-    }
-
-    fn add(&mut self, bytes: usize) {
-        self.bytes += bytes;
-        self.held.inc_by(bytes as i64);
-    }
-
-    fn sub(&mut self, bytes: usize) {
-        let bytes = bytes.min(self.bytes);
-        self.bytes -= bytes;
-        self.held.dec_by(bytes as i64);
-    }
-
-    fn set(&mut self, bytes: usize) {
-        if bytes >= self.bytes {
-            self.add(bytes - self.bytes);
-        } else {
-            self.sub(self.bytes - bytes);
-        }
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.held.dec_by(self.bytes as i64);
-    }
-}
 
 /// A request's resource, shared by every trace its spans belong to.
 struct SharedResource {
@@ -600,22 +558,6 @@ fn decision_overhead(id: &[u8], d: &Decided) -> usize {
         + d.rule
             .as_ref()
             .map_or(0, |r| 2 * size_of::<usize>() + r.len())
-}
-
-/// What a hash table with room for `capacity` entries allocates: a power of two of
-/// buckets, at most seven eighths full, each with a control byte.
-fn hash_table_bytes<T>(capacity: usize) -> usize {
-    if capacity == 0 {
-        return 0;
-    }
-    let buckets = (capacity * 8 / 7).next_power_of_two();
-    buckets * (size_of::<T>() + 1) + 16
-}
-
-/// An estimate for a B-tree of `len` entries: nodes of up to eleven entries, two thirds
-/// full on average.
-fn btree_bytes<K, V>(len: usize) -> usize {
-    len * (size_of::<K>() + size_of::<V>()) * 3 / 2
 }
 
 /// The spans of one trace found in a batch.

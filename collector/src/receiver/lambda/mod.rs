@@ -31,6 +31,7 @@ use self::translate::{FunctionInfo, Translator};
 use crate::component::factory::{BuildError, ReceiverContext, TelemetryListener};
 use crate::component::{ConsumeError, Consumer};
 use crate::model::{Signal, SignalData};
+use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
 const TRANSPORT: &str = "telemetry_api";
@@ -40,6 +41,26 @@ pub struct Listener {
     /// The bound address (the port is the one to subscribe with when configured as 0).
     pub addr: SocketAddr,
     pub task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Registers receiver `id` on `/health`, unhealthy once the listener's task has ended
+    /// without `stop`: Lambda's deliveries then go nowhere and the invocations' ends are no
+    /// longer seen.
+    pub fn watch(
+        self,
+        id: &str,
+        health: &HealthRegistry,
+        stop: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
+        super::watch_servers(
+            id,
+            health,
+            format!("telemetry api http {}", self.addr),
+            vec![("telemetry api server", self.task)],
+            stop,
+        )
+    }
 }
 
 struct Shared {
@@ -64,6 +85,7 @@ pub(crate) async fn start_in_extension(
         return Ok(Vec::new());
     };
     let function_logs = ctx.consumers.contains_key(&Signal::Logs);
+    let stop = ctx.stop.clone();
     let listener = start(
         ctx.id,
         config,
@@ -92,7 +114,7 @@ pub(crate) async fn start_in_extension(
                 .into(),
         ));
     }
-    Ok(vec![listener.task])
+    Ok(listener.watch(ctx.id, ctx.health, &stop))
 }
 
 /// Binds the listener and serves until `stop`. `consumers` may be empty (no pipeline
@@ -219,5 +241,70 @@ impl crate::component::factory::ReceiverFactory for LambdaReceiverConfig {
         ctx: crate::component::factory::ReceiverContext<'_>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::component::factory::BuildError> {
         start_in_extension(self, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A delivery of no events, as Lambda sends it, and the status line of the answer.
+    async fn deliver_nothing(addr: SocketAddr) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(
+                b"POST / HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n\
+                  Content-Length: 2\r\nConnection: close\r\n\r\n[]",
+            )
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// Nothing Lambda sends can end the listener's task, so the test ends the real one by
+    /// aborting it; it is watched exactly as in extension mode.
+    #[tokio::test]
+    async fn the_receiver_is_unhealthy_once_its_listener_has_ended() {
+        let health = HealthRegistry::default();
+        let stop = CancellationToken::new();
+        let (runtime_done, _notices) = mpsc::unbounded_channel();
+        let config = LambdaReceiverConfig {
+            endpoint: "127.0.0.1:0".into(),
+            ..LambdaReceiverConfig::default()
+        };
+        let listener = start(
+            "lambda",
+            &config,
+            &FunctionInfo::default(),
+            BTreeMap::new(),
+            Arc::new(SelfMetrics::new()),
+            runtime_done,
+            stop.clone(),
+        )
+        .await
+        .expect("listening");
+        let addr = listener.addr;
+        let abort = listener.task.abort_handle();
+        let mut watched = listener.watch("lambda", &health, &stop);
+        assert_eq!(deliver_nothing(addr).await, "HTTP/1.1 200 OK");
+        let report = health.report();
+        assert_eq!(report.overall_status, "healthy");
+        assert_eq!(
+            report.checks["receiver/lambda"].detail,
+            format!("telemetry api http {addr}")
+        );
+
+        abort.abort();
+        watched.pop().expect("one task").await.expect("watcher");
+        let report = health.report();
+        assert_eq!(report.overall_status, "unhealthy");
+        assert_eq!(
+            report.checks["receiver/lambda"].detail,
+            format!("telemetry api server was cancelled; serving telemetry api http {addr}")
+        );
     }
 }

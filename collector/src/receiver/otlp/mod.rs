@@ -29,7 +29,7 @@ use crate::component::{ConsumeError, Consumer};
 use crate::model::memory::{ByteClaim, MIB, MemoryLimiter, Refusal};
 use crate::model::{Signal, SignalData, decoded_size};
 use crate::net::tls_server::{ServerTls, ServerTlsConfig};
-use crate::telemetry::health::{ComponentStatus, HealthRegistry, TaskLiveness};
+use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// Why a request was not accepted, mapped to gRPC codes and HTTP statuses by the
@@ -321,7 +321,6 @@ pub async fn start(
     );
     let mut tasks = Vec::new();
     let mut endpoints = Vec::new();
-    let liveness = TaskLiveness::default();
     if let Some(grpc) = &config.protocols.grpc {
         let door = Door::new(
             id,
@@ -340,7 +339,7 @@ pub async fn start(
             true,
         );
         let served = door.serve(listener, routes, grpc.limits(), stop.clone());
-        tasks.push(liveness.watch("grpc server".into(), served, stop.clone()));
+        tasks.push(("grpc server", served));
     }
     if let Some(http) = &config.protocols.http {
         let door = Door::new(
@@ -357,18 +356,15 @@ pub async fn start(
         tracing::info!(receiver = id, %addr, tls = door.tls.is_some(), "OTLP/HTTP listening");
         let routes = door.guard(http::routes(ingest.clone(), http), false);
         let served = door.serve(listener, routes, http.limits(), stop.clone());
-        tasks.push(liveness.watch("http server".into(), served, stop.clone()));
+        tasks.push(("http server", served));
     }
-    let detail = endpoints.join(", ");
-    health.register(&format!("receiver/{id}"), move || {
-        let ended = liveness.ended();
-        if ended.is_empty() {
-            ComponentStatus::healthy(detail.clone())
-        } else {
-            ComponentStatus::unhealthy(format!("{}; serving {detail}", ended.join(", ")))
-        }
-    });
-    Ok(tasks)
+    Ok(super::watch_servers(
+        id,
+        health,
+        endpoints.join(", "),
+        tasks,
+        &stop,
+    ))
 }
 
 /// What stands between a listener and its routes: TLS and the authenticator.

@@ -7,11 +7,15 @@
 //! * TCP ([`proxy`]): the SDKs' sampling calls, signed and forwarded to X-Ray.
 //!
 //! UDP has no way to push back, so a datagram the pipeline has no room for is dropped
-//! and counted (`receiver_refused{reason="queue_full"}`), as is a datagram that is not a
+//! and its spans counted (`receiver_refused{reason="queue_full"}`, or `memory_limit`
+//! while the memory budget is over its soft limit), as is a datagram that is not a
 //! valid document (`no_header`, `bad_header`, `bad_json`, `invalid_segment`,
 //! `too_large`; counted once per datagram, since its spans cannot be counted). Either way
 //! the receiver logs at debug and keeps serving: a misbehaving client must not be able to
 //! stop it or flood the collector's log.
+//!
+//! `/health` shows the receiver `unhealthy`, naming the task, if the UDP server or the
+//! sampling proxy ends while the collector runs.
 
 pub mod config;
 pub mod packet;
@@ -30,7 +34,7 @@ use self::packet::MAX_PACKET_BYTES;
 use self::proxy::SamplingProxy;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::{Signal, SignalData};
-use crate::telemetry::health::{ComponentStatus, HealthRegistry};
+use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// A datagram as OTLP spans: the document and each subsegment nested in it.
@@ -67,7 +71,10 @@ pub async fn start(
     let mut endpoints = vec![format!("udp {addr}")];
     let mut tasks = Vec::new();
     let segments = Segments::new(id, consumers.get(&Signal::Traces).cloned(), metrics.clone());
-    tasks.push(tokio::spawn(segments.serve(socket, stop.clone())));
+    tasks.push((
+        "udp server",
+        tokio::spawn(segments.serve(socket, stop.clone())),
+    ));
     if let Some(proxy_config) = &config.proxy_server {
         let listener = TcpListener::bind(&proxy_config.endpoint)
             .await
@@ -77,13 +84,18 @@ pub async fn start(
         endpoints.push(format!("sampling proxy tcp {addr}"));
         let proxy = Arc::new(SamplingProxy::new(proxy_config));
         let component = format!("receiver/{id}/proxy");
-        tasks.push(proxy::serve(listener, component, proxy, metrics, stop));
+        tasks.push((
+            "sampling proxy",
+            proxy::serve(listener, component, proxy, metrics, stop.clone()),
+        ));
     }
-    let detail = endpoints.join(", ");
-    health.register(&format!("receiver/{id}"), move || {
-        ComponentStatus::healthy(detail.clone())
-    });
-    Ok(tasks)
+    Ok(super::watch_servers(
+        id,
+        health,
+        endpoints.join(", "),
+        tasks,
+        &stop,
+    ))
 }
 
 /// The UDP half: datagrams in, spans to the traces pipelines.

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Segments;
-use super::config::ProxyServerConfig;
+use super::config::{ProxyServerConfig, XrayReceiverConfig};
 use super::proxy::{self, SamplingProxy};
 use super::segment::tests::python_sdk_segment;
 use crate::component::Exporter;
@@ -27,7 +27,9 @@ use crate::exporter::xray::XrayExporter;
 use crate::exporter::xray::config::{OutputDestination, XrayExporterConfig};
 use crate::model::Batch;
 use crate::model::ItemBudget;
+use crate::model::memory::{ByteClaim, MemoryLimiter, MemoryLimits};
 use crate::model::{Signal, SignalData};
+use crate::telemetry::health::HealthRegistry;
 use crate::telemetry::metrics::SelfMetrics;
 
 const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
@@ -166,6 +168,160 @@ async fn datagrams_reach_the_pipeline_and_bad_ones_are_counted() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+/// Polls `counter` until it reaches `want` (or gives up after a while: datagrams are
+/// handled by the receiver's own task).
+async fn wait_for(counter: impl Fn() -> u64, want: u64) {
+    for _ in 0..500 {
+        if counter() >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn over_the_memory_limit_datagrams_are_dropped_and_counted_then_delivered_again() {
+    let metrics = Arc::new(SelfMetrics::new());
+    let limiter = MemoryLimiter::new(
+        MemoryLimits {
+            soft: 1_000,
+            hard: 1_000_000,
+        },
+        Gauge::default(),
+    );
+    let (tx, mut rx) = mpsc::channel(8);
+    let budget = ItemBudget::new(1_000, Gauge::default(), Gauge::default());
+    let input = PipelineInput::new("traces", budget, tx, Default::default())
+        .memory_limiter(Some(limiter.clone()));
+    let consumer = Consumer::new(Signal::Traces, vec![input]);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(
+        Segments::new("awsxray", Some(consumer), metrics.clone()).serve(socket, stop.clone()),
+    );
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let refused = || {
+        metrics
+            .receiver_refused("awsxray", "udp", Signal::Traces, "memory_limit")
+            .get()
+    };
+    let accepted = || {
+        metrics
+            .receiver_accepted("awsxray", "udp", Signal::Traces)
+            .get()
+    };
+
+    // Something else (a batch in another pipeline, say) holds the budget past its soft
+    // limit: UDP cannot ask the SDK to retry, so every span is dropped and counted.
+    let held_elsewhere = ByteClaim::new(limiter.clone(), 1_000);
+    let packet = datagram(&python_sdk_segment());
+    for _ in 0..5 {
+        client.send_to(&packet, addr).await.unwrap();
+    }
+    wait_for(refused, 15).await;
+    assert_eq!(refused(), 5 * 3, "three spans per datagram, each counted");
+    assert_eq!(accepted(), 0);
+    assert!(rx.try_recv().is_err(), "nothing reached the pipeline");
+
+    // Under the limit again: the next datagram is delivered.
+    drop(held_elsewhere);
+    client.send_to(&packet, addr).await.unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a batch")
+        .unwrap();
+    assert_eq!(batch.item_count(), 3);
+    assert_eq!((accepted(), refused()), (3, 15));
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Nothing a client sends can end the UDP task, so the test ends the real one by aborting
+/// it; it is watched exactly as `start` watches it.
+#[tokio::test]
+async fn the_receiver_is_unhealthy_once_its_udp_task_has_ended() {
+    let metrics = Arc::new(SelfMetrics::new());
+    let (consumer, mut rx) = pipeline(100);
+    let health = HealthRegistry::default();
+    let stop = CancellationToken::new();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(
+        Segments::new("awsxray", Some(consumer), metrics.clone()).serve(socket, stop.clone()),
+    );
+    let abort = task.abort_handle();
+    let mut watched = crate::receiver::watch_servers(
+        "awsxray",
+        &health,
+        format!("udp {addr}"),
+        vec![("udp server", task)],
+        &stop,
+    );
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(&datagram(&python_sdk_segment()), addr)
+        .await
+        .unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(matches!(served, Ok(Some(_))), "the task serves");
+    let report = health.report();
+    assert_eq!(report.overall_status, "healthy");
+    assert_eq!(
+        report.checks["receiver/awsxray"].detail,
+        format!("udp {addr}")
+    );
+
+    abort.abort();
+    watched.pop().unwrap().await.unwrap();
+    let report = health.report();
+    assert_eq!(report.overall_status, "unhealthy");
+    let check = &report.checks["receiver/awsxray"];
+    assert_eq!(check.status, "unhealthy");
+    assert_eq!(
+        check.detail,
+        format!("udp server was cancelled; serving udp {addr}")
+    );
+}
+
+#[tokio::test]
+async fn start_registers_the_receiver_and_stopping_it_is_not_dying() {
+    let metrics = Arc::new(SelfMetrics::new());
+    let health = HealthRegistry::default();
+    let stop = CancellationToken::new();
+    let config = XrayReceiverConfig {
+        endpoint: "127.0.0.1:0".into(),
+        proxy_server: Some(ProxyServerConfig {
+            endpoint: "127.0.0.1:0".into(),
+            ..ProxyServerConfig::default()
+        }),
+        ..XrayReceiverConfig::default()
+    };
+    let tasks = super::start(
+        "awsxray",
+        &config,
+        BTreeMap::new(),
+        metrics,
+        &health,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 2, "the UDP server and the sampling proxy");
+    let check = &health.report().checks["receiver/awsxray"];
+    assert_eq!(check.status, "healthy");
+    assert!(
+        check.detail.starts_with("udp 127.0.0.1:") && check.detail.contains("sampling proxy"),
+        "{}",
+        check.detail
+    );
+    stop.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(health.report().overall_status, "healthy");
 }
 
 /// What the fake X-Ray saw: path, `Authorization` header and body of each call.
