@@ -13,6 +13,7 @@ pub mod exporter;
 pub mod factory;
 pub mod flush;
 pub mod processor;
+pub mod receiver;
 pub mod validate;
 
 pub use self::consumer::{ConsumeError, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY, Settled};

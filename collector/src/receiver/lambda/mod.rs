@@ -53,7 +53,7 @@ impl Listener {
         health: &HealthRegistry,
         stop: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
-        super::watch_servers(
+        crate::component::receiver::watch_servers(
             id,
             health,
             format!("telemetry api http {}", self.addr),

@@ -358,7 +358,7 @@ pub async fn start(
         let served = door.serve(listener, routes, http.limits(), stop.clone());
         tasks.push(("http server", served));
     }
-    Ok(super::watch_servers(
+    Ok(crate::component::receiver::watch_servers(
         id,
         health,
         endpoints.join(", "),

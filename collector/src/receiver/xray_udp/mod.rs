@@ -89,7 +89,7 @@ pub async fn start(
             proxy::serve(listener, component, proxy, metrics, stop.clone()),
         ));
     }
-    Ok(super::watch_servers(
+    Ok(crate::component::receiver::watch_servers(
         id,
         health,
         endpoints.join(", "),

@@ -253,7 +253,7 @@ async fn the_receiver_is_unhealthy_once_its_udp_task_has_ended() {
         Segments::new("awsxray", Some(consumer), metrics.clone()).serve(socket, stop.clone()),
     );
     let abort = task.abort_handle();
-    let mut watched = crate::receiver::watch_servers(
+    let mut watched = crate::component::receiver::watch_servers(
         "awsxray",
         &health,
         format!("udp {addr}"),
