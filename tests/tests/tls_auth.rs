@@ -325,9 +325,31 @@ fn python_clients_over_mtls_with_a_bearer_token_deliver_and_every_bad_client_is_
 /// token, every span the Python client sent to the sidecar arrives at the gateway.
 #[test]
 fn sidecar_to_gateway_over_mtls_with_a_bearer_token_delivers_every_span() {
+    sidecar_to_gateway_delivers_every_span(|gateway| {
+        format!("otlp:\n    endpoint: https://localhost:{}", gateway.grpc)
+    });
+}
+
+/// The same hop over OTLP/HTTP: the `otlphttp` exporter's `tls` block (CA, client
+/// certificate) against the gateway's HTTP receiver, which requires both.
+#[test]
+fn otlphttp_sidecar_to_gateway_over_mtls_with_a_bearer_token_delivers_every_span() {
+    sidecar_to_gateway_delivers_every_span(|gateway| {
+        format!(
+            "otlphttp:\n    endpoint: https://localhost:{}",
+            gateway.http
+        )
+    });
+}
+
+/// A sidecar collector whose exporter (`exporter(gateway ports)`: the type and endpoint
+/// lines) sends over mTLS with the bearer token to a gateway that requires both; every span
+/// a Python client sent to the sidecar is read back from the gateway's file.
+fn sidecar_to_gateway_delivers_every_span(exporter: impl Fn(&aurastream_e2e::Ports) -> String) {
     let pki = Pki::new();
     let mut gateway = Collector::start(|ports, dir| gateway_config(&pki, ports, dir));
-    let gateway_port = gateway.ports.grpc;
+    let exporter = exporter(&gateway.ports);
+    let exporter_type = exporter.split(':').next().unwrap().to_string();
     let mut sidecar = Collector::start(|ports, _| {
         format!(
             r#"
@@ -339,15 +361,14 @@ extensions:
   health_check: {{ endpoint: 127.0.0.1:{health} }}
   bearertokenauth: {{ token: {TOKEN} }}
 exporters:
-  otlp:
-    endpoint: https://localhost:{gateway_port}
+  {exporter}
     tls: {{ ca_file: {ca}, cert_file: {cert}, key_file: {key} }}
     auth: {{ authenticator: bearertokenauth }}
     headers: {{ x-hop: sidecar }}
 service:
   extensions: [health_check, bearertokenauth]
   pipelines:
-    traces: {{ receivers: [otlp], exporters: [otlp] }}
+    traces: {{ receivers: [otlp], exporters: [{exporter_type}] }}
 "#,
             grpc = ports.grpc,
             health = ports.health,

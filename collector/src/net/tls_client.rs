@@ -54,6 +54,18 @@ impl ClientTlsConfig {
         }
     }
 
+    /// Whether any option beyond `insecure` is set (one that only means something with
+    /// TLS on).
+    pub fn has_options(&self) -> bool {
+        self.ca_file.is_some()
+            || self.cert_file.is_some()
+            || self.key_file.is_some()
+            || self.server_name_override.is_some()
+            || self.insecure_skip_verify
+            || self.min_version.is_some()
+            || self.max_version.is_some()
+    }
+
     pub fn validate(&self, https: bool) -> Result<(), String> {
         if https && self.insecure == Some(true) {
             return Err("tls.insecure: true contradicts an https:// endpoint".into());

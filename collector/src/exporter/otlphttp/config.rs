@@ -9,6 +9,7 @@ use super::log_groups::LogGroupsConfig;
 use crate::component::auth::AuthConfig;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::model::Signal;
+use crate::net::tls_client::ClientTlsConfig;
 
 /// ```yaml
 /// exporters:
@@ -21,6 +22,10 @@ use crate::model::Signal;
 ///     compression: gzip                # gzip (default) | none
 ///     headers: { x-aws-log-group: /aws/app, x-aws-log-stream: default }
 ///     timeout: 30s                     # per request, connecting included
+///     tls:                             # for https:// endpoints; else the system trust store
+///       ca_file: /etc/aurastream/tls/ca.crt
+///       cert_file: /etc/aurastream/tls/client.crt   # mTLS
+///       key_file: /etc/aurastream/tls/client.key
 ///     auth: { authenticator: sigv4auth }
 ///     xray_limits: true                # default: on when the traces endpoint is X-Ray's
 ///     log_groups:                      # logs: group/stream per record, created on first use
@@ -30,8 +35,10 @@ use crate::model::Signal;
 /// ```
 ///
 /// The names are the OpenTelemetry Collector's `otlphttp` exporter's, so ADOT
-/// configurations that send to AWS's OTLP endpoints load unchanged. `tls` is not offered
-/// yet: `https://` endpoints are verified against the system's trust store.
+/// configurations that send to AWS's OTLP endpoints load unchanged. The scheme of each
+/// endpoint decides whether it is encrypted (as the Collector's `otlphttp`); `tls` options
+/// therefore need `https://` endpoints, and without them an `https://` endpoint is verified
+/// against the system's trust store.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpHttpExporterConfig {
@@ -45,6 +52,7 @@ pub struct OtlpHttpExporterConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     pub auth: Option<AuthConfig>,
+    pub tls: ClientTlsConfig,
     /// X-Ray's OTLP limits applied before sending (≤ 10,000 spans and 5 MB per request,
     /// spans trimmed to 200 KB, the timestamp window). `None`: on when the traces endpoint
     /// is an X-Ray host.
@@ -68,6 +76,7 @@ impl Default for OtlpHttpExporterConfig {
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(30),
             auth: None,
+            tls: ClientTlsConfig::default(),
             xray_limits: None,
             log_groups: None,
             retry_on_failure: RetryConfig::default(),
@@ -147,6 +156,13 @@ impl OtlpHttpExporterConfig {
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(format!(
                     "{name} `{url}` must be an http:// or https:// URL with a host"
+                ));
+            }
+            let https = uri.scheme_str() == Some("https");
+            self.tls.validate(https)?;
+            if !https && self.tls.has_options() {
+                return Err(format!(
+                    "tls options apply to https:// endpoints; {name} `{url}` is http://"
                 ));
             }
         }

@@ -28,6 +28,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::ServerName;
 use tokio::sync::OnceCell;
 
 use self::config::{Compression, OtlpHttpExporterConfig};
@@ -62,6 +63,9 @@ pub struct Destination {
     auth: Option<Arc<dyn ClientAuthenticator>>,
     xray_limits: bool,
     log_groups: Option<LogGroups>,
+    /// The `tls` block, loaded at start-up (a bad file fails it, naming the file); `None`:
+    /// the system trust store, loaded with the client.
+    tls: Option<(rustls::ClientConfig, Option<ServerName<'static>>)>,
     /// Made on first use: loading the trust store is start-up work a collector that never
     /// exports (or `validate`) does not need.
     client: OnceCell<HttpClient>,
@@ -125,6 +129,23 @@ impl OtlpHttpExporter {
                 env!("CARGO_PKG_VERSION")
             )),
         );
+        let tls = if config.tls.has_options() {
+            let mut tls = (*config.tls.load()?).clone();
+            // hyper-rustls sets ALPN itself (HTTP/1.1 here) and refuses a preset one.
+            tls.alpn_protocols.clear();
+            let name = config
+                .tls
+                .server_name_override
+                .as_ref()
+                .map(|n| {
+                    ServerName::try_from(n.clone())
+                        .map_err(|e| format!("tls.server_name_override `{n}`: {e}"))
+                })
+                .transpose()?;
+            Some((tls, name))
+        } else {
+            None
+        };
         Ok(OtlpHttpExporter(Arc::new(Destination {
             config: config.clone(),
             urls,
@@ -132,6 +153,7 @@ impl OtlpHttpExporter {
             auth,
             xray_limits: config.xray_limits(),
             log_groups,
+            tls,
             client: OnceCell::new(),
         })))
     }
@@ -155,6 +177,17 @@ impl OtlpHttpExporter {
                 // the X-Ray sampling proxy). Without a trust store, http:// still works
                 // and https:// fails its handshake with a message saying so.
                 let builder = hyper_rustls::HttpsConnectorBuilder::new();
+                if let Some((tls, name)) = &self.0.tls {
+                    let builder = builder.with_tls_config(tls.clone()).https_or_http();
+                    let builder = match name {
+                        Some(name) => builder.with_server_name_resolver(
+                            hyper_rustls::FixedServerNameResolver::new(name.clone()),
+                        ),
+                        None => builder,
+                    };
+                    return Client::builder(TokioExecutor::new())
+                        .build(builder.enable_http1().build());
+                }
                 let connector = match builder
                     .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
                 {

@@ -376,10 +376,33 @@ fn collector_option_names_parse_and_urls_follow_the_collector() {
             "not a valid header name",
         ),
         ("endpoint: http://gw\ntimeout: 0s", "timeout"),
+        (
+            "endpoint: http://gw\ntls: {ca_file: /etc/ca.crt}",
+            "tls options apply to https:// endpoints; endpoint `http://gw` is http://",
+        ),
+        (
+            "endpoint: https://gw\ntls: {insecure: true}",
+            "contradicts an https:// endpoint",
+        ),
+        (
+            "endpoint: https://gw\ntls: {cert_file: /c.crt}",
+            "cert_file and key_file go together",
+        ),
     ] {
         let c: OtlpHttpExporterConfig = serde_yaml_ng::from_str(yaml).unwrap();
         let err = c.validate().unwrap_err();
         assert!(err.contains(want), "{yaml}: {err}");
     }
     assert!(serde_yaml_ng::from_str::<OtlpHttpExporterConfig>("encoding: avro").is_err());
+}
+
+#[test]
+fn a_tls_file_that_cannot_be_read_fails_the_build_naming_it() {
+    let c: OtlpHttpExporterConfig = serde_yaml_ng::from_str(
+        "endpoint: https://gw.internal:4318\ntls: {ca_file: /nonexistent/otlphttp-ca.crt}\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let err = OtlpHttpExporter::new(&c, None, None).err().unwrap();
+    assert!(err.contains("/nonexistent/otlphttp-ca.crt"), "{err}");
 }
