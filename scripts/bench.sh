@@ -17,6 +17,9 @@
 #   xray  the awsxray exporter: to a file (translation + write), to aurastream-xray-sink (a
 #         PutTraceSegments stand-in that accepts everything: translation, batching, SigV4,
 #         HTTP) and to moto (.venv, made by scripts/test.sh; moto's Python is the limit);
+#   overload  the awsxray exporter to aurastream-xray-sink with 100-span requests from 4
+#         connections, then from 64 (the collector cannot keep up with either: the second
+#         measures what refusing the surplus costs; the exported rate should hold);
 #   otlphttp  the otlphttp exporter with sigv4auth (X-Ray's OTLP endpoint, no translation)
 #         to aurastream-xray-sink's /v1/traces, gzip (the default) and uncompressed,
 #         next to the same load through awsxray (PutTraceSegments) for comparison.
@@ -98,6 +101,7 @@ xray_config() { traces_config "$1" awsxray "$2"; }
 
 metric() { curl -s http://127.0.0.1:14133/metrics | awk -v m="$1" -v l="$2" '$1 ~ "^"m && index($1, l) {s+=$2} END {printf "%d", s}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status; }
+peak_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status; }
 cpu_ticks() { awk '{print $14+$15}' /proc/$pid/stat; }
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -143,7 +147,7 @@ run() { # name protocol endpoint signal rate connections batch [config]
     local summary
     summary=$(taskset -c 1 "$gen" --protocol "$proto" --endpoint "$ep" --signal "$signal" \
         --rate "$target" --connections "$conns" --batch "$batch" --duration "${secs}s")
-    local rss; rss=$(rss_mb)
+    local rss; rss="$(rss_mb) (peak $(peak_mb))"
     local load1; load1=$(load)
     sleep 1
     local t1 c1 sent1
@@ -232,6 +236,16 @@ xray_suite() {
     fi
 }
 
+overload_suite() {
+    local http=http://127.0.0.1:14318 grpc=http://127.0.0.1:14317
+    xray_config xray-sink "{ endpoint: 'http://127.0.0.1:14500', region: us-east-1 }"
+    start_peer "$sink" --listen 127.0.0.1:14500
+    scenario "xray sink, http 4 conns x 100" http $http traces 0 4 100 "$work/xray-sink.yaml"
+    scenario "xray sink, http 64 conns x 100" http $http traces 0 64 100 "$work/xray-sink.yaml"
+    scenario "xray sink, grpc 64 conns x 100" grpc $grpc traces 0 64 100 "$work/xray-sink.yaml"
+    stop_peer
+}
+
 # otlphttp_config NAME EXPORTER-OPTIONS: traces to otlphttp signed by sigv4auth (service
 # xray), as ADOT's configuration for Transaction Search.
 otlphttp_config() {
@@ -266,6 +280,7 @@ for suite in $suites; do
         xray) xray_suite ;;
         redaction) redaction_suite ;;
         otlphttp) otlphttp_suite ;;
-        *) echo "unknown suite $suite (otlp, otlphttp, redaction, xray)"; exit 2 ;;
+        overload) overload_suite ;;
+        *) echo "unknown suite $suite (otlp, otlphttp, overload, redaction, xray)"; exit 2 ;;
     esac
 done

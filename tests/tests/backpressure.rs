@@ -94,6 +94,24 @@ async fn full_pipeline_answers_503_and_unavailable_and_loses_nothing() {
         "says why"
     );
 
+    // While the pipeline has no room for the refused request, the next ones are refused
+    // before their bodies are read: counted per request, not per item.
+    let (req, _) = request(20_000_000);
+    let again = client
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .expect("collector answers");
+    assert_eq!(again.status().as_u16(), 503);
+    assert_eq!(again.headers()["retry-after"], "1");
+    let body = again.bytes().await.expect("body");
+    assert!(
+        String::from_utf8_lossy(&body).contains("is full"),
+        "says why"
+    );
+
     // gRPC senders get UNAVAILABLE, which OTLP clients retry.
     let (req, _) = request(10_000_000);
     let mut grpc = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
@@ -107,11 +125,21 @@ async fn full_pipeline_answers_503_and_unavailable_and_loses_nothing() {
     // Memory is bounded by the queue, not by what senders offer.
     let held = c.metric("aurastream_pipeline_queue_items", &["pipeline=\"traces\""]);
     assert!(held <= QUEUE as f64, "held {held} of {QUEUE}");
-    assert!(
+    assert_eq!(
         c.metric(
             "aurastream_receiver_refused_items_total",
             &["reason=\"queue_full\""]
-        ) >= PER_REQUEST as f64
+        ),
+        PER_REQUEST as f64,
+        "only the first refused request was decoded"
+    );
+    assert_eq!(
+        c.metric(
+            "aurastream_receiver_refused_requests_total",
+            &["reason=\"queue_full\""]
+        ),
+        2.0,
+        "the HTTP and the gRPC request after it were refused unread"
     );
 
     // Let the exporter drain: read stdout to the end while the collector shuts down.

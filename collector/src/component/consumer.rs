@@ -131,6 +131,21 @@ impl Consumer {
         self.inputs.iter().find_map(|i| i.memory.as_ref())
     }
 
+    /// Refuses a request before it is read when a pipeline is sure to refuse it as full
+    /// (see [`ItemBudget::refuses_now`]) or has no free channel slot.
+    pub fn check_room(&self) -> Result<(), ConsumeError> {
+        match self
+            .inputs
+            .iter()
+            .find(|i| i.budget.refuses_now() || i.tx.capacity() == 0)
+        {
+            Some(input) => Err(ConsumeError::Full {
+                pipeline: input.name.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Like [`Consumer::try_consume`]; a receiver that can wait before answering awaits the
     /// returned [`Settled`], so that with a queue on disk an acknowledged request survives
     /// a crash of the collector.

@@ -7,6 +7,7 @@
 //! `UNAVAILABLE` / 503: memory stays bounded and nothing acknowledged is ever dropped to make
 //! room.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,6 +23,9 @@ pub struct ItemBudget {
     /// Woken whenever a ticket gives items back, so a flush can wait for the pipeline to
     /// empty without polling.
     released: Arc<Notify>,
+    /// Items of the last request refused as [`AdmitError::Full`], 0 once one is admitted:
+    /// see [`ItemBudget::refuses_now`].
+    last_refused: Arc<AtomicUsize>,
 }
 
 /// Why a request could not be admitted.
@@ -41,7 +45,18 @@ impl ItemBudget {
             capacity,
             held,
             released: Arc::new(Notify::new()),
+            last_refused: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Whether a request is sure to be refused as [`AdmitError::Full`] before its size is
+    /// known: the last request was refused and its items still do not fit. Lets a receiver
+    /// answer 503 before reading and decoding a body, so that under overload refusing
+    /// costs almost nothing and the core goes to the data already admitted. Once the
+    /// pipeline frees room for that request, bodies are read again.
+    pub fn refuses_now(&self) -> bool {
+        let wanted = self.last_refused.load(Ordering::Relaxed);
+        wanted > 0 && self.semaphore.available_permits() < wanted
     }
 
     pub fn capacity(&self) -> usize {
@@ -82,6 +97,7 @@ impl ItemBudget {
         })?;
         match self.semaphore.clone().try_acquire_many_owned(n) {
             Ok(permit) => {
+                self.last_refused.store(0, Ordering::Relaxed);
                 self.held.inc_by(items as i64);
                 Ok(Ticket {
                     permit: Some(permit),
@@ -91,7 +107,10 @@ impl ItemBudget {
                     released: self.released.clone(),
                 })
             }
-            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(AdmitError::Full),
+            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => {
+                self.last_refused.store(items, Ordering::Relaxed);
+                Err(AdmitError::Full)
+            }
         }
     }
 }
@@ -253,6 +272,20 @@ mod tests {
         assert_eq!(held.get(), 4);
         drop(t2);
         assert_eq!(held.get(), 0);
+    }
+
+    #[test]
+    fn refuses_without_reading_until_the_last_refused_request_fits() {
+        let (b, _) = budget(10);
+        assert!(!b.refuses_now(), "nothing refused yet");
+        let held = b.try_admit(6).unwrap();
+        assert!(!b.refuses_now());
+        assert_eq!(b.try_admit(5).unwrap_err(), AdmitError::Full);
+        assert!(b.refuses_now(), "5 items still do not fit in the 4 free");
+        drop(held);
+        assert!(!b.refuses_now(), "room for the refused request again");
+        let _small = b.try_admit(1).unwrap();
+        assert!(!b.refuses_now(), "an admission clears the refusal");
     }
 
     #[test]

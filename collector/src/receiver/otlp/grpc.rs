@@ -111,8 +111,8 @@ impl<S: OtlpSignal> tower::Service<http::Request<tonic::body::Body>> for OtlpSer
                 ))
                 .into_http());
             }
-            // Over the memory limit: refused before the message is read.
-            if let Err(e) = ingest.check_memory("grpc", S::SIGNAL) {
+            // Over the memory limit, or a pipeline full: refused before the message is read.
+            if let Err(e) = ingest.check_room("grpc", S::SIGNAL) {
                 return Ok(to_status(e).into_http());
             }
             let mut accept = EnabledCompressionEncodings::default();

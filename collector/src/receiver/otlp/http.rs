@@ -208,7 +208,7 @@ async fn handle<S: OtlpSignal>(State(ctx): State<Ctx>, headers: HeaderMap, body:
             );
         }
     };
-    if let Err(e) = ctx.ingest.check_memory("http", S::SIGNAL) {
+    if let Err(e) = ctx.ingest.check_room("http", S::SIGNAL) {
         return ingest_error(e, encoding);
     }
     let content_encoding = headers

@@ -126,19 +126,28 @@ impl Ingest {
     }
 
     /// Refuses at once, before a body is read, while the memory budget is over its soft
-    /// limit: under overload a refusal costs almost nothing. Counted per request.
-    pub fn check_memory(&self, transport: &str, signal: Signal) -> Result<(), IngestError> {
-        let Some(limiter) = self.limiter(signal) else {
-            return Ok(());
-        };
-        if !limiter.over_soft() {
-            return Ok(());
+    /// limit or a pipeline is sure to refuse the request as full: under overload a
+    /// refusal costs almost nothing and the core goes to what was already admitted.
+    /// Counted per request (`memory_limit`, `queue_full`).
+    pub fn check_room(&self, transport: &str, signal: Signal) -> Result<(), IngestError> {
+        if let Some(limiter) = self.limiter(signal)
+            && limiter.over_soft()
+        {
+            let refusal = Refusal::Busy {
+                held_mib: limiter.held().div_ceil(MIB),
+                soft_mib: limiter.limits().soft.div_ceil(MIB),
+            };
+            return Err(self.refused_request(transport, signal, refusal));
         }
-        let refusal = Refusal::Busy {
-            held_mib: limiter.held().div_ceil(MIB),
-            soft_mib: limiter.limits().soft.div_ceil(MIB),
-        };
-        Err(self.refused_request(transport, signal, refusal))
+        if let Some(consumer) = self.consumers.get(&signal)
+            && let Err(full) = consumer.check_room()
+        {
+            self.metrics
+                .receiver_refused_requests(&self.receiver, transport, signal, "queue_full")
+                .inc();
+            return Err(IngestError::Refused(full));
+        }
+        Ok(())
     }
 
     /// Before a body of `wire_len` bytes (uncompressed) is read: reserves what it can
