@@ -16,6 +16,18 @@ use crate::component::factory::{
     ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory, Registered,
 };
 
+/// Component types behind a cargo feature (kind, type, feature), all on by default; the lean
+/// Lambda layer (`--no-default-features`) leaves them out. A config naming one that this
+/// build lacks is told which feature has it rather than "unknown type".
+pub const FEATURE_GATED: &[(&str, &str, &str)] = &[
+    ("receiver", "awsxray", "awsxray"),
+    ("exporter", "awsxray", "awsxray"),
+    ("exporter", "awscloudwatchlogs", "awscloudwatchlogs"),
+    ("exporter", "otlp", "grpc-exporters"),
+    ("exporter", "loadbalancing", "grpc-exporters"),
+    ("processor", "xray_sampling", "tail-sampling"),
+];
+
 /// A section of components keyed by id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Components<T>(pub BTreeMap<String, T>);
@@ -70,6 +82,17 @@ impl<'de, T: ComponentKind> Deserialize<'de> for Components<T> {
                             T::KIND
                         )));
                     }
+                    if let Some((_, _, feature)) = FEATURE_GATED
+                        .iter()
+                        .find(|(k, t, _)| *k == T::KIND && *t == ty && !T::TYPES.contains(t))
+                    {
+                        return Err(de::Error::custom(format!(
+                            "{} type `{ty}` (in `{id}`) is not in this build: it was built \
+                             without the `{feature}` cargo feature (the lean Lambda layer \
+                             leaves it out); use the full build",
+                            T::KIND
+                        )));
+                    }
                     if !T::TYPES.contains(&ty) {
                         return Err(de::Error::custom(format!(
                             "unknown {} type `{ty}` (in `{id}`); this build knows: {}",
@@ -104,21 +127,24 @@ impl<T> Serialize for Components<T> {
 /// deserialization, and `factory()`, which hands the options to the section's factory
 /// trait. Nothing else in the collector matches on component types.
 macro_rules! section {
-    ($(#[$meta:meta])* $enum:ident, $kind:literal, $factory:ident { $($variant:ident($config:ty),)+ }) => {
+    ($(#[$meta:meta])* $enum:ident, $kind:literal, $factory:ident {
+        $($(#[$cfg:meta])* $variant:ident($config:ty),)+
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
         pub enum $enum {
-            $($variant($config),)+
+            $($(#[$cfg])* $variant($config),)+
         }
 
         impl ComponentKind for $enum {
             const KIND: &'static str = $kind;
-            const TYPES: &'static [&'static str] = &[$(<$config as Registered>::TYPE,)+];
+            const TYPES: &'static [&'static str] =
+                &[$($(#[$cfg])* <$config as Registered>::TYPE,)+];
             fn deserialize_typed<'de, A: MapAccess<'de>>(
                 ty: &str,
                 map: &mut A,
             ) -> Result<Self, A::Error> {
-                $(if ty == <$config as Registered>::TYPE {
+                $($(#[$cfg])* if ty == <$config as Registered>::TYPE {
                     return Ok($enum::$variant(next_options(map)?));
                 })+
                 Err(de::Error::custom(format!("unknown {} type `{ty}`", $kind)))
@@ -128,7 +154,7 @@ macro_rules! section {
         impl $enum {
             /// The default options of the type named `ty`, if this build has it.
             pub fn defaults_of(ty: &str) -> Option<Self> {
-                $(if ty == <$config as Registered>::TYPE {
+                $($(#[$cfg])* if ty == <$config as Registered>::TYPE {
                     return Some($enum::$variant(<$config>::default()));
                 })+
                 None
@@ -137,7 +163,7 @@ macro_rules! section {
             /// These options as their component's factory.
             pub fn factory(&self) -> &dyn $factory {
                 match self {
-                    $($enum::$variant(c) => c,)+
+                    $($(#[$cfg])* $enum::$variant(c) => c,)+
                 }
             }
         }
@@ -148,6 +174,7 @@ section! {
     /// A receiver's options, by type.
     ReceiverConfig, "receiver", ReceiverFactory {
         Otlp(crate::receiver::otlp::config::OtlpReceiverConfig),
+        #[cfg(feature = "awsxray")]
         AwsXray(crate::receiver::xray_udp::config::XrayReceiverConfig),
         Lambda(crate::receiver::lambda::config::LambdaReceiverConfig),
     }
@@ -157,6 +184,7 @@ section! {
     /// A processor's options, by type.
     ProcessorConfig, "processor", ProcessorFactory {
         Batch(crate::processor::batch::config::BatchConfig),
+        #[cfg(feature = "tail-sampling")]
         XRaySampling(crate::processor::xray_sampling::config::XRaySamplingConfig),
         Redaction(crate::processor::redaction::config::RedactionConfig),
     }
@@ -167,11 +195,15 @@ section! {
     ExporterConfig, "exporter", ExporterFactory {
         Debug(crate::exporter::debug::config::DebugExporterConfig),
         File(crate::exporter::file::config::FileExporterConfig),
+        #[cfg(feature = "awscloudwatchlogs")]
         AwsCloudWatchLogs(crate::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig),
         AwsEmf(crate::exporter::emf::config::EmfExporterConfig),
+        #[cfg(feature = "awsxray")]
         AwsXray(crate::exporter::xray::config::XrayExporterConfig),
+        #[cfg(feature = "grpc-exporters")]
         Otlp(crate::exporter::otlp::config::OtlpExporterConfig),
         OtlpHttp(crate::exporter::otlphttp::config::OtlpHttpExporterConfig),
+        #[cfg(feature = "grpc-exporters")]
         LoadBalancing(crate::exporter::loadbalancing::config::LoadBalancingExporterConfig),
     }
 }

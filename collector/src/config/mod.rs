@@ -26,20 +26,44 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use components::{
-    Components, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig, component_type,
+    Components, ExporterConfig, ExtensionConfig, FEATURE_GATED, ProcessorConfig, ReceiverConfig,
+    component_type,
 };
 pub use service::{LogEncoding, PipelineConfig, ServiceConfig};
 
 use crate::model::Signal;
 
-/// The configuration used when none is given: OTLP in on loopback, batched, written as
-/// OTLP/JSON lines under `./aurastream-data/`, health and metrics on 127.0.0.1:13133.
+/// The configuration used when none is given: OTLP in on loopback, sampled, batched, and
+/// written under `./aurastream-data/` as it would be sent to AWS, health and metrics on
+/// 127.0.0.1:13133 (the lean build's is [`LEAN_DEFAULT_CONFIG`]).
+#[cfg(all(
+    feature = "awsxray",
+    feature = "awscloudwatchlogs",
+    feature = "tail-sampling"
+))]
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+#[cfg(not(all(
+    feature = "awsxray",
+    feature = "awscloudwatchlogs",
+    feature = "tail-sampling"
+)))]
+pub const DEFAULT_CONFIG: &str = LEAN_DEFAULT_CONFIG;
+
+/// The default of a build without the `awsxray`, `awscloudwatchlogs` and `tail-sampling`
+/// features (the lean Lambda layer's binary): traces and logs as OTLP/JSON lines.
+pub const LEAN_DEFAULT_CONFIG: &str = include_str!("default-lean.yaml");
 
 /// The configuration of the Lambda extension when `$AURASTREAM_CONFIG` names no file: the
-/// function sends OTLP to loopback, platform telemetry comes from the Telemetry API, and
-/// everything is written under `/tmp/aurastream-data/` (the only writable place in Lambda).
+/// function sends OTLP to loopback, platform telemetry comes from the Telemetry API,
+/// metrics and logs go to stdout and traces to X-Ray (the lean build's is
+/// [`LAMBDA_LEAN_DEFAULT_CONFIG`]).
+#[cfg(all(feature = "awsxray", feature = "awscloudwatchlogs"))]
 pub const LAMBDA_DEFAULT_CONFIG: &str = include_str!("lambda-default.yaml");
+#[cfg(not(all(feature = "awsxray", feature = "awscloudwatchlogs")))]
+pub const LAMBDA_DEFAULT_CONFIG: &str = LAMBDA_LEAN_DEFAULT_CONFIG;
+
+/// The Lambda default of the lean layer: traces and logs to AWS's OTLP endpoints, SigV4.
+pub const LAMBDA_LEAN_DEFAULT_CONFIG: &str = include_str!("lambda-default-lean.yaml");
 
 /// The whole configuration after parsing and validation.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -193,8 +217,12 @@ pub fn load_sources(
             path,
             message,
         })?;
-    let mut config = config;
-    link_xray_log_groups(&mut config);
+    #[cfg(all(feature = "awsxray", feature = "awscloudwatchlogs"))]
+    let config = {
+        let mut config = config;
+        link_xray_log_groups(&mut config);
+        config
+    };
     Ok(config)
 }
 
@@ -202,6 +230,7 @@ pub fn load_sources(
 /// `awscloudwatchlogs` exporters in use (their default and category groups, as templates),
 /// so segments name the groups their service's logs go to and the X-Ray console shows a
 /// trace's log lines. A span whose resource has `aws.log.group.names` keeps those.
+#[cfg(all(feature = "awsxray", feature = "awscloudwatchlogs"))]
 fn link_xray_log_groups(config: &mut Config) {
     let used: std::collections::BTreeSet<&String> = config
         .service

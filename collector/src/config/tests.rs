@@ -221,6 +221,54 @@ service:
     );
 }
 
+/// The lean build's defaults (and the lean layer's shipped config) are valid and name no
+/// component the lean build leaves out.
+#[test]
+fn lean_defaults_are_valid_and_use_only_what_the_lean_build_has() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let key_file = std::env::temp_dir().join(format!("lean-key-{}", std::process::id()));
+    std::fs::write(&key_file, "a key of more than sixteen bytes").unwrap();
+    let lean_layer = std::fs::read_to_string(root.join("deploy/config/lambda-lean.yaml"))
+        .unwrap()
+        .replace(
+            "hmac_key_env: AURASTREAM_REDACTION_HMAC_KEY",
+            &format!("hmac_key_file: {}", key_file.display()),
+        );
+    for (name, text) in [
+        ("default-lean", LEAN_DEFAULT_CONFIG.to_string()),
+        (
+            "lambda-default-lean",
+            LAMBDA_LEAN_DEFAULT_CONFIG.to_string(),
+        ),
+        ("deploy/config/lambda-lean.yaml", lean_layer),
+    ] {
+        let c = load_sources(
+            &[ConfigSource {
+                name: name.into(),
+                text,
+            }],
+            |_| None,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.service.pipelines.len(), 3, "{name}");
+        let used = [
+            ("receiver", c.receivers.0.keys().collect::<Vec<_>>()),
+            ("processor", c.processors.0.keys().collect()),
+            ("exporter", c.exporters.0.keys().collect()),
+        ];
+        for (kind, ids) in used {
+            for id in ids {
+                let ty = component_type(id);
+                assert!(
+                    !FEATURE_GATED.iter().any(|(k, t, _)| *k == kind && *t == ty),
+                    "{name}: {kind} `{id}` is not in the lean build"
+                );
+            }
+        }
+    }
+    std::fs::remove_file(&key_file).ok();
+}
+
 #[test]
 fn built_in_lambda_default_is_valid_and_uses_the_lambda_receiver() {
     let c = load_sources(&[ConfigSource::lambda_default_config()], |_| None).unwrap();

@@ -3,4 +3,6 @@
 
 pub mod batch;
 pub mod redaction;
+/// The `xray_sampling` processor: cargo feature `tail-sampling`, on by default.
+#[cfg(feature = "tail-sampling")]
 pub mod xray_sampling;

@@ -2,4 +2,6 @@
 
 pub mod lambda;
 pub mod otlp;
+/// The `awsxray` receiver: a cargo feature, on by default.
+#[cfg(feature = "awsxray")]
 pub mod xray_udp;
