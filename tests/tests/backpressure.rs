@@ -55,6 +55,20 @@ fn request(first: u64) -> (ExportTraceServiceRequest, Vec<String>) {
     (req, ids)
 }
 
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    req: &ExportTraceServiceRequest,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .expect("collector answers")
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -70,13 +84,7 @@ async fn full_pipeline_answers_503_and_unavailable_and_loses_nothing() {
     let mut refused = None;
     for i in 0..2000u64 {
         let (req, ids) = request(1 + i * PER_REQUEST as u64);
-        let r = client
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(req.encode_to_vec())
-            .send()
-            .await
-            .expect("collector answers");
+        let r = post(&client, &url, &req).await;
         match r.status().as_u16() {
             200 => accepted.extend(ids),
             503 => {
@@ -97,13 +105,7 @@ async fn full_pipeline_answers_503_and_unavailable_and_loses_nothing() {
     // While the pipeline has no room for the refused request, the next ones are refused
     // before their bodies are read: counted per request, not per item.
     let (req, _) = request(20_000_000);
-    let again = client
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .await
-        .expect("collector answers");
+    let again = post(&client, &url, &req).await;
     assert_eq!(again.status().as_u16(), 503);
     assert_eq!(again.headers()["retry-after"], "1");
     let body = again.bytes().await.expect("body");
@@ -179,13 +181,7 @@ async fn shutdown_deadline_reports_what_was_not_flushed() {
     let url = format!("{}/v1/traces", c.ports.http_url());
     for i in 0..2000u64 {
         let (req, _) = request(1 + i * PER_REQUEST as u64);
-        let r = client
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(req.encode_to_vec())
-            .send()
-            .await
-            .expect("collector answers");
+        let r = post(&client, &url, &req).await;
         if r.status() == 503 {
             break;
         }

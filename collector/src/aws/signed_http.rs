@@ -20,6 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::OnceCell;
 
 use super::sigv4::{SignError, Signer};
+use crate::net::error_chain;
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -257,18 +258,6 @@ impl SignedHttp {
             }),
         }
     }
-}
-
-/// An error with its sources, so "connection refused" is not hidden behind "client error".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

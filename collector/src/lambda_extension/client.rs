@@ -1,14 +1,23 @@
 //! A small client for the Lambda Extensions API and Telemetry API.
 //!
 //! Both live on the local `AWS_LAMBDA_RUNTIME_API` endpoint over plain HTTP/1.1; a few
-//! requests per invocation do not justify a framework, and a hand-written client keeps the
-//! cold start to a couple of loopback round trips.
+//! requests per invocation do not justify a framework, and a hand-written client on the
+//! hyper connection pool the collector already links keeps the cold start to a couple of
+//! loopback round trips (and the lean Lambda layer free of a second HTTP client).
 
 use std::time::Duration;
 
 use aurastream_proto::lambda::{
     LifecycleEvent, LifecycleEventType, RegisterRequest, TelemetrySubscription,
 };
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::net::error_chain;
 
 const EXTENSION_PATH: &str = "2020-01-01/extension";
 const TELEMETRY_PATH: &str = "2022-07-01/telemetry";
@@ -19,70 +28,76 @@ const ERROR_TYPE_HEADER: &str = "Lambda-Extension-Function-Error-Type";
 /// What went wrong talking to Lambda.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{call}: cannot reach the Lambda API at {endpoint}: {source}")]
+    #[error("{call}: cannot reach the Lambda API at {endpoint}: {message}")]
     Unreachable {
         call: &'static str,
         endpoint: String,
-        source: reqwest::Error,
+        message: String,
     },
     #[error("{call}: Lambda answered {status}: {body}")]
     Status {
         call: &'static str,
-        status: reqwest::StatusCode,
+        status: StatusCode,
         body: String,
     },
     #[error("{call}: unexpected answer: {message}")]
     Invalid { call: &'static str, message: String },
 }
 
+/// Plain HTTP/1.1 to loopback: no TLS, and no proxy (a user's HTTP(S)_PROXY must not be
+/// used for the local Runtime API; hyper's client never reads it).
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// One answer, read whole (the API's bodies are small).
+struct Answer {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 /// A registered extension.
 pub struct ExtensionClient {
-    http: reqwest::Client,
-    base: String,
+    api: Api,
     id: String,
+}
+
+/// The local API endpoint and its connection pool.
+struct Api {
+    http: Http,
+    base: String,
 }
 
 impl ExtensionClient {
     /// Registers for INVOKE and SHUTDOWN as `name`, which must be the executable's file
     /// name (Lambda matches it against `/opt/extensions/<name>`).
     pub async fn register(runtime_api: &str, name: &str) -> Result<ExtensionClient, ApiError> {
-        const CALL: &str = "register";
-        let http = reqwest::Client::builder()
-            // The Runtime API is local: a user's HTTP(S)_PROXY must not be used for it.
-            .no_proxy()
-            .http1_only()
-            .build()
-            .map_err(|source| ApiError::Unreachable {
-                call: CALL,
-                endpoint: runtime_api.into(),
-                source,
-            })?;
-        let base = format!("http://{runtime_api}");
-        let response = http
-            .post(format!("{base}/{EXTENSION_PATH}/register"))
-            .header(NAME_HEADER, name)
-            .json(&RegisterRequest {
-                events: vec![LifecycleEventType::Invoke, LifecycleEventType::Shutdown],
-            })
-            .send()
-            .await
-            .map_err(|source| ApiError::Unreachable {
-                call: CALL,
-                endpoint: runtime_api.into(),
-                source,
-            })?;
-        let response = ok_or_status(CALL, response).await?;
-        let id = response
-            .headers()
+        let api = Api {
+            http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            base: format!("http://{runtime_api}"),
+        };
+        let body = json(&RegisterRequest {
+            events: vec![LifecycleEventType::Invoke, LifecycleEventType::Shutdown],
+        });
+        let answer = api
+            .call(
+                "register",
+                Method::POST,
+                &format!("{EXTENSION_PATH}/register"),
+                &[(NAME_HEADER, name)],
+                Some(body),
+                None,
+            )
+            .await?;
+        let id = answer
+            .headers
             .get(ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
             .ok_or_else(|| ApiError::Invalid {
-                call: CALL,
+                call: "register",
                 message: format!("no {ID_HEADER} header"),
             })?
             .to_string();
-        Ok(ExtensionClient { http, base, id })
+        Ok(ExtensionClient { api, id })
     }
 
     pub fn id(&self) -> &str {
@@ -93,37 +108,34 @@ impl ExtensionClient {
     /// done with the current invocation, after which the sandbox may be frozen.
     pub async fn next_event(&self) -> Result<LifecycleEvent, ApiError> {
         const CALL: &str = "event/next";
-        let response = self
-            .http
-            .get(format!("{}/{EXTENSION_PATH}/event/next", self.base))
-            .header(ID_HEADER, &self.id)
-            .send()
-            .await
-            .map_err(|source| self.unreachable(CALL, source))?;
-        let body = ok_or_status(CALL, response)
-            .await?
-            .bytes()
-            .await
-            .map_err(|source| self.unreachable(CALL, source))?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid {
+        let answer = self
+            .call(
+                CALL,
+                Method::GET,
+                &format!("{EXTENSION_PATH}/event/next"),
+                &[],
+                None,
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&answer.body).map_err(|e| ApiError::Invalid {
             call: CALL,
-            message: format!("{e}: {}", String::from_utf8_lossy(&body)),
+            message: format!("{e}: {}", String::from_utf8_lossy(&answer.body)),
         })
     }
 
     /// Subscribes to the Telemetry API (only allowed during init).
     pub async fn subscribe(&self, subscription: &TelemetrySubscription) -> Result<(), ApiError> {
-        const CALL: &str = "telemetry subscribe";
-        let response = self
-            .http
-            .put(format!("{}/{TELEMETRY_PATH}", self.base))
-            .header(ID_HEADER, &self.id)
-            .json(subscription)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|source| self.unreachable(CALL, source))?;
-        ok_or_status(CALL, response).await.map(drop)
+        self.call(
+            "telemetry subscribe",
+            Method::PUT,
+            TELEMETRY_PATH,
+            &[],
+            Some(json(subscription)),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .map(drop)
     }
 
     /// Reports a failed initialisation; Lambda then fails the init phase with `error_type`
@@ -143,42 +155,103 @@ impl ExtensionClient {
         error_type: &str,
         message: &str,
     ) -> Result<(), ApiError> {
-        let response = self
-            .http
-            .post(format!("{}/{EXTENSION_PATH}/{path}", self.base))
-            .header(ID_HEADER, &self.id)
-            .header(ERROR_TYPE_HEADER, error_type)
-            .json(&serde_json::json!({
-                "errorMessage": message,
-                "errorType": error_type,
-                "stackTrace": [],
-            }))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .map_err(|source| self.unreachable(path, source))?;
-        ok_or_status(path, response).await.map(drop)
+        let body = json(&serde_json::json!({
+            "errorMessage": message,
+            "errorType": error_type,
+            "stackTrace": [],
+        }));
+        self.call(
+            path,
+            Method::POST,
+            &format!("{EXTENSION_PATH}/{path}"),
+            &[(ERROR_TYPE_HEADER, error_type)],
+            Some(body),
+            Some(Duration::from_secs(2)),
+        )
+        .await
+        .map(drop)
     }
 
-    fn unreachable(&self, call: &'static str, source: reqwest::Error) -> ApiError {
-        ApiError::Unreachable {
-            call,
-            endpoint: self.base.clone(),
-            source,
-        }
+    /// A call as this extension (with its identifier header).
+    async fn call(
+        &self,
+        name: &'static str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, ApiError> {
+        let mut all = vec![(ID_HEADER, self.id.as_str())];
+        all.extend_from_slice(headers);
+        self.api.call(name, method, path, &all, body, timeout).await
     }
 }
 
-async fn ok_or_status(
-    call: &'static str,
-    response: reqwest::Response,
-) -> Result<reqwest::Response, ApiError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("the API's request types serialize")
+}
+
+impl Api {
+    /// One request; any status but 2xx is an error carrying Lambda's answer.
+    async fn call(
+        &self,
+        name: &'static str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, ApiError> {
+        let unreachable = |message: String| ApiError::Unreachable {
+            call: name,
+            endpoint: self.base.clone(),
+            message,
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}/{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        let (parts, body) = match timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .map_err(|_| unreachable(format!("no answer within {limit:?}")))??,
+            None => exchange.await?,
+        };
+        if !parts.status.is_success() {
+            return Err(ApiError::Status {
+                call: name,
+                status: parts.status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        Ok(Answer {
+            headers: parts.headers,
+            body,
+        })
     }
-    let body = response.text().await.unwrap_or_default();
-    Err(ApiError::Status { call, status, body })
 }
 
 #[cfg(test)]

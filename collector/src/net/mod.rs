@@ -31,6 +31,19 @@ pub fn is_loopback(endpoint: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// An error with its causes (`client error (Connect): tcp connect error: Connection
+/// refused`), so the reason is not hidden behind a client's generic message.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 /// The one TLS provider of the tree (aws-lc-rs), restricted to `cipher_suites` when given.
 pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()

@@ -43,6 +43,7 @@ use crate::component::{
     send_in_order,
 };
 use crate::model::{Signal, SignalData};
+use crate::net::error_chain;
 
 /// Answers larger than this are not read: an OTLP answer is a few bytes, an error page a
 /// few kilobytes.
@@ -338,18 +339,6 @@ fn auth_error(url: &http::Uri, e: AuthError) -> ExportError {
             ExportError::permanent("auth_failed", format!("{url}: {m}"))
         }
     }
-}
-
-/// A client error with its causes (`error trying to connect: Connection refused`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
 }
 
 #[async_trait]
