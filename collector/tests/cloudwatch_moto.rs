@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
@@ -41,6 +43,19 @@ fn client(moto: &Moto) -> Client {
         .endpoint_url(moto.url())
         .build();
     Client::from_conf(config)
+}
+
+/// What the collector's CloudWatch Logs client signs with: static test credentials and
+/// the peer's endpoint.
+fn sdk_config(moto: &Moto) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .endpoint_url(moto.url())
+        .build()
 }
 
 fn now_nanos() -> u64 {
@@ -267,7 +282,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awsemf",
         &emf_config,
         &metrics,
-        LogsService::with_client(client.clone(), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
     )
     .expect("exporter");
     let time = now_nanos();
@@ -359,7 +374,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awscloudwatchlogs",
         &logs_config,
         &metrics,
-        LogsService::with_client(client.clone(), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
     );
     let records: Vec<(Option<&str>, Value)> = vec![
         (
@@ -476,7 +491,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awsemf/cumulative",
         &cumulative_config,
         &metrics,
-        LogsService::with_client(client.clone(), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
     )
     .expect("exporter");
     let start = now_nanos();
@@ -555,7 +570,7 @@ async fn emf_groups_and_streams_follow_templates_with_fallback_and_cap() {
         "awsemf",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_client(client.clone(), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
     )
     .expect("exporter");
     let time = now_nanos();
@@ -628,7 +643,7 @@ async fn replayed_batches_already_stored_are_not_sent_again() {
         "awscloudwatchlogs",
         &config,
         &metrics,
-        LogsService::with_client(client.clone(), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
     );
     let base = now_nanos();
     let batch = |tag: &str| {

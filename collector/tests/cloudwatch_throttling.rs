@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudwatchlogs::Client;
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use axum::Router;
 use axum::body::Bytes;
@@ -161,15 +162,17 @@ async fn start_fake() -> (String, Shared) {
     (format!("http://{addr}"), fake)
 }
 
-fn client(endpoint: &str) -> Client {
-    Client::from_conf(
-        aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("k", "s", None, None, "fake"))
-            .endpoint_url(endpoint)
-            .build(),
-    )
+/// What the collector's CloudWatch Logs client signs with: static test credentials and
+/// the peer's endpoint.
+fn sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "k", "k", None, None, "test",
+        )))
+        .endpoint_url(endpoint)
+        .build()
 }
 
 fn fast_retry(budget: Duration) -> RetryConfig {
@@ -194,7 +197,7 @@ fn logs_exporter(endpoint: &str, group: &str, budget: Duration) -> CloudWatchLog
         "awscloudwatchlogs",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_client(client(endpoint), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(endpoint), HashMap::new()),
     )
 }
 
@@ -290,7 +293,7 @@ async fn throttled_emf_documents_are_all_delivered() {
         "awsemf",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_client(client(&endpoint), HashMap::new()),
+        LogsService::with_sdk_config(sdk_config(&endpoint), HashMap::new()),
     )
     .expect("exporter");
     let time = now_ms() * 1_000_000;

@@ -64,6 +64,19 @@ fn service(name: &str, records: Vec<LogRecord>) -> ResourceLogs {
     }
 }
 
+/// What the collector's CloudWatch Logs client signs with: static test credentials and
+/// the peer's endpoint.
+fn sdk_config(moto: &Moto) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .endpoint_url(moto.url())
+        .build()
+}
+
 fn moto_client(moto: &Moto) -> Client {
     Client::from_conf(
         aws_sdk_cloudwatchlogs::Config::builder()
@@ -94,7 +107,7 @@ async fn records_go_to_their_category_group_created_with_the_seed_retention() {
         config.log_groups.as_ref().unwrap(),
         "otlphttp",
         &metrics,
-        LogsService::with_client(moto_client(&moto), Default::default()),
+        LogsService::with_sdk_config(sdk_config(&moto), Default::default()),
     );
     let sdk = SdkConfig::builder()
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(

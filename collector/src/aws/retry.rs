@@ -12,10 +12,11 @@
 //! is still right (dropping acknowledged data is worse), but the items it carried may now
 //! exist twice at the destination, so exporters count them (`possibly_duplicated`).
 
-// The SDK crates all re-export the same smithy runtime types; naming them through one SDK
-// crate lets this module classify errors of every client.
-use aws_sdk_cloudwatchlogs::config::http::HttpResponse;
-use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
+// Every SDK crate re-exports these smithy runtime types; naming them at the source lets
+// this module classify errors of any client.
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
