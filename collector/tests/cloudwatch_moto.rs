@@ -10,8 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_config::SdkConfig;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
@@ -24,7 +22,7 @@ use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::{EmfExporterConfig, InitialValue};
 use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
-use aurastream_e2e::aws::Moto;
+use aurastream_e2e::aws::{Moto, static_sdk_config};
 use aurastream_proto::emf::EmfDocument;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value as AnyValueKind};
 use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
@@ -43,19 +41,6 @@ fn client(moto: &Moto) -> Client {
         .endpoint_url(moto.url())
         .build();
     Client::from_conf(config)
-}
-
-/// What the collector's CloudWatch Logs client signs with: static test credentials and
-/// the peer's endpoint.
-fn sdk_config(moto: &Moto) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .endpoint_url(moto.url())
-        .build()
 }
 
 fn now_nanos() -> u64 {
@@ -282,7 +267,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awsemf",
         &emf_config,
         &metrics,
-        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), HashMap::new()),
     )
     .expect("exporter");
     let time = now_nanos();
@@ -374,7 +359,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awscloudwatchlogs",
         &logs_config,
         &metrics,
-        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), HashMap::new()),
     );
     let records: Vec<(Option<&str>, Value)> = vec![
         (
@@ -491,7 +476,7 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
         "awsemf/cumulative",
         &cumulative_config,
         &metrics,
-        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), HashMap::new()),
     )
     .expect("exporter");
     let start = now_nanos();
@@ -570,7 +555,7 @@ async fn emf_groups_and_streams_follow_templates_with_fallback_and_cap() {
         "awsemf",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), HashMap::new()),
     )
     .expect("exporter");
     let time = now_nanos();
@@ -643,7 +628,7 @@ async fn replayed_batches_already_stored_are_not_sent_again() {
         "awscloudwatchlogs",
         &config,
         &metrics,
-        LogsService::with_sdk_config(sdk_config(&moto), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), HashMap::new()),
     );
     let base = now_nanos();
     let batch = |tag: &str| {

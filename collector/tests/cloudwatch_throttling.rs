@@ -6,9 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::SdkConfig;
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,6 +23,7 @@ use aurastream_collector::exporter::emf::EmfExporter;
 use aurastream_collector::exporter::emf::config::EmfExporterConfig;
 use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
+use aurastream_e2e::aws::static_sdk_config;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value as AnyValueKind};
 use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use aurastream_proto::otlp::metrics::{
@@ -162,19 +160,6 @@ async fn start_fake() -> (String, Shared) {
     (format!("http://{addr}"), fake)
 }
 
-/// What the collector's CloudWatch Logs client signs with: static test credentials and
-/// the peer's endpoint.
-fn sdk_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "k", "k", None, None, "test",
-        )))
-        .endpoint_url(endpoint)
-        .build()
-}
-
 fn fast_retry(budget: Duration) -> RetryConfig {
     RetryConfig {
         enabled: true,
@@ -197,7 +182,7 @@ fn logs_exporter(endpoint: &str, group: &str, budget: Duration) -> CloudWatchLog
         "awscloudwatchlogs",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_sdk_config(sdk_config(endpoint), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(endpoint), HashMap::new()),
     )
 }
 
@@ -293,7 +278,7 @@ async fn throttled_emf_documents_are_all_delivered() {
         "awsemf",
         &config,
         &Arc::new(SelfMetrics::new()),
-        LogsService::with_sdk_config(sdk_config(&endpoint), HashMap::new()),
+        LogsService::with_sdk_config(static_sdk_config(&endpoint), HashMap::new()),
     )
     .expect("exporter");
     let time = now_ms() * 1_000_000;

@@ -21,7 +21,7 @@ use aurastream_collector::exporter::otlphttp::log_groups::{LogGroups, LogGroupsC
 use aurastream_collector::extension::sigv4auth::SigV4Authenticator;
 use aurastream_collector::model::SignalData;
 use aurastream_collector::telemetry::metrics::SelfMetrics;
-use aurastream_e2e::aws::Moto;
+use aurastream_e2e::aws::{Moto, static_sdk_config};
 use aurastream_e2e::otlp_peer::{OtlpPeer, PeerConfig};
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value as AnyValueKind};
 use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
@@ -64,19 +64,6 @@ fn service(name: &str, records: Vec<LogRecord>) -> ResourceLogs {
     }
 }
 
-/// What the collector's CloudWatch Logs client signs with: static test credentials and
-/// the peer's endpoint.
-fn sdk_config(moto: &Moto) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .endpoint_url(moto.url())
-        .build()
-}
-
 fn moto_client(moto: &Moto) -> Client {
     Client::from_conf(
         aws_sdk_cloudwatchlogs::Config::builder()
@@ -107,7 +94,7 @@ async fn records_go_to_their_category_group_created_with_the_seed_retention() {
         config.log_groups.as_ref().unwrap(),
         "otlphttp",
         &metrics,
-        LogsService::with_sdk_config(sdk_config(&moto), Default::default()),
+        LogsService::with_sdk_config(static_sdk_config(&moto.url()), Default::default()),
     );
     let sdk = SdkConfig::builder()
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(

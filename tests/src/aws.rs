@@ -38,6 +38,22 @@ pub fn use_test_credentials() {
     });
 }
 
+/// What a collector AWS client built in a test signs with: static test credentials,
+/// us-east-1, and `endpoint` (moto or a fake service) instead of AWS.
+pub fn static_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region};
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .endpoint_url(endpoint)
+        .build()
+}
+
 /// A moto server on a free loopback port, killed by its PID when dropped.
 pub struct Moto {
     child: Child,
