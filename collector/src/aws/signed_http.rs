@@ -123,7 +123,7 @@ pub struct SignedHttp {
 
 impl SignedHttp {
     /// `region` and `endpoint` override the chain's region and the service's public
-    /// endpoint (`https://{signing_name}.{region}.amazonaws.com`).
+    /// endpoint ([`public_endpoint`]).
     pub fn new(
         signing_name: &'static str,
         region: Option<String>,
@@ -159,12 +159,13 @@ impl SignedHttp {
                     .clone()
                     .or_else(|| sdk.region().map(|r| r.to_string()))
                     .ok_or(CallFailure::NoRegion)?;
+                // As the SDK: the component's `endpoint`, else `AWS_ENDPOINT_URL` (loaded
+                // into the config), else the service's public endpoint.
                 let base_url = self
                     .endpoint
                     .clone()
-                    .unwrap_or_else(|| {
-                        format!("https://{}.{region}.amazonaws.com", self.signing_name)
-                    })
+                    .or_else(|| sdk.endpoint_url().map(str::to_owned))
+                    .unwrap_or_else(|| public_endpoint(self.signing_name, &region))
                     .trim_end_matches('/')
                     .to_owned();
                 // The provider is named, not left to rustls's process-wide default: a
@@ -279,6 +280,17 @@ impl SignedHttp {
     }
 }
 
+/// A service's public regional endpoint: `https://logs.us-east-1.amazonaws.com`, and
+/// `amazonaws.com.cn` in the China regions.
+pub fn public_endpoint(signing_name: &str, region: &str) -> String {
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{signing_name}.{region}.{domain}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +308,18 @@ mod tests {
             headers: map,
             body: Bytes::from(body.to_owned()),
         }
+    }
+
+    #[test]
+    fn public_endpoints_follow_the_partition() {
+        assert_eq!(
+            public_endpoint("logs", "eu-west-1"),
+            "https://logs.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            public_endpoint("xray", "cn-north-1"),
+            "https://xray.cn-north-1.amazonaws.com.cn"
+        );
     }
 
     #[test]
