@@ -66,6 +66,45 @@ struct Api {
     base: String,
 }
 
+/// One request to the API: which call (for errors), what to send, how long to wait.
+struct Call<'a> {
+    name: &'static str,
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, &'a str)>,
+    body: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+impl<'a> Call<'a> {
+    fn new(name: &'static str, method: Method, path: String) -> Call<'a> {
+        Call {
+            name,
+            method,
+            path,
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: &'a str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A JSON body.
+    fn json<T: serde::Serialize>(mut self, value: &T) -> Self {
+        self.body = Some(serde_json::to_vec(value).expect("the API's request types serialize"));
+        self
+    }
+
+    fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+}
+
 impl ExtensionClient {
     /// Registers for INVOKE and SHUTDOWN as `name`, which must be the executable's file
     /// name (Lambda matches it against `/opt/extensions/<name>`).
@@ -74,19 +113,16 @@ impl ExtensionClient {
             http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             base: format!("http://{runtime_api}"),
         };
-        let body = json(&RegisterRequest {
+        let call = Call::new(
+            "register",
+            Method::POST,
+            format!("{EXTENSION_PATH}/register"),
+        )
+        .header(NAME_HEADER, name)
+        .json(&RegisterRequest {
             events: vec![LifecycleEventType::Invoke, LifecycleEventType::Shutdown],
         });
-        let answer = api
-            .call(
-                "register",
-                Method::POST,
-                &format!("{EXTENSION_PATH}/register"),
-                &[(NAME_HEADER, name)],
-                Some(body),
-                None,
-            )
-            .await?;
+        let answer = api.send(call).await?;
         let id = answer
             .headers
             .get(ID_HEADER)
@@ -109,14 +145,11 @@ impl ExtensionClient {
     pub async fn next_event(&self) -> Result<LifecycleEvent, ApiError> {
         const CALL: &str = "event/next";
         let answer = self
-            .call(
+            .send(Call::new(
                 CALL,
                 Method::GET,
-                &format!("{EXTENSION_PATH}/event/next"),
-                &[],
-                None,
-                None,
-            )
+                format!("{EXTENSION_PATH}/event/next"),
+            ))
             .await?;
         serde_json::from_slice(&answer.body).map_err(|e| ApiError::Invalid {
             call: CALL,
@@ -126,16 +159,10 @@ impl ExtensionClient {
 
     /// Subscribes to the Telemetry API (only allowed during init).
     pub async fn subscribe(&self, subscription: &TelemetrySubscription) -> Result<(), ApiError> {
-        self.call(
-            "telemetry subscribe",
-            Method::PUT,
-            TELEMETRY_PATH,
-            &[],
-            Some(json(subscription)),
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .map(drop)
+        let call = Call::new("telemetry subscribe", Method::PUT, TELEMETRY_PATH.into())
+            .json(subscription)
+            .timeout(Duration::from_secs(5));
+        self.send(call).await.map(drop)
     }
 
     /// Reports a failed initialisation; Lambda then fails the init phase with `error_type`
@@ -155,70 +182,43 @@ impl ExtensionClient {
         error_type: &str,
         message: &str,
     ) -> Result<(), ApiError> {
-        let body = json(&serde_json::json!({
-            "errorMessage": message,
-            "errorType": error_type,
-            "stackTrace": [],
-        }));
-        self.call(
-            path,
-            Method::POST,
-            &format!("{EXTENSION_PATH}/{path}"),
-            &[(ERROR_TYPE_HEADER, error_type)],
-            Some(body),
-            Some(Duration::from_secs(2)),
-        )
-        .await
-        .map(drop)
+        let call = Call::new(path, Method::POST, format!("{EXTENSION_PATH}/{path}"))
+            .header(ERROR_TYPE_HEADER, error_type)
+            .json(&serde_json::json!({
+                "errorMessage": message,
+                "errorType": error_type,
+                "stackTrace": [],
+            }))
+            .timeout(Duration::from_secs(2));
+        self.send(call).await.map(drop)
     }
 
     /// A call as this extension (with its identifier header).
-    async fn call(
-        &self,
-        name: &'static str,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-        timeout: Option<Duration>,
-    ) -> Result<Answer, ApiError> {
-        let mut all = vec![(ID_HEADER, self.id.as_str())];
-        all.extend_from_slice(headers);
-        self.api.call(name, method, path, &all, body, timeout).await
+    async fn send(&self, call: Call<'_>) -> Result<Answer, ApiError> {
+        self.api.send(call.header(ID_HEADER, &self.id)).await
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("the API's request types serialize")
 }
 
 impl Api {
     /// One request; any status but 2xx is an error carrying Lambda's answer.
-    async fn call(
-        &self,
-        name: &'static str,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-        timeout: Option<Duration>,
-    ) -> Result<Answer, ApiError> {
+    async fn send(&self, call: Call<'_>) -> Result<Answer, ApiError> {
+        let name = call.name;
         let unreachable = |message: String| ApiError::Unreachable {
             call: name,
             endpoint: self.base.clone(),
             message,
         };
         let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}/{path}", self.base));
-        for (k, v) in headers {
+            .method(call.method)
+            .uri(format!("{}/{}", self.base, call.path));
+        for (k, v) in &call.headers {
             request = request.header(*k, *v);
         }
-        if body.is_some() {
+        if call.body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
         let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(Bytes::from(call.body.unwrap_or_default())))
             .map_err(|e| unreachable(e.to_string()))?;
         let exchange = async {
             let response = self
@@ -234,7 +234,7 @@ impl Api {
                 .to_bytes();
             Ok((parts, body))
         };
-        let (parts, body) = match timeout {
+        let (parts, body) = match call.timeout {
             Some(limit) => tokio::time::timeout(limit, exchange)
                 .await
                 .map_err(|_| unreachable(format!("no answer within {limit:?}")))??,
