@@ -9,12 +9,13 @@
 //! README's test command). Without it the test is skipped on a laptop, and fails in CI.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aurastream_e2e::free_port;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value as J, json};
@@ -46,20 +47,6 @@ fn venv() -> Option<PathBuf> {
     None
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn wait_for_tcp(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -69,7 +56,7 @@ fn wait_for_tcp(port: u16, what: &str) {
 }
 
 fn start_moto(venv: &Path) -> (Running, u16) {
-    let port = free_tcp_port();
+    let port = free_port();
     let child = Command::new(venv.join("moto_server"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -294,7 +281,7 @@ async fn python_xray_sdk_segments_reach_xray_through_the_collector() {
     let (_moto, moto_port) = start_moto(&venv);
     let seen = Seen::default();
     let fake_port = fake_xray_sampling(seen.clone()).await;
-    let (udp_port, proxy_port, health_port) = (free_udp_port(), free_tcp_port(), free_tcp_port());
+    let (udp_port, proxy_port, health_port) = (free_port(), free_port(), free_port());
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("collector.yaml");

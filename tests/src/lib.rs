@@ -83,12 +83,33 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one host).
+/// A free loopback port (TCP and UDP) for a test server, bound and released.
+///
+/// Chosen below the kernel's ephemeral range (32768–60999 here), so neither another
+/// `bind(…:0)` nor the source port of an outgoing connection can take it between our
+/// check and the server's bind: with `bind(…:0)` CI once lost a collector's health port to
+/// a client connection. A per-process counter, started at an offset drawn from the PID,
+/// keeps parallel tests in one binary and consecutive test binaries apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(2_654_435_761)) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// Ports a test collector listens on.
