@@ -9,6 +9,7 @@
 //! The processor changes items in place and passes every item on: nothing is dropped here.
 
 pub mod config;
+mod json_text;
 mod masking;
 mod rules;
 mod signals;

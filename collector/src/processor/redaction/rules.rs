@@ -7,14 +7,16 @@
 //! inside a value (structured log bodies, `kvlist` attributes, JSON documents) are walked
 //! with the same rules, their keys treated like attribute keys.
 //!
-//! Everything is compiled once: keys are looked up in hash sets, and each pattern list is
-//! one `RegexSet`, so an attribute that matches nothing costs a lookup and a scan, and
-//! allocates nothing.
+//! Everything is compiled once: keys are looked up in hash sets, `blocked_key_patterns`
+//! and `allowed_values` are each one `RegexSet`, and `blocked_values` one `Regex` per
+//! pattern (each keeps its own literal prefilter), so an attribute that matches nothing
+//! costs a lookup and a scan, and allocates nothing. The rule of each key is remembered.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use foldhash::fast::RandomState;
 use regex::{Regex, RegexSet};
 
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
@@ -24,6 +26,10 @@ use super::masking::{MASK, Masker};
 use super::summary::Tally;
 use crate::aws::xray::METADATA_PREFIX;
 use crate::model::json::any_to_json;
+
+/// The memos' map: keys and values are short, and SipHash cost more than the regex scan
+/// the key-rule memo saves; foldhash is seeded per map, so input cannot pick collisions.
+type Memo<V> = HashMap<String, V, RandomState>;
 
 /// What the options say about one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +50,25 @@ pub struct Rules {
     allowed_keys: HashSet<String>,
     ignored_keys: HashSet<String>,
     blocked_keys: Option<RegexSet>,
-    /// The set answers "does anything match"; the regexes find where, for the ones that do.
-    blocked_values: Option<(RegexSet, Vec<Regex>)>,
+    /// Empty when the option is not set.
+    blocked_values: Vec<Regex>,
+    /// No `blocked_values` pattern asserts a start or end (of the text or a line), so a
+    /// match inside a quoted JSON string is a match in the whole JSON text too (see
+    /// [`Rules::values_may_match_in`]).
+    values_match_in_whole: bool,
     allowed_values: Option<RegexSet>,
     masker: Masker,
+    /// The rule of each key seen, up to [`KEY_RULES_MAX`] keys (see [`Rules::key_rule`]);
+    /// a mutex for the same reason as [`Tokens`].
+    key_rules: Mutex<Memo<KeyRule>>,
     /// Tokens already computed in this batch (see [`Tokens`]).
     tokens: Tokens,
     summary: Summary,
 }
+
+/// Bounds the memory remembered key rules take: attribute keys are a small vocabulary,
+/// and past this many distinct keys the rest are decided on each use.
+const KEY_RULES_MAX: usize = 4096;
 
 /// The tokens of the values hashed in the current batch: a service sends the same client
 /// address, user agent and customer id many times, and an HMAC costs far more than a map
@@ -60,7 +77,7 @@ pub struct Rules {
 /// than the batch that carried them. A mutex rather than a cell because the processor's
 /// future holds `&Rules` across awaits and must be `Send`; it is never contended.
 #[derive(Default)]
-struct Tokens(Mutex<HashMap<String, String>>);
+struct Tokens(Mutex<Memo<String>>);
 
 impl Tokens {
     /// Bounds the memory one batch of distinct values can take.
@@ -84,25 +101,24 @@ impl std::fmt::Debug for Tokens {
 impl Rules {
     /// Compiles the options; an error names the option and the pattern.
     pub fn compile(config: &RedactionConfig) -> Result<Rules, String> {
-        let blocked_values = match set("blocked_values", &config.blocked_values)? {
-            Some(set) => {
-                let regexes = config
-                    .blocked_values
-                    .iter()
-                    .map(|p| Regex::new(p).map_err(|e| bad_pattern("blocked_values", p, &e)))
-                    .collect::<Result<_, _>>()?;
-                Some((set, regexes))
-            }
-            None => None,
-        };
+        let blocked_values = config
+            .blocked_values
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| bad_pattern("blocked_values", p, &e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let values_match_in_whole = config.blocked_values.iter().all(|p| {
+            regex_syntax::parse(p).is_ok_and(|hir| !hir.properties().look_set().contains_anchor())
+        });
         Ok(Rules {
             allow_all_keys: config.allow_all_keys,
             allowed_keys: config.allowed_keys.iter().cloned().collect(),
             ignored_keys: config.ignored_keys.iter().cloned().collect(),
             blocked_keys: set("blocked_key_patterns", &config.blocked_key_patterns)?,
             blocked_values,
+            values_match_in_whole,
             allowed_values: set("allowed_values", &config.allowed_values)?,
             masker: Masker::from_config(config)?,
+            key_rules: Mutex::default(),
             tokens: Tokens::default(),
             summary: config.summary,
         })
@@ -112,7 +128,28 @@ impl Rules {
         Tally::new(self.summary)
     }
 
+    /// The rule for `key`. Keys repeat on every item, so the answer is remembered per
+    /// key when it takes a regex scan (`blocked_key_patterns`); the hash set lookups alone
+    /// are cheaper than the memo.
     pub fn key_rule(&self, key: &str) -> KeyRule {
+        if self.blocked_keys.is_none() {
+            return self.decide_key(key);
+        }
+        let mut known = self
+            .key_rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(rule) = known.get(key) {
+            return *rule;
+        }
+        let rule = self.decide_key(key);
+        if known.len() < KEY_RULES_MAX {
+            known.insert(key.to_owned(), rule);
+        }
+        rule
+    }
+
+    fn decide_key(&self, key: &str) -> KeyRule {
         if self.ignored_keys.contains(key) {
             KeyRule::Ignore
         } else if !self.allow_all_keys && !self.allowed_keys.contains(key) {
@@ -146,33 +183,34 @@ impl Rules {
         self.tokens.clear();
     }
 
-    /// True when the rules leave the JSON object in `text` exactly as it is and count
-    /// nothing: every key, at any depth, is kept and checked (not ignored, removed or
-    /// masked whole) and no string value matches `blocked_values`. Checked with a borrowing
-    /// scan that builds no tree, so a body the rules cannot touch is neither parsed into a
-    /// map nor written back. Anything else (including text that is not a JSON object)
-    /// answers false and takes the full path, so the result is the same either way.
-    pub fn json_object_untouched(&self, text: &str) -> bool {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde::de::DeserializeSeed::deserialize(
-            Scan {
-                rules: self,
-                top: true,
-            },
-            &mut de,
-        )
-        .is_ok()
-            && de.end().is_ok()
+    /// Whether any string value can be changed by `blocked_values`.
+    pub fn blocks_values(&self) -> bool {
+        !self.blocked_values.is_empty()
+    }
+
+    /// Whether some string in `json_text` (a JSON document) can match `blocked_values`.
+    /// One scan of the whole text per pattern answers for all its strings at once when no
+    /// pattern is anchored and the text has no escapes: each string then lies verbatim in
+    /// the text between quotes, and a quote is not a word character, so even `\b` sees the
+    /// same edges. A match may also be in a key or outside any string: then the strings
+    /// are checked one by one as before, so the answer only saves work, it changes nothing.
+    pub fn values_may_match_in(&self, json_text: &str) -> bool {
+        if !self.values_match_in_whole || json_text.contains('\\') {
+            return self.blocks_values();
+        }
+        self.blocked_values.iter().any(|r| r.is_match(json_text))
     }
 
     /// `text` with every part matching `blocked_values` masked, or `None` when nothing
     /// needs to change (no match, or the value is exempt by `allowed_values`).
     pub fn mask_matches(&self, key: &str, text: &str, tally: &mut Tally) -> Option<String> {
-        let (set, regexes) = self.blocked_values.as_ref()?;
-        // `is_match` first: it allocates nothing, and most values match nothing.
-        if !set.is_match(text) {
-            return None;
-        }
+        let regexes = &self.blocked_values;
+        // `is_match` first: it allocates nothing, and most values match nothing. One regex
+        // at a time rather than a `RegexSet`: alone, each keeps the literal its matches
+        // must hold (`@` of an e-mail address, the leading digits of a card number) to skip
+        // the value with `memchr`, which a set of several patterns cannot.
+        let mut matching = regexes.iter().filter(|r| r.is_match(text)).peekable();
+        matching.peek()?;
         if self
             .allowed_values
             .as_ref()
@@ -182,9 +220,9 @@ impl Rules {
             return None;
         }
         let mut out = Cow::Borrowed(text);
-        for i in set.matches(text).iter() {
+        for regex in matching {
             if let Cow::Owned(replaced) =
-                regexes[i].replace_all(&out, |c: &regex::Captures<'_>| self.mask(&c[0]))
+                regex.replace_all(&out, |c: &regex::Captures<'_>| self.mask(&c[0]))
             {
                 out = Cow::Owned(replaced);
             }
@@ -336,119 +374,6 @@ impl Rules {
             }),
             _ => false,
         }
-    }
-}
-
-/// One JSON value in [`Rules::json_object_untouched`]'s scan; an error means "the rules
-/// could touch this".
-struct Scan<'r> {
-    rules: &'r Rules,
-    /// Only an object is a structured body; other top-level JSON takes the full path.
-    top: bool,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Scan<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Scan<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JSON the rules leave alone")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(rule) = map.next_key_seed(KeyScan(self.rules))? {
-            if rule != KeyRule::CheckValue {
-                return Err(serde::de::Error::custom("key rule applies"));
-            }
-            map.next_value_seed(Scan {
-                rules: self.rules,
-                top: false,
-            })?;
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.top {
-            return Err(serde::de::Error::custom("not an object"));
-        }
-        let item = || Scan {
-            rules: self.rules,
-            top: false,
-        };
-        while seq.next_element_seed(item())?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        let blocked = self
-            .rules
-            .blocked_values
-            .as_ref()
-            .is_some_and(|(set, _)| set.is_match(v));
-        if self.top || blocked {
-            return Err(E::custom("value rule applies"));
-        }
-        Ok(())
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-}
-
-impl Scan<'_> {
-    fn scalar<E: serde::de::Error>(self) -> Result<(), E> {
-        if self.top {
-            return Err(E::custom("not an object"));
-        }
-        Ok(())
-    }
-}
-
-/// A key in the scan, read without allocating: its [`KeyRule`].
-struct KeyScan<'r>(&'r Rules);
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeyScan<'_> {
-    type Value = KeyRule;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<KeyRule, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeyScan<'_> {
-    type Value = KeyRule;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyRule, E> {
-        Ok(self.0.key_rule(v))
     }
 }
 

@@ -9,6 +9,7 @@ use aurastream_proto::otlp::metrics::{Metric, metric::Data};
 use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::Span;
 
+use super::json_text::InPlace;
 use super::rules::Rules;
 use super::xray_document;
 use crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
@@ -125,8 +126,13 @@ impl Rules {
     /// exporter sends it as one, and the monitoring guide logs requests that way), so its
     /// keys are redacted like a map body's; any other text has `blocked_values` masked.
     fn redact_text_body(&self, text: &mut String, tally: &mut super::summary::Tally) {
-        if text.trim_start().starts_with('{') && self.json_object_untouched(text) {
-            return;
+        match self.redact_json_text_in_place(text, tally) {
+            InPlace::Unchanged => return,
+            InPlace::Changed(redacted) => {
+                *text = redacted;
+                return;
+            }
+            InPlace::NeedsTree => {}
         }
         if text.trim_start().starts_with('{')
             && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(text)

@@ -68,6 +68,20 @@ impl Tally {
         self.ignored += 1;
     }
 
+    /// Adds what `other` counted (a walk that counted on its own until it knew it would
+    /// not be redone another way).
+    pub fn absorb(&mut self, other: Tally) {
+        for (mine, theirs) in [
+            (&mut self.redacted, other.redacted),
+            (&mut self.masked, other.masked),
+            (&mut self.allowed, other.allowed),
+        ] {
+            mine.count += theirs.count;
+            mine.keys.extend(theirs.keys);
+        }
+        self.ignored += other.ignored;
+    }
+
     /// Adds the summary attributes to `attributes`, adding to counts and key lists already
     /// there (a second redaction processor, or an earlier stage, may have written them).
     pub fn write(mut self, attributes: &mut Vec<KeyValue>) {

@@ -876,3 +876,128 @@ fn cached_tokens_equal_fresh_hmacs() {
     assert_eq!(text(&again, "user_id"), text(&fresh, "user_id"));
     assert_eq!(text(&fresh, "user_id").len(), 64);
 }
+
+fn redacted_body(rules: &Rules, body: &str) -> (String, Vec<KeyValue>) {
+    let mut data = log(Value::StringValue(body.into()), vec![]);
+    rules.redact(&mut data);
+    let record = only_log(data);
+    let Some(Value::StringValue(out)) = record.body.unwrap().value else {
+        panic!("a text body")
+    };
+    (out, record.attributes)
+}
+
+/// A JSON body is rewritten where the rules change it and nowhere else: key order,
+/// spacing and untouched escapes stay as sent.
+#[test]
+fn json_bodies_are_rewritten_only_where_a_value_changes() {
+    let body = "{ \"z\": 1,  \"customer_id\" : \"c-9\",\n \"n\\u0061me\": \"caf\\u00e9\", \
+                \"ip_address\": {\"v4\": [1, 2]}, \"user_id\": 42, \"note\": \"card \\u0034111111111111111\" }";
+    let (out, attributes) = redacted_body(&seed_rules(), body);
+    assert_eq!(
+        out,
+        "{ \"z\": 1,  \"customer_id\" : \"****\",\n \"n\\u0061me\": \"caf\\u00e9\", \
+         \"ip_address\": \"****\", \"user_id\": \"****\", \"note\": \"card ****\" }"
+    );
+    assert_eq!(int(&attributes, MASKED_COUNT), 4);
+    assert_eq!(
+        text(&attributes, MASKED_KEYS),
+        "customer_id,ip_address,note,user_id"
+    );
+}
+
+/// Whole values masked by hash are the hash of the same text the map path hashes (a
+/// string's contents, other values' compact JSON), so tokens join across both paths.
+#[test]
+fn json_bodies_hash_the_same_text_in_place_as_in_a_map() {
+    let key = key_file(b"0123456789abcdef0123");
+    let hashing = rules(RedactionConfig {
+        blocked_key_patterns: vec!["^(customer_id|ip_address)$".into()],
+        hash_function: Some(HashFunction::HmacSha256),
+        hmac_key_file: Some(key.path().to_path_buf()),
+        ..allow_all()
+    });
+    let (out, _) = redacted_body(
+        &hashing,
+        r#"{"customer_id": "c\u002d9", "ip_address": { "v4" : [1,2] }}"#,
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut attributes = vec![s("customer_id", "c-9"), s("ip_address", r#"{"v4":[1,2]}"#)];
+    hashing.redact_attributes(&mut attributes, &mut hashing.tally());
+    assert_eq!(
+        parsed["customer_id"],
+        json!(text(&attributes, "customer_id"))
+    );
+    assert_eq!(parsed["ip_address"], json!(text(&attributes, "ip_address")));
+}
+
+/// A body that needs a key removed, or is not one JSON object, takes the other paths, and
+/// what the in-place walk counted before it gave up is not counted twice.
+#[test]
+fn json_bodies_the_in_place_walk_cannot_take_are_redacted_all_the_same() {
+    let strict = rules(RedactionConfig {
+        allowed_keys: vec!["event_type".into(), "customer_id".into()],
+        blocked_key_patterns: vec!["^customer_id$".into()],
+        summary: Summary::Debug,
+        ..Default::default()
+    });
+    let (out, attributes) = redacted_body(
+        &strict,
+        r#"{"customer_id":"c-1","event_type":"login","secret":"s"}"#,
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"customer_id": "****", "event_type": "login"})
+    );
+    assert_eq!(int(&attributes, MASKED_COUNT), 1);
+    assert_eq!(int(&attributes, REDACTED_COUNT), 1);
+
+    for (body, expected) in [
+        (
+            format!(r#"{{"note":"{CARD}"}} trailing {CARD}"#),
+            "{\"note\":\"****\"} trailing ****".to_owned(),
+        ),
+        (format!(r#"["{CARD}"]"#), r#"["****"]"#.to_owned()),
+        (
+            format!(r#"{{"note":"{CARD}""#),
+            r#"{"note":"****""#.to_owned(),
+        ),
+    ] {
+        let (out, attributes) = redacted_body(&seed_rules(), &body);
+        assert_eq!(out, expected, "{body}");
+        assert_eq!(int(&attributes, MASKED_COUNT), 1, "{body}");
+    }
+}
+
+/// The one scan of a whole JSON body that lets its strings skip `blocked_values` must
+/// never hide a match: an anchored pattern matches a string but not the whole text, an
+/// escaped value reads differently in the text, and `\b` must see a string's edges.
+#[test]
+fn json_body_strings_are_checked_even_when_the_whole_text_shows_no_match() {
+    let anchored = rules(RedactionConfig {
+        blocked_values: vec!["^secret$".into(), "(?m)^tok-[0-9]+$".into()],
+        ..allow_all()
+    });
+    let (out, attributes) = redacted_body(&anchored, r#"{"a":"secret","b":"tok-42","c":"x"}"#);
+    assert_eq!(out, r#"{"a":"****","b":"****","c":"x"}"#);
+    assert_eq!(int(&attributes, MASKED_COUNT), 2);
+
+    // The shipped patterns: a card number between word boundaries, an e-mail address.
+    let shipped = rules(RedactionConfig {
+        blocked_values: vec![
+            r"\b(?:4[0-9]{12}(?:[0-9]{3})?|5[1-5][0-9]{14})\b".into(),
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}".into(),
+        ],
+        ..allow_all()
+    });
+    let (out, _) = redacted_body(&shipped, r#"{"mail":"ann\u0040example.com","n":1}"#);
+    assert_eq!(out, r#"{"mail":"****","n":1}"#);
+
+    let (out, _) = redacted_body(&shipped, &format!(r#"{{"card":"{CARD}","n":"x{CARD}"}}"#));
+    assert_eq!(out, format!(r#"{{"card":"****","n":"x{CARD}"}}"#));
+
+    let (out, attributes) = redacted_body(&shipped, r#"{"event":"login","n":7}"#);
+    assert_eq!(out, r#"{"event":"login","n":7}"#);
+    assert!(get(&attributes, MASKED_COUNT).is_none());
+}
