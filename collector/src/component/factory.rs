@@ -38,6 +38,12 @@ pub enum BuildError {
     /// parse, a rule set that does not compile).
     #[error("{0}")]
     Options(String),
+    /// A `tls` block's files or options cannot be used; `option` is where it sits.
+    #[error("{option}: {source}")]
+    Tls {
+        option: String,
+        source: Box<crate::net::tls_error::TlsError>,
+    },
     /// A listener could not bind, a file could not be opened.
     #[error(transparent)]
     Io(#[from] std::io::Error),

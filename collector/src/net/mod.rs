@@ -13,9 +13,12 @@ pub mod server;
 #[cfg(test)]
 mod tests;
 pub mod tls_client;
+pub mod tls_error;
 pub mod tls_server;
 
 use std::sync::Arc;
+
+use tls_error::TlsError;
 
 /// Whether a listen address (`host:port`) is reachable from this host only. A name other
 /// than `localhost` counts as reachable: it may resolve to any interface.
@@ -54,17 +57,19 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
 pub fn protocol_versions(
     min: Option<&str>,
     max: Option<&str>,
-) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
-    fn rank(v: &str, option: &str) -> Result<u8, String> {
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    fn rank(v: &str, option: &'static str) -> Result<u8, TlsError> {
         match v.trim() {
             "1.2" => Ok(2),
             "1.3" => Ok(3),
-            "1.0" | "1.1" => Err(format!(
-                "{option}: TLS {v} is not supported (insecure; this build speaks TLS 1.2 and 1.3)"
-            )),
-            other => Err(format!(
-                "{option}: `{other}` is not a TLS version (1.2 or 1.3)"
-            )),
+            version @ ("1.0" | "1.1") => Err(TlsError::InsecureVersion {
+                option,
+                version: version.into(),
+            }),
+            other => Err(TlsError::UnknownVersion {
+                option,
+                version: other.into(),
+            }),
         }
     }
     let lo = min
@@ -76,7 +81,7 @@ pub fn protocol_versions(
         .transpose()?
         .unwrap_or(3);
     if lo > hi {
-        return Err("min_version is above max_version".into());
+        return Err(TlsError::VersionsInverted);
     }
     let mut versions = Vec::new();
     if hi >= 3 {
@@ -93,7 +98,7 @@ pub fn protocol_versions(
 /// As in Go, TLS 1.3 suites stay enabled unless some are listed.
 pub fn provider_with_suites(
     suites: &[String],
-) -> Result<Arc<rustls::crypto::CryptoProvider>, String> {
+) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
     let mut provider = crypto_provider();
     if suites.is_empty() {
         return Ok(Arc::new(provider));
@@ -102,11 +107,10 @@ pub fn provider_with_suites(
         |s: &rustls::SupportedCipherSuite| format!("{:?}", s.suite()).replace("TLS13_", "TLS_");
     for wanted in suites {
         if !provider.cipher_suites.iter().any(|s| &name_of(s) == wanted) {
-            let known: Vec<String> = provider.cipher_suites.iter().map(name_of).collect();
-            return Err(format!(
-                "cipher_suites: `{wanted}` is not supported; supported: {}",
-                known.join(", ")
-            ));
+            return Err(TlsError::UnknownCipherSuite {
+                wanted: wanted.clone(),
+                supported: provider.cipher_suites.iter().map(name_of).collect(),
+            });
         }
     }
     let lists_tls13 = provider

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::Limits;
 use super::server::{Listener, serve};
+use super::tls_error::TlsError;
 use super::tls_server::{ServerTls, ServerTlsConfig};
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -50,40 +51,70 @@ fn unusable_pem_files_fail_naming_the_file() {
         .err()
         .unwrap();
     assert!(
-        e.contains("missing.crt") && e.contains("cannot read"),
-        "{e}"
+        matches!(&e, TlsError::Read { path, .. } if *path == missing),
+        "{e:?}"
     );
+    assert!(e.to_string().contains("missing.crt: cannot read"), "{e}");
 
     let (_, other_key) = write_pair(dir.path(), "other", 2100);
     let e = ServerTls::load(&tls_config(&cert, &other_key), quiet.clone())
         .err()
         .unwrap();
     assert!(
-        e.contains("other.key") && e.contains("does not match"),
-        "{e}"
+        matches!(&e, TlsError::KeyMismatch { key_file, cert_file, .. }
+            if *key_file == other_key && *cert_file == cert),
+        "{e:?}"
     );
+    assert!(e.to_string().contains("other.key does not match"), "{e}");
 
     let (old_cert, old_key) = write_pair(dir.path(), "old", 2001);
     let e = ServerTls::load(&tls_config(&old_cert, &old_key), quiet.clone())
         .err()
         .unwrap();
-    assert!(e.contains("old.crt") && e.contains("expired"), "{e}");
+    assert!(
+        matches!(&e, TlsError::Expired { path, .. } if *path == old_cert),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("old.crt: certificate"), "{e}");
 
     std::fs::write(dir.path().join("junk.key"), "not a key").unwrap();
     let e = ServerTls::load(&tls_config(&cert, &dir.path().join("junk.key")), quiet)
         .err()
         .unwrap();
-    assert!(e.contains("junk.key"), "{e}");
+    assert!(
+        matches!(&e, TlsError::NoPrivateKey { path, .. } if path.ends_with("junk.key")),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("junk.key: no usable private key"),
+        "{e}"
+    );
 }
 
 #[test]
 fn versions_and_suites_are_checked() {
-    assert!(super::protocol_versions(Some("1.1"), None).is_err());
+    assert!(matches!(
+        super::protocol_versions(Some("1.1"), None),
+        Err(TlsError::InsecureVersion {
+            option: "min_version",
+            ..
+        })
+    ));
+    assert!(matches!(
+        super::protocol_versions(None, Some("2")),
+        Err(TlsError::UnknownVersion {
+            option: "max_version",
+            ..
+        })
+    ));
     assert_eq!(
         super::protocol_versions(Some("1.3"), None).unwrap().len(),
         1
     );
-    assert!(super::protocol_versions(Some("1.3"), Some("1.2")).is_err());
+    assert!(matches!(
+        super::protocol_versions(Some("1.3"), Some("1.2")),
+        Err(TlsError::VersionsInverted)
+    ));
     let p =
         super::provider_with_suites(&["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()]).unwrap();
     assert!(p.cipher_suites.iter().any(|s| s.tls13().is_some()));
@@ -95,7 +126,15 @@ fn versions_and_suites_are_checked() {
         1
     );
     let e = super::provider_with_suites(&["TLS_RSA_WITH_RC4_128_SHA".into()]).unwrap_err();
-    assert!(e.contains("not supported"), "{e}");
+    assert!(
+        matches!(&e, TlsError::UnknownCipherSuite { wanted, supported }
+            if wanted == "TLS_RSA_WITH_RC4_128_SHA" && !supported.is_empty()),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("is not supported; supported: TLS_"),
+        "{e}"
+    );
 }
 
 #[test]

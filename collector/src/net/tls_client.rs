@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::pem;
+use super::tls_error::TlsError;
 
 /// ```yaml
 /// tls:
@@ -85,13 +86,12 @@ impl ClientTlsConfig {
 
     /// Reads the files and builds the client configuration (failing start-up naming a bad
     /// file).
-    pub fn load(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+    pub fn load(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = Arc::new(super::crypto_provider());
         let versions =
             super::protocol_versions(self.min_version.as_deref(), self.max_version.as_deref())?;
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)
-            .map_err(|e| format!("tls: {e}"))?;
+            .with_protocol_versions(&versions)?;
         let builder = if self.insecure_skip_verify {
             tracing::warn!("tls.insecure_skip_verify: the server's certificate is not checked");
             builder
@@ -107,7 +107,11 @@ impl ClientTlsConfig {
         let mut config = match (&self.cert_file, &self.key_file) {
             (Some(cert), Some(key)) => builder
                 .with_client_auth_cert(pem::certificates(cert)?, pem::private_key(key)?)
-                .map_err(|e| format!("{} does not match {}: {e}", key.display(), cert.display()))?,
+                .map_err(|source| TlsError::KeyMismatch {
+                    key_file: key.clone(),
+                    cert_file: cert.clone(),
+                    source,
+                })?,
             _ => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
@@ -115,12 +119,12 @@ impl ClientTlsConfig {
     }
 }
 
-fn system_roots() -> Result<rustls::RootCertStore, String> {
+fn system_roots() -> Result<rustls::RootCertStore, TlsError> {
     let found = rustls_native_certs::load_native_certs();
     let mut store = rustls::RootCertStore::empty();
     let (added, _) = store.add_parsable_certificates(found.certs);
     if added == 0 {
-        return Err("tls: no ca_file and no usable certificate in the system trust store".into());
+        return Err(TlsError::NoSystemRoots);
     }
     Ok(store)
 }
@@ -137,11 +141,13 @@ impl TlsConnector {
     pub fn new(
         config: Arc<rustls::ClientConfig>,
         server_name_override: Option<&str>,
-    ) -> Result<TlsConnector, String> {
+    ) -> Result<TlsConnector, TlsError> {
         let server_name = server_name_override
             .map(|n| {
-                ServerName::try_from(n.to_string())
-                    .map_err(|e| format!("tls.server_name_override `{n}`: {e}"))
+                ServerName::try_from(n.to_string()).map_err(|source| TlsError::ServerName {
+                    name: n.into(),
+                    source,
+                })
             })
             .transpose()?;
         Ok(TlsConnector {

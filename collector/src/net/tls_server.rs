@@ -16,6 +16,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Deserialize;
 
 use super::pem;
+use super::tls_error::TlsError;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// ```yaml
@@ -74,13 +75,14 @@ impl ServerTls {
     pub fn load(
         config: &ServerTlsConfig,
         on_reload: Arc<dyn Fn(bool) + Send + Sync>,
-    ) -> Result<ServerTls, String> {
-        config.validate()?;
+    ) -> Result<ServerTls, TlsError> {
         let provider = super::provider_with_suites(&config.cipher_suites)?;
         let versions =
             super::protocol_versions(config.min_version.as_deref(), config.max_version.as_deref())?;
-        let cert_file = config.cert_file.clone().expect("validated");
-        let key_file = config.key_file.clone().expect("validated");
+        let (Some(cert_file), Some(key_file)) = (config.cert_file.clone(), config.key_file.clone())
+        else {
+            return Err(TlsError::CertAndKeyRequired);
+        };
         let certificate = {
             let provider = provider.clone();
             let (cert, key) = (cert_file.clone(), key_file.clone());
@@ -93,8 +95,7 @@ impl ServerTls {
             )?
         };
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)
-            .map_err(|e| format!("tls: {e}"))?;
+            .with_protocol_versions(&versions)?;
         let builder = match &config.client_ca_file {
             Some(path) => {
                 let path = path.clone();
@@ -126,7 +127,7 @@ impl ServerTls {
         config: &ServerTlsConfig,
         component: &str,
         metrics: &SelfMetrics,
-    ) -> Result<ServerTls, String> {
+    ) -> Result<ServerTls, TlsError> {
         let reloaded = metrics.listener_event(component, "tls_reloaded");
         let failed = metrics.listener_event(component, "tls_reload_failed");
         ServerTls::load(
@@ -146,11 +147,14 @@ impl ServerTls {
 fn client_verifier(
     path: &Path,
     provider: &Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, String> {
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let roots = pem::roots(path)?;
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| TlsError::ClientCa {
+            path: path.into(),
+            source,
+        })
 }
 
 /// Something made from files (a certificate and its key, a client CA bundle), made again
@@ -160,7 +164,7 @@ struct Reloading<T> {
     what: &'static str,
     files: Vec<PathBuf>,
     interval: Option<Duration>,
-    load: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
+    load: Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>,
     on_reload: Arc<dyn Fn(bool) + Send + Sync>,
     state: Mutex<Loaded<T>>,
 }
@@ -186,9 +190,9 @@ impl<T: Clone> Reloading<T> {
         what: &'static str,
         files: Vec<PathBuf>,
         interval: Option<Duration>,
-        load: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
+        load: Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>,
         on_reload: Arc<dyn Fn(bool) + Send + Sync>,
-    ) -> Result<Reloading<T>, String> {
+    ) -> Result<Reloading<T>, TlsError> {
         let modified = files.iter().map(|f| modified(f)).collect();
         let value = load()?;
         Ok(Reloading {

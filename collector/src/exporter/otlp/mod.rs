@@ -87,11 +87,11 @@ impl Security {
         authenticators: &Authenticators,
     ) -> Result<Security, String> {
         let tls = if transport.tls.enabled(https) {
-            let config = transport.tls.load()?;
-            Some(TlsConnector::new(
-                config,
-                transport.tls.server_name_override.as_deref(),
-            )?)
+            let config = transport.tls.load().map_err(|e| format!("tls: {e}"))?;
+            Some(
+                TlsConnector::new(config, transport.tls.server_name_override.as_deref())
+                    .map_err(|e| format!("tls.{e}"))?,
+            )
         } else {
             None
         };

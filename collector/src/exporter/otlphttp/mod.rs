@@ -131,7 +131,7 @@ impl OtlpHttpExporter {
             )),
         );
         let tls = if config.tls.has_options() {
-            let mut tls = (*config.tls.load()?).clone();
+            let mut tls = (*config.tls.load().map_err(|e| format!("tls: {e}"))?).clone();
             // hyper-rustls sets ALPN itself (HTTP/1.1 here) and refuses a preset one.
             tls.alpn_protocols.clear();
             let name = config

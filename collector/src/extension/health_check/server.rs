@@ -41,7 +41,10 @@ pub async fn start(
         .as_ref()
         .map(|t| ServerTls::load_counted(t, &component, &metrics))
         .transpose()
-        .map_err(BuildError::Options)?;
+        .map_err(|source| BuildError::Tls {
+            option: "tls".into(),
+            source: Box::new(source),
+        })?;
     let cannot_listen = |e: std::io::Error| {
         std::io::Error::new(
             e.kind(),

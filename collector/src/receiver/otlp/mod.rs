@@ -396,8 +396,10 @@ impl Door {
         let component = format!("receiver/{id}/{transport}");
         let tls = tls
             .map(|t| {
-                ServerTls::load_counted(t, &component, metrics)
-                    .map_err(|e| BuildError::Options(format!("protocols.{transport}.{e}")))
+                ServerTls::load_counted(t, &component, metrics).map_err(|source| BuildError::Tls {
+                    option: format!("protocols.{transport}.tls"),
+                    source: Box::new(source),
+                })
             })
             .transpose()?;
         let auth = auth
