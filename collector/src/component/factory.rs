@@ -38,11 +38,13 @@ pub enum BuildError {
     /// parse, a rule set that does not compile).
     #[error("{0}")]
     Options(String),
-    /// A `tls` block's files or options cannot be used; `option` is where it sits.
+    /// A block of options names files or settings that cannot be used (a `tls` block's
+    /// certificate, key or versions); `option` is where it sits, `source` the typed cause
+    /// from the layer that found it (e.g. `net::tls_error::TlsError`).
     #[error("{option}: {source}")]
-    Tls {
+    Unusable {
         option: String,
-        source: Box<crate::net::tls_error::TlsError>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A listener could not bind, a file could not be opened.
     #[error(transparent)]

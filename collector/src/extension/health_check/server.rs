@@ -41,7 +41,7 @@ pub async fn start(
         .as_ref()
         .map(|t| ServerTls::load_counted(t, &component, &metrics))
         .transpose()
-        .map_err(|source| BuildError::Tls {
+        .map_err(|source| BuildError::Unusable {
             option: "tls".into(),
             source: Box::new(source),
         })?;

@@ -396,9 +396,11 @@ impl Door {
         let component = format!("receiver/{id}/{transport}");
         let tls = tls
             .map(|t| {
-                ServerTls::load_counted(t, &component, metrics).map_err(|source| BuildError::Tls {
-                    option: format!("protocols.{transport}.tls"),
-                    source: Box::new(source),
+                ServerTls::load_counted(t, &component, metrics).map_err(|source| {
+                    BuildError::Unusable {
+                        option: format!("protocols.{transport}.tls"),
+                        source: Box::new(source),
+                    }
                 })
             })
             .transpose()?;
