@@ -2,7 +2,7 @@
 //! back. An exporter turns OTLP batches into what its destination takes and sends them; the
 //! driver retries and does all the accounting, so an exporter only says what happened.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use prometheus_client::metrics::gauge::Gauge;
@@ -212,6 +212,14 @@ pub trait Exporter: Send + Sync + 'static {
     /// A short human-readable state for `/health` (`None` = nothing to add).
     fn health_detail(&self) -> Option<String> {
         None
+    }
+
+    /// Forgets state that has gone idle (per-series snapshots, a dimension-set interval
+    /// that is over), so what it held goes back to the memory budget even while no batch
+    /// arrives. Called by the driver about every half minute, from every pipeline the
+    /// exporter serves; the default holds nothing to forget.
+    fn expire_idle(&self, now: Instant) {
+        let _ = now;
     }
 
     /// Bytes the exporter holds beyond the batches it is sending (whose tickets are

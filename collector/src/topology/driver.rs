@@ -52,6 +52,8 @@ const REFUSED_NOT_STORED: &str = "refused_not_stored";
 /// `retry_on_failure` intervals, within these bounds (never a busy loop, never minutes).
 const MIN_READ_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_READ_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the exporter is asked to forget idle state ([`Exporter::expire_idle`]).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 
 /// Everything a driver needs besides its input.
 pub struct Driver {
@@ -113,20 +115,39 @@ impl Driver {
     /// Exports every batch from `input` until it closes.
     pub async fn run(self, input: mpsc::Receiver<Arc<Batch>>) {
         let this = &self;
-        match self.persistent.clone() {
-            None => {
-                ReceiverStream::new(input)
-                    .for_each_concurrent(self.num_consumers, |batch| async move {
-                        this.export_batch(&batch.data, None).await;
-                    })
-                    .await;
+        let work = async move {
+            match this.persistent.clone() {
+                None => {
+                    ReceiverStream::new(input)
+                        .for_each_concurrent(this.num_consumers, |batch| async move {
+                            this.export_batch(&batch.data, None).await;
+                        })
+                        .await;
+                }
+                Some(queue) => {
+                    futures::join!(this.fill(input, &queue), this.drain(&queue));
+                }
             }
-            Some(queue) => {
-                futures::join!(self.fill(input, &queue), self.drain(&queue));
-            }
+        };
+        tokio::select! {
+            () = work => {}
+            never = this.housekeeping() => match never {},
         }
         if let Err(e) = self.exporter.flush().await {
             tracing::warn!(exporter = %self.exporter_id, error = %e, "flush at shutdown failed");
+        }
+    }
+
+    /// Asks the exporter to forget idle state every [`HOUSEKEEPING_EVERY`], for as long
+    /// as the driver runs (whether batches arrive or not).
+    async fn housekeeping(&self) -> std::convert::Infallible {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.exporter
+                .expire_idle(tokio::time::Instant::now().into_std());
         }
     }
 
@@ -563,6 +584,49 @@ mod tests {
             .collect();
         all.sort();
         all
+    }
+
+    /// Counts how often it was asked to forget idle state.
+    #[derive(Default)]
+    struct Housekept(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Exporter for Housekept {
+        fn signals(&self) -> &'static [crate::model::Signal] {
+            &[Signal::Logs]
+        }
+        async fn export(&self, _batch: &SignalData) -> Result<ExportReport, ExportError> {
+            Ok(ExportReport::delivered())
+        }
+        fn expire_idle(&self, _now: Instant) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// An exporter's idle state is let go while no batch arrives (no batch is sent here at
+    /// all), and the housekeeping ends with the driver.
+    #[tokio::test(start_paused = true)]
+    async fn idle_state_is_expired_while_no_batch_arrives_until_the_input_closes() {
+        let exporter = Arc::new(Housekept::default());
+        let calls = || exporter.0.load(std::sync::atomic::Ordering::SeqCst);
+        let driver = Driver::new(
+            "idle",
+            "metrics",
+            exporter.clone(),
+            RetryConfig::default(),
+            &SendingQueueConfig::default(),
+            Arc::default(),
+            Arc::new(SelfMetrics::new()),
+            Signal::Logs,
+        );
+        let (tx, rx) = mpsc::channel::<Arc<Batch>>(1);
+        let run = tokio::spawn(driver.run(rx));
+        tokio::time::sleep(HOUSEKEEPING_EVERY * 3 + Duration::from_millis(1)).await;
+        assert_eq!(calls(), 3);
+        drop(tx);
+        run.await.unwrap();
+        tokio::time::sleep(HOUSEKEEPING_EVERY * 3).await;
+        assert_eq!(calls(), 3, "nothing runs after the driver stopped");
     }
 
     #[tokio::test]

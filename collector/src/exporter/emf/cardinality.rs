@@ -63,15 +63,8 @@ impl CardinalityGuard {
         if labels.is_empty() {
             return true;
         }
-        if self
-            .window_start
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.interval)
-        {
-            // New maps rather than cleared ones: a burst of metrics would otherwise keep
-            // its room for good.
-            self.seen = HashMap::new();
-            self.warned = HashSet::new();
-            self.entries.set(0);
+        self.expire(now);
+        if self.window_start.is_none() {
             self.window_start = Some(now);
         }
         let mut h = DefaultHasher::new();
@@ -110,6 +103,24 @@ impl CardinalityGuard {
             );
         }
         false
+    }
+
+    /// Ends the interval once it is over, forgetting what it admitted. Runs before every
+    /// point and from the exporter's housekeeping, so the memory goes back to the budget
+    /// even when no more metrics arrive.
+    pub fn expire(&mut self, now: Instant) {
+        if self
+            .window_start
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.interval)
+        {
+            // New maps rather than cleared ones: a burst of metrics would otherwise keep
+            // its room for good.
+            self.seen = HashMap::new();
+            self.warned = HashSet::new();
+            self.entries.set(0);
+            self.charge_tables();
+            self.window_start = None;
+        }
     }
 
     fn charge_tables(&mut self) {
@@ -193,5 +204,22 @@ mod tests {
         assert!(after < full / 2, "{after} of {full}");
         drop(g);
         assert_eq!(held.get(), 0);
+    }
+
+    #[test]
+    fn an_interval_that_is_over_is_forgotten_without_a_new_point() {
+        let held = Gauge::default();
+        let mut g = CardinalityGuard::new(100, Duration::from_secs(60), &held);
+        let t = Instant::now();
+        for id in 0..20 {
+            g.admit("ns", "m", &labels(id), t);
+        }
+        let full = held.get();
+        g.expire(t + Duration::from_secs(59));
+        assert_eq!(held.get(), full, "the interval is not over yet");
+        g.expire(t + Duration::from_secs(60));
+        assert_eq!(held.get(), 0);
+        // The next point opens a new interval with a fresh budget.
+        assert!(g.admit("ns", "m", &labels(99), t + Duration::from_secs(3600)));
     }
 }

@@ -164,7 +164,10 @@ impl DeltaState {
         self.forgotten_until
     }
 
-    fn sweep(&mut self, now: Instant) {
+    /// Forgets series not seen for [`SERIES_TTL`], at most once per [`SWEEP_EVERY`]. Runs
+    /// before every point and from the exporter's housekeeping, so an exporter that stops
+    /// receiving metrics gives the memory of its series back too.
+    pub fn sweep(&mut self, now: Instant) {
         let due = self
             .last_sweep
             .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
@@ -324,5 +327,22 @@ mod tests {
         assert_eq!(held.get() as usize, one);
         drop(s);
         assert_eq!(held.get(), 0, "everything charged is given back");
+    }
+
+    #[test]
+    fn idle_series_are_swept_out_without_a_new_point() {
+        let held = Gauge::default();
+        let mut s = DeltaState::new(&held);
+        let t = Instant::now();
+        for i in 0..10 {
+            s.delta(format!("series-{i}"), n(1, 10, 1.0), t);
+        }
+        assert!(held.get() > 0);
+        s.sweep(t + SWEEP_EVERY);
+        assert_eq!(s.series.len(), 10, "not idle for long enough yet");
+        s.sweep(t + SERIES_TTL + 2 * SWEEP_EVERY);
+        assert_eq!(s.series.len(), 0);
+        assert_eq!(held.get(), 0, "the memory is back in the budget");
+        assert_eq!(s.forgotten_until(), 10);
     }
 }

@@ -362,6 +362,10 @@ impl Exporter for EmfExporter {
         self.stats.health_detail()
     }
 
+    fn expire_idle(&self, now: Instant) {
+        self.translator.expire_idle(now);
+    }
+
     fn held_bytes_gauge(&self) -> Option<Gauge> {
         Some(self.held_bytes.clone())
     }

@@ -133,6 +133,19 @@ impl Translator {
         }
     }
 
+    /// Forgets idle series and a dimension-set interval that is over (see
+    /// [`crate::component::Exporter::expire_idle`]).
+    pub fn expire_idle(&self, now: Instant) {
+        self.delta
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sweep(now);
+        self.guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expire(now);
+    }
+
     pub fn translate(&self, batch: &[ResourceMetrics], now: Instant, now_ms: i64) -> Translation {
         let mut out = Translation::default();
         let mut delta = self.delta.lock().unwrap_or_else(|p| p.into_inner());
