@@ -10,13 +10,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use super::config::{HashFunction, RedactionConfig};
+use super::error::RedactionError;
 use crate::model::ids::hex;
 
 /// The mask the contrib processor writes when no hash function is set.
 pub const MASK: &str = "****";
 
 /// Shorter keys can be found by trying them; 16 bytes is 128 bits when chosen at random.
-const MIN_KEY_BYTES: usize = 16;
+pub const MIN_KEY_BYTES: usize = 16;
 
 /// Replaces one blocked value.
 #[derive(Clone)]
@@ -40,15 +41,9 @@ impl std::fmt::Debug for Masker {
 
 impl Masker {
     /// The masker the options ask for, reading the HMAC key; errors name the option.
-    pub fn from_config(config: &RedactionConfig) -> Result<Masker, String> {
+    pub fn from_config(config: &RedactionConfig) -> Result<Masker, RedactionError> {
         let key_source = match (&config.hmac_key_file, &config.hmac_key_env) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    "set one of `hmac_key_file` and `hmac_key_env`, not both: the key must \
-                     have one source"
-                        .into(),
-                );
-            }
+            (Some(_), Some(_)) => return Err(RedactionError::TwoKeySources),
             (file, env) => file
                 .as_deref()
                 .map(KeySource::File)
@@ -60,17 +55,13 @@ impl Masker {
             (Some(HashFunction::HmacSha256), Some(source)) => {
                 let key = source.read()?;
                 let mac =
-                    Hmac::<Sha256>::new_from_slice(&key).map_err(|e| format!("`hmac_key`: {e}"))?;
+                    Hmac::<Sha256>::new_from_slice(&key).map_err(RedactionError::KeyRejected)?;
                 Ok(Masker::Hmac(Box::new(mac)))
             }
-            (Some(HashFunction::HmacSha256), None) => Err(
-                "`hash_function: hmac-sha256` needs a key: set `hmac_key_file` or `hmac_key_env`"
-                    .into(),
-            ),
-            (_, Some(source)) => Err(format!(
-                "`{}` is set but only `hash_function: hmac-sha256` uses a key",
-                source.option()
-            )),
+            (Some(HashFunction::HmacSha256), None) => Err(RedactionError::KeyMissing),
+            (_, Some(source)) => Err(RedactionError::KeyUnused {
+                option: source.option(),
+            }),
         }
     }
 
@@ -101,17 +92,20 @@ impl KeySource<'_> {
         }
     }
 
-    fn read(&self) -> Result<Vec<u8>, String> {
+    fn read(&self) -> Result<Vec<u8>, RedactionError> {
         let mut key = match self {
-            KeySource::File(path) => std::fs::read(path)
-                .map_err(|e| format!("`hmac_key_file`: cannot read {}: {e}", path.display()))?,
+            KeySource::File(path) => {
+                std::fs::read(path).map_err(|source| RedactionError::KeyFileUnreadable {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
             KeySource::Env(name) => match std::env::var_os(name) {
                 Some(v) => v.into_encoded_bytes(),
                 None => {
-                    return Err(format!(
-                        "`hmac_key_env`: the environment variable {name} is not set; set it \
-                         to a secret of at least {MIN_KEY_BYTES} bytes"
-                    ));
+                    return Err(RedactionError::KeyEnvUnset {
+                        name: (*name).to_owned(),
+                    });
                 }
             },
         };
@@ -119,12 +113,10 @@ impl KeySource<'_> {
             key.pop();
         }
         if key.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "`{}`: the HMAC key is {} bytes; use at least {MIN_KEY_BYTES} (e.g. `openssl \
-                 rand -hex 32`)",
-                self.option(),
-                key.len()
-            ));
+            return Err(RedactionError::KeyTooShort {
+                option: self.option(),
+                bytes: key.len(),
+            });
         }
         Ok(key)
     }

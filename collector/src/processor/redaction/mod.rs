@@ -9,6 +9,7 @@
 //! The processor changes items in place and passes every item on: nothing is dropped here.
 
 pub mod config;
+pub mod error;
 mod json_text;
 mod masking;
 mod rules;
@@ -53,12 +54,12 @@ impl ProcessorFactory for RedactionConfig {
     /// Compiles the patterns and reads the key, so a bad regex or a missing key fails
     /// `validate` and start-up alike, naming the option.
     fn validate(&self) -> Result<(), String> {
-        Rules::compile(self).map(drop)
+        Rules::compile(self).map(drop).map_err(|e| e.to_string())
     }
 
     fn build(&self, ctx: &ProcessorContext<'_>) -> Result<Box<dyn Processor>, BuildError> {
         Ok(Box::new(RedactionProcessor {
-            rules: Rules::compile(self)?,
+            rules: Rules::compile(self).map_err(|e| BuildError::Options(e.to_string()))?,
             lost: ctx
                 .metrics
                 .pipeline_dropped(ctx.pipeline, ctx.id, "shutdown"),

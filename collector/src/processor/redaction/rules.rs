@@ -22,6 +22,7 @@ use regex::{Regex, RegexSet};
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value::Value};
 
 use super::config::{RedactionConfig, Summary};
+use super::error::RedactionError;
 use super::masking::{MASK, Masker};
 use super::summary::Tally;
 use crate::aws::xray::METADATA_PREFIX;
@@ -100,11 +101,11 @@ impl std::fmt::Debug for Tokens {
 
 impl Rules {
     /// Compiles the options; an error names the option and the pattern.
-    pub fn compile(config: &RedactionConfig) -> Result<Rules, String> {
+    pub fn compile(config: &RedactionConfig) -> Result<Rules, RedactionError> {
         let blocked_values = config
             .blocked_values
             .iter()
-            .map(|p| Regex::new(p).map_err(|e| bad_pattern("blocked_values", p, &e)))
+            .map(|p| Regex::new(p).map_err(|e| bad_pattern("blocked_values", p, e)))
             .collect::<Result<Vec<_>, _>>()?;
         let values_match_in_whole = config.blocked_values.iter().all(|p| {
             regex_syntax::parse(p).is_ok_and(|hir| !hir.properties().look_set().contains_anchor())
@@ -377,18 +378,22 @@ impl Rules {
     }
 }
 
-fn set(option: &str, patterns: &[String]) -> Result<Option<RegexSet>, String> {
+fn set(option: &'static str, patterns: &[String]) -> Result<Option<RegexSet>, RedactionError> {
     if patterns.is_empty() {
         return Ok(None);
     }
     for p in patterns {
-        Regex::new(p).map_err(|e| bad_pattern(option, p, &e))?;
+        Regex::new(p).map_err(|e| bad_pattern(option, p, e))?;
     }
     RegexSet::new(patterns)
         .map(Some)
-        .map_err(|e| format!("`{option}`: {e}"))
+        .map_err(|source| RedactionError::PatternSet { option, source })
 }
 
-fn bad_pattern(option: &str, pattern: &str, e: &regex::Error) -> String {
-    format!("`{option}`: `{pattern}` is not a valid regular expression: {e}")
+fn bad_pattern(option: &'static str, pattern: &str, source: regex::Error) -> RedactionError {
+    RedactionError::BadPattern {
+        option,
+        pattern: pattern.to_owned(),
+        source,
+    }
 }

@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge as PromGauge;
 use serde_json::json;
 
 use super::config::{HashFunction, RedactionConfig, Summary};
+use super::error::RedactionError;
 use super::summary::*;
 use super::*;
 use crate::aws::xray::SEGMENT_DOCUMENT_ATTRIBUTE;
@@ -738,6 +739,27 @@ fn options_that_cannot_work_fail_naming_the_option() {
         let err = ProcessorFactory::validate(&config).expect_err(expected);
         assert!(err.contains(expected), "{err}\n  expected: {expected}");
     }
+    // The same errors, typed, from the rules themselves.
+    let too_short = Rules::compile(&RedactionConfig {
+        hash_function: Some(HashFunction::HmacSha256),
+        hmac_key_file: Some(short.path().to_owned()),
+        ..allow_all()
+    });
+    assert!(matches!(
+        too_short,
+        Err(RedactionError::KeyTooShort {
+            option: "hmac_key_file",
+            bytes: 5
+        })
+    ));
+    let bad = Rules::compile(&RedactionConfig {
+        blocked_values: vec!["ok".into(), "(".into()],
+        ..allow_all()
+    });
+    assert!(matches!(
+        bad,
+        Err(RedactionError::BadPattern { option: "blocked_values", ref pattern, .. }) if pattern == "("
+    ));
 }
 
 #[test]
