@@ -6,6 +6,7 @@
 use std::hint::black_box;
 use std::io::Write;
 
+use aurastream_collector::model::memory::{MemoryLimiter, MemoryLimits};
 use aurastream_collector::model::{Signal, decoded_size};
 use aurastream_collector::output::otlp_json::to_otlp_json;
 use aurastream_collector::receiver::otlp::decode;
@@ -57,6 +58,23 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("memory_budget_decoded_size", |b| {
         b.iter(|| decoded_size::held(black_box(&data)))
+    });
+    // What admission adds per request with the budget on: the bound from the wire length,
+    // a reservation (atomic add and compare) and its release.
+    let limiter = MemoryLimiter::new(
+        MemoryLimits {
+            soft: 3 << 30,
+            hard: 4 << 30,
+        },
+        prometheus_client::metrics::gauge::Gauge::default(),
+    );
+    g.bench_function("memory_budget_reserve_release", |b| {
+        b.iter(|| {
+            let claim = limiter
+                .try_reserve(decoded_size::bound(Signal::Traces, black_box(proto.len())))
+                .expect("room");
+            drop(black_box(claim));
+        })
     });
     g.bench_function("file_exporter_serialize", |b| {
         b.iter(|| to_otlp_json(black_box(&data)))
