@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// The shortest HMAC key taken: shorter keys can be found by trying them; 16 bytes is 128
+/// bits when chosen at random.
+pub const MIN_KEY_BYTES: usize = 16;
+
 /// ```yaml
 /// processors:
 ///   redaction:

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::masking::MIN_KEY_BYTES;
+use super::config::MIN_KEY_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedactionError {

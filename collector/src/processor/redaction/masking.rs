@@ -9,15 +9,12 @@ use std::path::Path;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::config::{HashFunction, RedactionConfig};
+use super::config::{HashFunction, MIN_KEY_BYTES, RedactionConfig};
 use super::error::RedactionError;
 use crate::model::ids::hex;
 
 /// The mask the contrib processor writes when no hash function is set.
 pub const MASK: &str = "****";
-
-/// Shorter keys can be found by trying them; 16 bytes is 128 bits when chosen at random.
-pub const MIN_KEY_BYTES: usize = 16;
 
 /// Replaces one blocked value.
 #[derive(Clone)]
