@@ -48,7 +48,7 @@ impl ServerTlsConfig {
     /// The options alone (files are read at start-up, in [`ServerTls::load`]).
     pub fn validate(&self) -> Result<(), String> {
         if self.cert_file.is_none() || self.key_file.is_none() {
-            return Err("tls: cert_file and key_file are both required".into());
+            return Err(format!("tls: {}", TlsError::CertAndKeyRequired));
         }
         super::protocol_versions(self.min_version.as_deref(), self.max_version.as_deref())
             .map_err(|e| format!("tls.{e}"))?;
