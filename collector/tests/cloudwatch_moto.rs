@@ -15,7 +15,7 @@ use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
 use aurastream_collector::aws::cloudwatch_logs::service::LogsService;
-use aurastream_collector::component::Exporter;
+use aurastream_collector::component::{Exporter, Reason};
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use aurastream_collector::exporter::emf::EmfExporter;
@@ -509,7 +509,10 @@ async fn seed_metrics_and_logs_round_trip_through_moto() {
     }
     // The first point is the delta baseline: withheld, not a failure.
     assert!(dropped.is_empty(), "{dropped:?}");
-    assert_eq!(withheld, vec![("initial_cumulative_point".to_string(), 1)]);
+    assert_eq!(
+        withheld,
+        vec![(Reason::Named("initial_cumulative_point"), 1)]
+    );
     let values: Vec<Value> = read_group(&client, "/aws/aurastream/metrics-cumulative")
         .await
         .iter()

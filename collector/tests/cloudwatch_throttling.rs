@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use aurastream_collector::aws::cloudwatch_logs::service::LogsService;
 use aurastream_collector::component::RetryConfig;
-use aurastream_collector::component::{ExportError, ExportReport, Exporter};
+use aurastream_collector::component::{ExportError, ExportReport, Exporter, Reason};
 use aurastream_collector::exporter::cloudwatch_logs::CloudWatchLogsExporter;
 use aurastream_collector::exporter::cloudwatch_logs::config::CloudWatchLogsExporterConfig;
 use aurastream_collector::exporter::emf::EmfExporter;
@@ -338,7 +338,10 @@ async fn rejected_events_are_counted_with_their_reason() {
     bodies.extend((0..5).map(|i| (now + i, format!("fresh {i}"))));
     // Span > 24 h: the old and the fresh events go in separate requests.
     let report = export_settled(&exporter, &logs(bodies)).await;
-    assert_eq!(report.dropped, vec![("log_event_too_old".to_string(), 3)]);
+    assert_eq!(
+        report.dropped,
+        vec![(Reason::Named("log_event_too_old"), 3)]
+    );
     let f = fake.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(f.stored["/g"].len(), 5);
 }
@@ -353,7 +356,7 @@ async fn permanent_errors_drop_with_reason_and_throttled_requests_are_handed_bac
         .export(&logs(vec![(now, "a".into()), (now, "b".into())]))
         .await
         .expect("a permanent refusal is reported as dropped items");
-    assert_eq!(report.dropped, vec![("access_denied".to_string(), 2)]);
+    assert_eq!(report.dropped, vec![(Reason::Named("access_denied"), 2)]);
 
     let throttled = logs_exporter(&endpoint, "/always-throttled", Duration::from_millis(100));
     match throttled

@@ -232,7 +232,7 @@ async fn drive(exporter: &XrayExporter, data: SignalData) -> Tally {
             Ok(report) => {
                 tally.sent += items - report.dropped_items();
                 for (reason, n) in report.dropped {
-                    *tally.failed.entry(reason).or_default() += n;
+                    *tally.failed.entry(reason.to_string()).or_default() += n;
                 }
                 return tally;
             }
@@ -244,13 +244,13 @@ async fn drive(exporter: &XrayExporter, data: SignalData) -> Tally {
                 let done = items - rest.item_count();
                 tally.sent += done - report.dropped_items();
                 for (reason, n) in report.dropped {
-                    *tally.failed.entry(reason).or_default() += n;
+                    *tally.failed.entry(reason.to_string()).or_default() += n;
                 }
                 pending = Some(rest);
             }
             Err(ExportError::Retryable { .. }) => {}
             Err(ExportError::Permanent { reason, .. }) => {
-                *tally.failed.entry(reason).or_default() += items;
+                *tally.failed.entry(reason.to_string()).or_default() += items;
                 return tally;
             }
         }

@@ -714,7 +714,7 @@ fn slowloris_is_cut_off_and_idle_connections_do_not_block_clients() {
 /// success, counted, and absent from the file.
 #[test]
 fn sensitive_log_categories_only_from_allowed_certificate_subjects() {
-    use aurastream_collector::component::Exporter;
+    use aurastream_collector::component::{Exporter, Reason};
     use aurastream_collector::exporter::otlp::OtlpExporter;
     use aurastream_collector::exporter::otlp::config::OtlpExporterConfig;
     use aurastream_collector::model::SignalData;
@@ -799,11 +799,11 @@ service:
         [
             (
                 "sidecar-a",
-                vec![("rejected_by_destination".to_string(), 1)]
+                vec![(Reason::Named("rejected_by_destination"), 1)]
             ),
             (
                 "other-client",
-                vec![("rejected_by_destination".to_string(), 2)]
+                vec![(Reason::Named("rejected_by_destination"), 2)]
             ),
         ]
     );

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::reason::Reason;
 use crate::model::{Signal, SignalData};
 
 /// What became of a batch an exporter accepted without error.
@@ -15,13 +16,13 @@ pub struct ExportReport {
     /// Items that were deliberately not delivered, with the reason (e.g. `nan_value`,
     /// `invalid_trace_id`), counted as failed. Everything else in the batch was delivered
     /// or withheld.
-    pub dropped: Vec<(String, usize)>,
+    pub dropped: Vec<(Reason, usize)>,
     /// Items not sent on purpose, with nothing lost by it, by reason (the EMF exporter's
     /// `initial_cumulative_point`: the first point of a cumulative series only sets the
     /// baseline of its deltas). Counted as `exporter_withheld_items`, not as failed.
     /// (A boxed slice rather than a `Vec`: it keeps [`ExportError`], which can carry a
     /// report, small.)
-    pub withheld: Box<[(String, usize)]>,
+    pub withheld: Box<[(Reason, usize)]>,
 }
 
 impl ExportReport {
@@ -72,7 +73,7 @@ pub enum ExportError {
     /// the whole batch is exported again. `retry_after` is the destination's hint.
     #[error("{reason}: {message}")]
     Retryable {
-        reason: String,
+        reason: Reason,
         message: String,
         retry_after: Option<Duration>,
     },
@@ -80,7 +81,7 @@ pub enum ExportError {
     /// already built; `report` says what became of the rest of the batch.
     #[error("{reason}: {message} ({} items left to retry)", pending.item_count())]
     Retry {
-        reason: String,
+        reason: Reason,
         message: String,
         pending: Box<dyn Pending>,
         report: ExportReport,
@@ -88,7 +89,7 @@ pub enum ExportError {
     /// Trying again cannot help (bad credentials, validation error): the batch is counted as
     /// failed with `reason`.
     #[error("{reason}: {message}")]
-    Permanent { reason: String, message: String },
+    Permanent { reason: Reason, message: String },
 }
 
 impl std::fmt::Debug for ExportError {
@@ -98,7 +99,7 @@ impl std::fmt::Debug for ExportError {
 }
 
 impl ExportError {
-    pub fn retryable(reason: impl Into<String>, message: impl Into<String>) -> ExportError {
+    pub fn retryable(reason: impl Into<Reason>, message: impl Into<String>) -> ExportError {
         ExportError::Retryable {
             reason: reason.into(),
             message: message.into(),
@@ -106,14 +107,14 @@ impl ExportError {
         }
     }
 
-    pub fn permanent(reason: impl Into<String>, message: impl Into<String>) -> ExportError {
+    pub fn permanent(reason: impl Into<Reason>, message: impl Into<String>) -> ExportError {
         ExportError::Permanent {
             reason: reason.into(),
             message: message.into(),
         }
     }
 
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> &Reason {
         match self {
             ExportError::Retryable { reason, .. }
             | ExportError::Retry { reason, .. }
@@ -127,7 +128,7 @@ impl ExportError {
 pub trait RequestSender<R: Send + Sync>: Send + Sync {
     /// One attempt at one request; `Ok` holds the items the destination rejected in a
     /// partial success.
-    async fn send_request(&self, request: &R) -> Result<Vec<(String, usize)>, ExportError>;
+    async fn send_request(&self, request: &R) -> Result<Vec<(Reason, usize)>, ExportError>;
     /// Input items the request carries.
     fn items(&self, request: &R) -> usize;
     /// Where the request goes, for the log.
@@ -168,7 +169,7 @@ pub async fn send_in_order<R: Send + Sync>(
                 let mut left = vec![request];
                 left.extend(requests);
                 return Err(ExportError::Retry {
-                    reason: e.reason().to_string(),
+                    reason: e.reason().clone(),
                     message: e.to_string(),
                     pending: sender.left_over(left),
                     report,

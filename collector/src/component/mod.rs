@@ -13,6 +13,7 @@ pub mod exporter;
 pub mod factory;
 pub mod flush;
 pub mod processor;
+pub mod reason;
 pub mod receiver;
 pub mod validate;
 
@@ -22,3 +23,4 @@ pub use self::exporter::{
     ExportError, ExportReport, Exporter, Pending, Provenance, RequestSender, send_in_order,
 };
 pub use self::processor::Processor;
+pub use self::reason::Reason;

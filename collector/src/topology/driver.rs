@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::persistent_queue::{PersistentQueue, QueueError, Queued};
-use crate::component::{ExportError, ExportReport, Exporter, Pending, Provenance};
+use crate::component::{ExportError, ExportReport, Exporter, Pending, Provenance, Reason};
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::model::Batch;
 use crate::model::SignalData;
@@ -289,10 +289,15 @@ impl Driver {
         .await;
     }
 
-    fn fail(&self, data: &SignalData, reason: &str, items: usize) {
+    fn fail(&self, data: &SignalData, reason: &Reason, items: usize) {
         if items > 0 {
             self.metrics
-                .exporter_failed(&self.exporter_id, &self.pipeline, data.signal(), reason)
+                .exporter_failed(
+                    &self.exporter_id,
+                    &self.pipeline,
+                    data.signal(),
+                    &reason.label(),
+                )
                 .inc_by(items as u64);
         }
     }
@@ -305,7 +310,12 @@ impl Driver {
         for (reason, n) in &report.withheld {
             if *n > 0 {
                 self.metrics
-                    .exporter_withheld(&self.exporter_id, &self.pipeline, data.signal(), reason)
+                    .exporter_withheld(
+                        &self.exporter_id,
+                        &self.pipeline,
+                        data.signal(),
+                        &reason.label(),
+                    )
                     .inc_by(*n as u64);
             }
         }
@@ -400,13 +410,13 @@ impl Driver {
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     items = left, error = %err,
                     "pipeline above its hard memory limit; failed batch shed, items dropped");
-                self.fail(batch, "memory_limit", left);
+                self.fail(batch, &Reason::Named("memory_limit"), left);
                 return;
             }
             if !self.retry.enabled || out_of_time {
                 tracing::error!(exporter = %self.exporter_id, pipeline = %self.pipeline,
                     items = left, error = %err, "giving up after retries; items dropped");
-                self.fail(batch, "retries_exhausted", left);
+                self.fail(batch, &Reason::Named("retries_exhausted"), left);
                 return;
             }
             tracing::warn!(exporter = %self.exporter_id, pipeline = %self.pipeline,

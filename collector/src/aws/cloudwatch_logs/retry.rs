@@ -6,6 +6,7 @@
 //! goes by the policy the AWS exporters share ([`crate::aws::retry`]).
 
 use crate::aws::retry::{self, RetryClass, TRANSIENT_CODES};
+use crate::component::Reason;
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum ErrorClass {
     /// The events were already accepted (a retry of a call that succeeded).
     AlreadyAccepted,
     /// Trying again cannot help; the events are counted as dropped with this reason.
-    Permanent(String),
+    Permanent(Reason),
 }
 
 /// How the SDK reported the failure, before any error code is looked at.
@@ -36,7 +37,9 @@ pub enum Transport {
 pub fn classify(code: Option<&str>, status: Option<u16>, transport: Transport) -> ErrorClass {
     match transport {
         Transport::Network => return ErrorClass::Retryable("network"),
-        Transport::Construction => return ErrorClass::Permanent("request_construction".into()),
+        Transport::Construction => {
+            return ErrorClass::Permanent(Reason::Named("request_construction"));
+        }
         Transport::Response => {}
     }
     match code {
@@ -46,12 +49,14 @@ pub fn classify(code: Option<&str>, status: Option<u16>, transport: Transport) -
         Some("InvalidSequenceTokenException") => ErrorClass::Retryable("invalid_sequence_token"),
         Some("ResourceNotFoundException") => ErrorClass::ResourceNotFound,
         Some("DataAlreadyAcceptedException") => ErrorClass::AlreadyAccepted,
-        Some("InvalidParameterException") => ErrorClass::Permanent("invalid_parameter".into()),
-        Some("UnrecognizedClientException" | "InvalidSignatureException") => {
-            ErrorClass::Permanent("bad_credentials".into())
+        Some("InvalidParameterException") => {
+            ErrorClass::Permanent(Reason::Named("invalid_parameter"))
         }
-        Some("AccessDeniedException") => ErrorClass::Permanent("access_denied".into()),
-        Some("LimitExceededException") => ErrorClass::Permanent("limit_exceeded".into()),
+        Some("UnrecognizedClientException" | "InvalidSignatureException") => {
+            ErrorClass::Permanent(Reason::Named("bad_credentials"))
+        }
+        Some("AccessDeniedException") => ErrorClass::Permanent(Reason::Named("access_denied")),
+        Some("LimitExceededException") => ErrorClass::Permanent(Reason::Named("limit_exceeded")),
         _ => match retry::classify(code, status) {
             RetryClass::Throttled => ErrorClass::Retryable("throttled"),
             RetryClass::Transient if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) => {
@@ -59,11 +64,11 @@ pub fn classify(code: Option<&str>, status: Option<u16>, transport: Transport) -
             }
             RetryClass::Transient if status.is_none() => ErrorClass::Retryable("no_response"),
             RetryClass::Transient => ErrorClass::Retryable("server_error"),
-            RetryClass::Permanent => ErrorClass::Permanent(format!(
+            RetryClass::Permanent => ErrorClass::Permanent(Reason::destination(&format!(
                 "{}_{}",
                 code.map(to_snake).unwrap_or_else(|| "http".into()),
                 status.unwrap_or_default()
-            )),
+            ))),
         },
     }
 }
@@ -156,23 +161,23 @@ mod tests {
     fn client_errors_are_permanent_with_reason() {
         assert_eq!(
             by_code("InvalidParameterException", 400),
-            ErrorClass::Permanent("invalid_parameter".into())
+            ErrorClass::Permanent(Reason::Named("invalid_parameter"))
         );
         assert_eq!(
             by_code("AccessDeniedException", 400),
-            ErrorClass::Permanent("access_denied".into())
+            ErrorClass::Permanent(Reason::Named("access_denied"))
         );
         assert_eq!(
             by_code("UnrecognizedClientException", 400),
-            ErrorClass::Permanent("bad_credentials".into())
+            ErrorClass::Permanent(Reason::Named("bad_credentials"))
         );
         assert_eq!(
             by_code("LimitExceededException", 400),
-            ErrorClass::Permanent("limit_exceeded".into())
+            ErrorClass::Permanent(Reason::Named("limit_exceeded"))
         );
         assert_eq!(
             by_code("SerializationException", 400),
-            ErrorClass::Permanent("serialization_exception_400".into())
+            ErrorClass::Permanent(Reason::destination("serialization_exception_400"))
         );
     }
 }

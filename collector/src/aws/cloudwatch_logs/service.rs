@@ -20,6 +20,7 @@ use super::request_builder::LogEvent;
 use super::retry::{ErrorClass, Transport, classify};
 use super::target::LogTarget;
 use crate::aws::signed_http::{Answer, CallFailure, SignedHttp};
+use crate::component::Reason;
 
 /// How to reach CloudWatch Logs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -200,7 +201,7 @@ impl LogsService {
     /// classified.
     async fn call<T: Serialize>(&self, operation: &str, input: &T) -> Result<Bytes, CallError> {
         let body = serde_json::to_vec(input).map_err(|e| CallError {
-            class: ErrorClass::Permanent("request_construction".into()),
+            class: ErrorClass::Permanent(Reason::Named("request_construction")),
             code: None,
             message: e.to_string(),
             maybe_delivered: false,

@@ -19,7 +19,7 @@ use super::request_builder::{LogEvent, MAX_BATCH_BYTES, build_batches_with_room}
 use super::retry::ErrorClass;
 use super::service::{CallError, LogsService};
 use super::target::LogTarget;
-use crate::component::{ExportError, ExportReport, Pending};
+use crate::component::{ExportError, ExportReport, Pending, Reason};
 use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -39,11 +39,11 @@ pub struct PendingBatch {
 pub struct Delivery {
     /// Items deliberately not delivered (rejected by CloudWatch, permanent errors), with
     /// the reason. An item split into several events counts once.
-    pub dropped: BTreeMap<usize, String>,
+    pub dropped: BTreeMap<usize, Reason>,
     /// Requests worth sending again, with the reason the last attempt failed.
     pub pending: Vec<PendingBatch>,
     /// Why the last failed attempt failed (reason, message), for logs and `/health`.
-    pub last_error: Option<(String, String)>,
+    pub last_error: Option<(Reason, String)>,
     /// Events resent after a call CloudWatch may have applied anyway (timeout, broken
     /// connection). PutLogEvents has no idempotency key, so each may be stored twice: the
     /// upper bound on duplicates, exported as the `possibly_duplicated` event.
@@ -64,9 +64,9 @@ impl Delivery {
         self.already_delivered += other.already_delivered;
     }
 
-    fn keep_for_retry(&mut self, batch: PendingBatch, reason: &str, message: String) {
+    fn keep_for_retry(&mut self, batch: PendingBatch, reason: &'static str, message: String) {
         self.pending.push(batch);
-        self.last_error = Some((reason.to_string(), message));
+        self.last_error = Some((Reason::Named(reason), message));
     }
 }
 
@@ -209,7 +209,7 @@ async fn send_batch(service: &LogsService, mut batch: PendingBatch) -> Delivery 
             Ok(rejected) => {
                 for (i, e) in batch.events.iter().enumerate() {
                     if let Some(reason) = rejected.reason(i) {
-                        out.dropped.insert(e.origin, reason.to_string());
+                        out.dropped.insert(e.origin, Reason::Named(reason));
                     }
                 }
                 if !out.dropped.is_empty() {
@@ -282,7 +282,7 @@ impl PendingLogs {
         mut settled: BTreeSet<usize>,
     ) -> Result<ExportReport, ExportError> {
         stats.record(&delivery);
-        let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
+        let mut dropped: BTreeMap<Reason, usize> = BTreeMap::new();
         for (origin, reason) in &delivery.dropped {
             if settled.insert(*origin) {
                 *dropped.entry(reason.clone()).or_default() +=
@@ -295,9 +295,12 @@ impl PendingLogs {
         if delivery.pending.is_empty() {
             return Ok(report);
         }
-        let (reason, message) = delivery
-            .last_error
-            .unwrap_or_else(|| ("unprocessed".into(), "PutLogEvents kept failing".into()));
+        let (reason, message) = delivery.last_error.unwrap_or_else(|| {
+            (
+                Reason::Named("unprocessed"),
+                "PutLogEvents kept failing".into(),
+            )
+        });
         let pending = PendingLogs {
             service,
             stats,

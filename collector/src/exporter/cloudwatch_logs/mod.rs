@@ -65,7 +65,7 @@ use crate::aws::cloudwatch_logs::routing::CategoryRouter;
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
-use crate::component::{ExportError, ExportReport, Exporter, Provenance};
+use crate::component::{ExportError, ExportReport, Exporter, Provenance, Reason};
 use crate::model::{Signal, SignalData};
 use crate::output::{LineWriter, OutputDestination};
 use crate::telemetry::metrics::SelfMetrics;
@@ -156,7 +156,7 @@ impl CloudWatchLogsExporter {
             Output::Lines(writer) => {
                 // No state depends on this batch, so a failed write can simply be retried.
                 let dropped = if empty > 0 {
-                    vec![("empty_message".to_string(), empty)]
+                    vec![(Reason::Named("empty_message"), empty)]
                 } else {
                     Vec::new()
                 };
@@ -179,7 +179,7 @@ impl CloudWatchLogsExporter {
         let delivery = sink::deliver(service, by_target, markers.as_ref()).await;
         let mut report = ExportReport::default();
         if empty > 0 {
-            report.dropped.push(("empty_message".into(), empty));
+            report.dropped.push((Reason::Named("empty_message"), empty));
         }
         PendingLogs::settle(
             service.clone(),

@@ -336,7 +336,7 @@ async fn empty_raw_messages_are_dropped_with_reason() {
         ..Default::default()
     }]);
     let report = e.export(&batch).await.expect("written");
-    assert_eq!(report.dropped, vec![("empty_message".to_string(), 1)]);
+    assert_eq!(report.dropped, vec![(Reason::Named("empty_message"), 1)]);
     let text = std::fs::read_to_string(dir.path().join("logs.jsonl")).expect("file");
     assert_eq!(text.lines().count(), 1);
 }

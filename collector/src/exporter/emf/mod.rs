@@ -87,6 +87,7 @@ use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
 use crate::aws::cloudwatch_logs::template::{Attributes, GroupLimit, NameKind, Router, Template};
+use crate::component::reason::named_counts;
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::LineWriter;
@@ -245,18 +246,12 @@ impl EmfExporter {
             withheld,
             ..
         } = self.documents(resources);
-        let mut dropped: BTreeMap<String, usize> = translation_dropped
-            .into_iter()
-            .map(|(r, n)| (r.to_string(), n))
-            .collect();
-        let withheld: Box<[(String, usize)]> = withheld
-            .into_iter()
-            .map(|(r, n)| (r.to_string(), n))
-            .collect();
+        let mut dropped = translation_dropped;
+        let withheld = named_counts(withheld);
         match &self.output {
             Output::Api(service) => {
                 let report = ExportReport {
-                    dropped: dropped.into_iter().collect(),
+                    dropped: named_counts(dropped),
                     withheld,
                 };
                 self.send_to_cloudwatch(service, resources, docs, report, markers.as_ref())
@@ -265,7 +260,7 @@ impl EmfExporter {
             Output::Lines(writer) => {
                 self.write_lines(writer, docs, &mut dropped).await;
                 Ok(ExportReport {
-                    dropped: dropped.into_iter().collect(),
+                    dropped: named_counts(dropped),
                     withheld,
                 })
             }
@@ -314,7 +309,7 @@ impl EmfExporter {
         &self,
         writer: &LineWriter,
         docs: Vec<BuiltDocument>,
-        dropped: &mut BTreeMap<String, usize>,
+        dropped: &mut BTreeMap<&'static str, usize>,
     ) {
         let points: usize = docs.iter().map(|d| d.points).sum();
         if let Err(e) = writer
@@ -324,7 +319,7 @@ impl EmfExporter {
             tracing::error!(error = %e, "writing EMF documents failed; dropped");
             self.stats.set_error(e.to_string());
             if points > 0 {
-                *dropped.entry("io_error".into()).or_default() += points;
+                *dropped.entry("io_error").or_default() += points;
             }
         }
     }

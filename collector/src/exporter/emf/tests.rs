@@ -22,6 +22,7 @@ use super::config::{
 };
 use super::*;
 use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
+use crate::component::Reason;
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -897,12 +898,12 @@ async fn export_reports_baselines_as_withheld_not_dropped() {
     let first = e.export(&b(T0 + SEC, 10.0)).await.expect("exported");
     assert_eq!(
         first.withheld.to_vec(),
-        vec![("initial_cumulative_point".to_string(), 1)]
+        vec![(Reason::Named("initial_cumulative_point"), 1)]
     );
-    assert_eq!(first.dropped, vec![("nan_value".to_string(), 1)]);
+    assert_eq!(first.dropped, vec![(Reason::Named("nan_value"), 1)]);
     let second = e.export(&b(T0 + 2 * SEC, 12.0)).await.expect("exported");
     assert!(second.withheld.is_empty());
-    assert_eq!(second.dropped, vec![("nan_value".to_string(), 1)]);
+    assert_eq!(second.dropped, vec![(Reason::Named("nan_value"), 1)]);
     e.flush().await.expect("flushed");
     let docs: Vec<EmfDocument> = std::fs::read_to_string(dir.path().join("emf.jsonl"))
         .expect("file")
@@ -1533,7 +1534,7 @@ async fn file_output_writes_one_document_per_line() {
         )],
     );
     let report = e.export(&SignalData::Metrics(b)).await.expect("exported");
-    assert_eq!(report.dropped, vec![("nan_value".to_string(), 1)]);
+    assert_eq!(report.dropped, vec![(Reason::Named("nan_value"), 1)]);
     e.flush().await.expect("flushed");
     let text = std::fs::read_to_string(&path).expect("file");
     let lines: Vec<&str> = text.lines().collect();

@@ -37,7 +37,7 @@ use self::ring::HashRing;
 use self::split::split_by_trace;
 use super::otlp::config::Transport;
 use super::otlp::{OtlpExporter, Security};
-use crate::component::{ExportError, ExportReport, Exporter, Pending};
+use crate::component::{ExportError, ExportReport, Exporter, Pending, Reason};
 use crate::model::{Signal, SignalData};
 
 /// The ring and an exporter per backend, index for index.
@@ -196,7 +196,7 @@ struct Outcome {
     /// Some part reached a final outcome (delivered or refused for good), so what is left
     /// is a partial retry rather than the whole batch.
     settled_any: bool,
-    last_error: Option<(String, String)>,
+    last_error: Option<(Reason, String)>,
     retry_after: Option<Duration>,
 }
 
@@ -232,7 +232,9 @@ impl Outcome {
                         // A retry of built requests answers with what is left, never
                         // "all of it again"; had one done so, nothing could be rebuilt.
                         self.settled_any = true;
-                        self.report.dropped.push(("retry_lost".into(), items));
+                        self.report
+                            .dropped
+                            .push((Reason::Named("retry_lost"), items));
                     }
                 }
                 self.retry_after = self.retry_after.max(retry_after);

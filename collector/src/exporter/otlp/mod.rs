@@ -39,7 +39,7 @@ use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri, is_
 use self::request_size::MAX_REQUEST_BYTES;
 use crate::component::auth::{Authenticators, ClientAuthenticator};
 use crate::component::{
-    ExportError, ExportReport, Exporter, Pending, RequestSender, send_in_order,
+    ExportError, ExportReport, Exporter, Pending, Reason, RequestSender, send_in_order,
 };
 use crate::model::{Signal, SignalData};
 use crate::net::tls_client::TlsConnector;
@@ -207,7 +207,7 @@ impl OtlpExporter {
                 "the receiving collector rejected part of a batch (OTLP partial success)");
             report
                 .dropped
-                .push((REJECTED_BY_DESTINATION.to_string(), n as usize));
+                .push((Reason::Named(REJECTED_BY_DESTINATION), n as usize));
         }
         Ok(report)
     }
@@ -346,7 +346,7 @@ impl RequestSender<SignalData> for OtlpExporter {
     async fn send_request(
         &self,
         request: &SignalData,
-    ) -> Result<Vec<(String, usize)>, ExportError> {
+    ) -> Result<Vec<(Reason, usize)>, ExportError> {
         self.send(request).await.map(|report| report.dropped)
     }
 

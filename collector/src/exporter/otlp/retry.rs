@@ -13,7 +13,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::component::ExportError;
+use crate::component::{ExportError, Reason};
 
 /// The reason label for a gRPC code (`unavailable`, `invalid_argument`, ...).
 pub fn code_reason(code: Code) -> &'static str {
@@ -62,7 +62,7 @@ pub fn classify(endpoint: &str, status: &Status) -> ExportError {
     };
     if retryable {
         ExportError::Retryable {
-            reason: reason.to_string(),
+            reason: Reason::Named(reason),
             message,
             retry_after: hint.filter(|d| !d.is_zero()),
         }

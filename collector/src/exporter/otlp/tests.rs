@@ -59,7 +59,7 @@ async fn partial_success_counts_the_rejected_spans_as_dropped() {
         .unwrap();
     assert_eq!(
         report.dropped,
-        vec![(REJECTED_BY_DESTINATION.to_string(), 2)]
+        vec![(Reason::Named(REJECTED_BY_DESTINATION), 2)]
     );
 }
 

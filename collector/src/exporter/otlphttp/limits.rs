@@ -20,6 +20,8 @@ use prost::encoding::message;
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 
+use crate::component::Reason;
+use crate::component::reason::named_counts;
 use crate::model::SignalData;
 
 pub const MAX_SPANS_PER_REQUEST: usize = 10_000;
@@ -47,7 +49,7 @@ pub enum Prepared {
     /// number trimmed.
     Cut {
         requests: Vec<SignalData>,
-        refused: Vec<(String, usize)>,
+        refused: Vec<(Reason, usize)>,
         trimmed: usize,
     },
 }
@@ -205,10 +207,7 @@ fn cut(resources: &[ResourceSpans], window: &Window) -> Prepared {
         .collect();
     Prepared::Cut {
         requests,
-        refused: refused
-            .into_iter()
-            .map(|(reason, n)| (reason.to_string(), n))
-            .collect(),
+        refused: named_counts(refused),
         trimmed,
     }
 }

@@ -39,8 +39,8 @@ use crate::aws::sigv4::aws_endpoint_scope;
 use crate::component::auth::{AuthError, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExporterContext, ExporterFactory};
 use crate::component::{
-    ExportError, ExportReport, Exporter, Pending, RequestSender, RetryConfig, SendingQueueConfig,
-    send_in_order,
+    ExportError, ExportReport, Exporter, Pending, Reason, RequestSender, RetryConfig,
+    SendingQueueConfig, send_in_order,
 };
 use crate::model::{Signal, SignalData};
 use crate::net::error_chain;
@@ -252,7 +252,7 @@ impl OtlpHttpExporter {
 
     /// One request: signed, sent, its answer classified. `Ok` holds the items the
     /// destination rejected in a partial-success answer.
-    async fn send(&self, request: &EncodedRequest) -> Result<Vec<(String, usize)>, ExportError> {
+    async fn send(&self, request: &EncodedRequest) -> Result<Vec<(Reason, usize)>, ExportError> {
         let url = self.url(request.signal)?;
         let (mut parts, ()) = http::Request::post(url.clone())
             .body(())
@@ -324,7 +324,7 @@ impl OtlpHttpExporter {
             .min(request.items);
         tracing::warn!(%url, rejected = n, error = %message,
             "the destination rejected part of a request (OTLP partial success)");
-        Ok(vec![(REJECTED_BY_DESTINATION.to_string(), n)])
+        Ok(vec![(Reason::Named(REJECTED_BY_DESTINATION), n)])
     }
 }
 
@@ -456,7 +456,7 @@ impl RequestSender<EncodedRequest> for OtlpHttpExporter {
     async fn send_request(
         &self,
         request: &EncodedRequest,
-    ) -> Result<Vec<(String, usize)>, ExportError> {
+    ) -> Result<Vec<(Reason, usize)>, ExportError> {
         self.send(request).await
     }
 

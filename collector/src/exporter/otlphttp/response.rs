@@ -12,7 +12,7 @@ use aurastream_proto::otlp::metrics_service::ExportMetricsServiceResponse;
 use aurastream_proto::otlp::trace_service::ExportTraceServiceResponse;
 
 use crate::aws::retry::{RetryClass, classify};
-use crate::component::ExportError;
+use crate::component::{ExportError, Reason};
 use crate::model::Signal;
 
 /// Reason for items the destination rejected in a partial-success answer.
@@ -30,7 +30,9 @@ pub fn refusal(
 ) -> ExportError {
     let (code, message) = service_error(headers, body);
     let class = classify(code.as_deref(), Some(status.as_u16()));
-    let reason = code.unwrap_or_else(|| format!("http_{}", status.as_u16()));
+    let reason = code.map_or(Reason::HttpStatus(status.as_u16()), |c| {
+        Reason::destination(&c)
+    });
     let message = format!("{url}: HTTP {status}: {message}");
     match class {
         RetryClass::Throttled | RetryClass::Transient => ExportError::Retryable {
@@ -177,7 +179,10 @@ mod tests {
             &headers(&[("retry-after", "7")]),
             b"",
         );
-        assert_eq!((class(&e), e.reason()), ("retry", "http_429"));
+        assert_eq!(
+            (class(&e), e.reason().to_string().as_str()),
+            ("retry", "http_429")
+        );
         let ExportError::Retryable { retry_after, .. } = e else {
             unreachable!()
         };
@@ -186,7 +191,10 @@ mod tests {
         let body =
             br#"{"__type":"com.amazonaws.xray#ThrottlingException","message":"Rate exceeded"}"#;
         let e = refusal("u", http::StatusCode::BAD_REQUEST, &headers(&[]), body);
-        assert_eq!((class(&e), e.reason()), ("retry", "ThrottlingException"));
+        assert_eq!(
+            (class(&e), e.reason().to_string().as_str()),
+            ("retry", "ThrottlingException")
+        );
         assert!(e.to_string().contains("Rate exceeded"), "{e}");
 
         for status in [500, 502, 503, 504] {
@@ -210,7 +218,7 @@ mod tests {
             br#"{"Message":"not allowed"}"#,
         );
         assert_eq!(
-            (class(&e), e.reason()),
+            (class(&e), e.reason().to_string().as_str()),
             ("permanent", "AccessDeniedException")
         );
         assert!(e.to_string().contains("not allowed"), "{e}");
@@ -226,7 +234,10 @@ mod tests {
             &headers(&[]),
             &status.encode_to_vec(),
         );
-        assert_eq!((class(&e), e.reason()), ("permanent", "http_400"));
+        assert_eq!(
+            (class(&e), e.reason().to_string().as_str()),
+            ("permanent", "http_400")
+        );
         assert!(e.to_string().contains("timestamp window"), "{e}");
     }
 

@@ -245,7 +245,10 @@ async fn without_the_limits_the_peer_refuses_what_xray_would() {
     // Spans too old are rejected by the peer in a partial success, counted by reason.
     let old = spans_at(2, now_nanos() - 20 * 24 * 3600 * 1_000_000_000);
     let report = e.export(&old).await.unwrap();
-    assert_eq!(report.dropped, [(REJECTED_BY_DESTINATION.to_string(), 2)]);
+    assert_eq!(
+        report.dropped,
+        [(Reason::Named(REJECTED_BY_DESTINATION), 2)]
+    );
 }
 
 #[tokio::test]
@@ -278,7 +281,7 @@ async fn spans_outside_the_window_are_counted_and_the_rest_sent() {
     let mut batch = spans(3);
     batch.append(spans_at(2, now_nanos() - 15 * 24 * 3600 * 1_000_000_000));
     let report = xray(addr).export(&batch).await.unwrap();
-    assert_eq!(report.dropped, [(TOO_OLD.to_string(), 2)]);
+    assert_eq!(report.dropped, [(Reason::Named(TOO_OLD), 2)]);
     assert_eq!(span_ids(&peer).len(), 3);
 }
 

@@ -81,7 +81,8 @@ use self::config::{OutputDestination, XrayExporterConfig};
 use self::retry::Class;
 use self::service::{CallError, Unprocessed, XrayService};
 use self::translate::Translator;
-use crate::component::{ExportError, ExportReport, Exporter, Pending};
+use crate::component::reason::named_counts;
+use crate::component::{ExportError, ExportReport, Exporter, Pending, Reason};
 use crate::model::{Signal, SignalData};
 use crate::output::LineWriter;
 use crate::telemetry::metrics::SelfMetrics;
@@ -98,9 +99,9 @@ struct Delivery {
     /// Documents worth sending again (throttled, server errors, unprocessed).
     pending: Vec<Document>,
     /// Documents X-Ray refused for good, by AWS error code.
-    refused: BTreeMap<String, usize>,
+    refused: BTreeMap<Reason, usize>,
     /// The last error seen (code, message), to explain a retry or a failure.
-    last_error: Option<(String, String)>,
+    last_error: Option<(Reason, String)>,
     /// Documents resent after a call X-Ray may have applied (timeout, broken connection).
     /// X-Ray keeps one segment per id, and a resent document is identical, so these are
     /// overwritten rather than doubled; counted so that stores which keep every copy can be
@@ -121,7 +122,10 @@ impl Delivery {
                         continue;
                     };
                     let document = candidates.swap_remove(pos);
-                    let code = u.code.clone().unwrap_or_else(|| "unprocessed".into());
+                    let code = u
+                        .code
+                        .as_deref()
+                        .map_or(Reason::Named("unprocessed"), Reason::destination);
                     let message = u.message.unwrap_or_default();
                     if retry::classify_unprocessed(u.code.as_deref()) == Class::Permanent {
                         tracing::warn!(id = %u.id, %code, %message,
@@ -227,13 +231,16 @@ impl XrayExporter {
     }
 
     /// Turns every span into a document; spans that cannot be sent are counted by reason.
-    fn translate_batch(&self, batch: &[ResourceSpans]) -> (Vec<Document>, BTreeMap<String, usize>) {
+    fn translate_batch(
+        &self,
+        batch: &[ResourceSpans],
+    ) -> (Vec<Document>, BTreeMap<&'static str, usize>) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let mut documents = Vec::new();
-        let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
+        let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
         for rs in batch {
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
@@ -249,7 +256,7 @@ impl XrayExporter {
                         Err(skip) => {
                             tracing::debug!(reason = skip.reason(), span = %span.name,
                                 "span not exported to X-Ray");
-                            *dropped.entry(skip.reason().to_owned()).or_default() += 1;
+                            *dropped.entry(skip.reason()).or_default() += 1;
                             continue;
                         }
                     };
@@ -262,7 +269,7 @@ impl XrayExporter {
                         }
                         Err(e) => {
                             tracing::warn!(span = %span.name, error = %e, "span dropped");
-                            *dropped.entry("document_too_large".to_owned()).or_default() += 1;
+                            *dropped.entry("document_too_large").or_default() += 1;
                         }
                     }
                 }
@@ -352,11 +359,12 @@ fn settle(
         ..
     } = delivery;
     let refused_count: usize = refused.values().sum();
-    let (reason, message) = last_error.unwrap_or_else(|| ("unprocessed".into(), String::new()));
+    let (reason, message) =
+        last_error.unwrap_or_else(|| (Reason::Named("unprocessed"), String::new()));
     if pending.is_empty() && refused_count == sent && report.dropped.is_empty() {
         let reason = match refused.keys().next() {
             Some(code) if refused.len() == 1 => code.clone(),
-            _ => "refused".into(),
+            _ => Reason::Named("refused"),
         };
         return Err(ExportError::permanent(reason, message));
     }
@@ -391,7 +399,7 @@ impl Exporter for XrayExporter {
         };
         let (documents, dropped) = self.translate_batch(spans);
         let report = ExportReport {
-            dropped: dropped.into_iter().collect(),
+            dropped: named_counts(dropped),
             ..ExportReport::default()
         };
         match &self.output {

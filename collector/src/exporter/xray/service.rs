@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::retry::Class;
 use crate::aws::retry as aws_retry;
 use crate::aws::signed_http::{CallFailure, SignedHttp};
+use crate::component::Reason;
 
 /// X-Ray's SigV4 signing name.
 const SIGNING_NAME: &str = "xray";
@@ -31,10 +32,10 @@ const BODY_TAIL: &[u8] = b"]}";
 #[error("{code}: {message}")]
 pub(crate) struct CallError {
     pub class: Class,
-    /// The AWS error code (`ThrottledException`, `AccessDeniedException`, ...), `http_<status>`
+    /// The AWS error code (`ThrottledException`, `AccessDeniedException`, ...), an HTTP status
     /// when the service named none, or what went wrong before an answer came
     /// (`dispatch_failure`, `timeout`).
-    pub code: String,
+    pub code: Reason,
     pub message: String,
     /// The call failed in a way that X-Ray may still have applied it (timeout, broken
     /// connection): a resend may store its documents twice.
@@ -101,7 +102,7 @@ impl XrayService {
             let code = answer.error_code();
             return Err(CallError {
                 class: aws_retry::classify(code.as_deref(), Some(status)),
-                code: code.unwrap_or_else(|| format!("http_{status}")),
+                code: code.map_or(Reason::HttpStatus(status), |c| Reason::destination(&c)),
                 message: answer.error_message(),
                 // The service answered with an error: it did not apply the call.
                 maybe_delivered: false,
@@ -110,7 +111,7 @@ impl XrayService {
         let output: PutTraceSegmentsOutput =
             serde_json::from_slice(&answer.body).map_err(|e| CallError {
                 class: Class::Transient,
-                code: "response_error".into(),
+                code: Reason::Named("response_error"),
                 message: format!("PutTraceSegments answer is not the expected JSON: {e}"),
                 // It answered 2xx: the call was applied.
                 maybe_delivered: true,
@@ -129,7 +130,7 @@ fn call_failure(e: CallFailure) -> CallError {
     };
     CallError {
         class,
-        code: e.code().to_owned(),
+        code: Reason::Named(e.code()),
         maybe_delivered: e.maybe_delivered(),
         message: e.to_string(),
     }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value as J, json};
 
+use crate::component::Reason;
 use aurastream_proto::otlp::common::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::{
@@ -1752,7 +1753,7 @@ async fn file_output_holds_exactly_the_documents() {
         .unwrap();
     assert_eq!(
         report.dropped,
-        vec![("invalid_trace_id_epoch".to_string(), 1)]
+        vec![(Reason::Named("invalid_trace_id_epoch"), 1)]
     );
     exporter.flush().await.unwrap();
 

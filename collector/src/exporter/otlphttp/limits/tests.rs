@@ -56,7 +56,7 @@ fn ids(requests: &[SignalData]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn cut_parts(p: Prepared) -> (Vec<SignalData>, Vec<(String, usize)>, usize) {
+fn cut_parts(p: Prepared) -> (Vec<SignalData>, Vec<(Reason, usize)>, usize) {
     match p {
         Prepared::Cut {
             requests,
@@ -120,7 +120,7 @@ fn spans_outside_the_window_are_refused_by_reason() {
     let (requests, refused, _) = cut_parts(prepare(&resources(spans), now()));
     assert_eq!(
         refused,
-        [(IN_FUTURE.to_string(), 1), (TOO_OLD.to_string(), 1)]
+        [(Reason::Named(IN_FUTURE), 1), (Reason::Named(TOO_OLD), 1)]
     );
     assert_eq!(
         ids(&requests),
