@@ -8,6 +8,10 @@
 //! components in `receiver`, `processor`, `exporter`, `extension` → `config` (parsing and the
 //! registration list) → `topology` (pipelines, fan-out, the exporter driver) → `service`,
 //! `lambda_extension` (the collector's life). A module imports only from layers below it.
+//!
+//! A module is `pub` only where the binary, the integration tests, the benches or the fuzz
+//! targets reach into it; the rest is `pub(crate)`, so what is private is free to change
+//! and dead code shows up as such.
 #![forbid(unsafe_code)]
 
 pub mod aws;

@@ -3,8 +3,8 @@
 //! `otlphttp` and `sigv4auth` components.
 
 pub mod cloudwatch_logs;
-pub mod retry;
-pub mod signed_http;
+pub(crate) mod retry;
+pub(crate) mod signed_http;
 pub mod sigv4;
 pub mod transaction_search;
-pub mod xray;
+pub(crate) mod xray;

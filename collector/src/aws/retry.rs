@@ -1,22 +1,16 @@
-//! The retry policy the AWS exporters share: which failures are worth retrying, whether a
-//! failed call may nevertheless have been applied. When to try again is the exporter
-//! driver's business (`topology::driver`, the one retry loop).
+//! The retry policy the AWS exporters share: which failures are worth retrying, by AWS
+//! error code and HTTP status. When to try again is the exporter driver's business
+//! (`topology::driver`, the one retry loop).
 //!
-//! Every AWS SDK client here runs with the SDK's own retries switched off, so this module
-//! is the one place that decides. Exporters keep only what is specific to their API on top
-//! (CloudWatch Logs creates a missing group and retries; X-Ray classifies the entries of
-//! `UnprocessedTraceSegments`).
+//! The exporters' AWS calls go through the collector's own signed client
+//! (`aws::signed_http`), which never retries, so this module is the one place that decides.
+//! Exporters keep only what is specific to their API on top (CloudWatch Logs creates a
+//! missing group and retries; X-Ray classifies the entries of `UnprocessedTraceSegments`).
 //!
-//! "Maybe delivered" matters for exactly-once delivery: a call that timed out, or whose
-//! connection broke after the request went out, may have been applied by AWS. Resending it
-//! is still right (dropping acknowledged data is worse), but the items it carried may now
-//! exist twice at the destination, so exporters count them (`possibly_duplicated`).
-
-// Every SDK crate re-exports these smithy runtime types; naming them at the source lets
-// this module classify errors of any client.
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+//! Whether a failed call may nevertheless have been applied (a timeout, or a connection
+//! broken after the request went out) is known where the call is made
+//! (`signed_http::CallFailure::maybe_delivered`): resending is still right, but the items
+//! may then exist twice at the destination, so exporters count them (`possibly_duplicated`).
 
 /// What to do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,70 +68,6 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> RetryClass {
     }
 }
 
-/// A failed SDK call, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classified {
-    pub class: RetryClass,
-    /// The AWS error code (`ThrottledException`, ...), `http_<status>` when the service gave
-    /// none, or what went wrong before an answer came (`timeout`, `dispatch_failure`,
-    /// `response_error`, `construction_failure`).
-    pub code: String,
-    /// Whether the service may have applied the call although it failed.
-    pub maybe_delivered: bool,
-    pub status: Option<u16>,
-}
-
-/// Classifies any SDK error of any AWS client.
-pub fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Classified
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let (class, code, maybe_delivered) = match err {
-        SdkError::ServiceError(_) => {
-            let code = err.code().map(str::to_owned);
-            let class = classify(code.as_deref(), status);
-            let code = code.unwrap_or_else(|| format!("http_{}", status.unwrap_or_default()));
-            // The service answered with an error: it did not apply the call.
-            (class, code, false)
-        }
-        // The operation timeout can fire after the request was sent.
-        SdkError::TimeoutError(_) => (RetryClass::Transient, "timeout".into(), true),
-        SdkError::DispatchFailure(_) => (
-            RetryClass::Transient,
-            "dispatch_failure".into(),
-            !connection_refused(err),
-        ),
-        // An answer came but could not be read: the call was most likely applied.
-        SdkError::ResponseError(_) => (RetryClass::Transient, "response_error".into(), true),
-        SdkError::ConstructionFailure(_) => {
-            (RetryClass::Permanent, "construction_failure".into(), false)
-        }
-        _ => (RetryClass::Transient, "unknown".into(), true),
-    };
-    Classified {
-        class,
-        code,
-        maybe_delivered,
-        status,
-    }
-}
-
-/// Whether the connection was refused, i.e. the request certainly never left: the one
-/// dispatch failure that cannot have been applied.
-fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,35 +114,5 @@ mod tests {
         ] {
             assert_eq!(classify(code, status), want, "{code:?} {status:?}");
         }
-    }
-
-    #[test]
-    fn sdk_failures_say_whether_the_call_may_have_been_applied() {
-        use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
-        let timeout: SdkError<PutLogEventsError, HttpResponse> =
-            SdkError::timeout_error("operation timed out");
-        let c = classify_sdk(&timeout);
-        assert_eq!(
-            (c.class, c.code.as_str(), c.maybe_delivered),
-            (RetryClass::Transient, "timeout", true)
-        );
-        let construction: SdkError<PutLogEventsError, HttpResponse> =
-            SdkError::construction_failure("bad input");
-        let c = classify_sdk(&construction);
-        assert_eq!(
-            (c.class, c.code.as_str(), c.maybe_delivered),
-            (RetryClass::Permanent, "construction_failure", false)
-        );
-    }
-
-    #[test]
-    fn refused_connections_are_found_in_the_source_chain() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("dispatch failure")]
-        struct Outer(#[source] std::io::Error);
-        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(connection_refused(&refused));
-        let reset = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(!connection_refused(&reset));
     }
 }

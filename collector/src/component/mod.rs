@@ -6,16 +6,16 @@
 //! Components (receivers, processors, exporters, extensions) import from here and from the
 //! layers below (`model`, `telemetry`, `aws`, `output`), never from `topology` or `config`.
 
-pub mod auth;
-pub mod consumer;
+pub(crate) mod auth;
+pub(crate) mod consumer;
 pub mod delivery;
-pub mod exporter;
+pub(crate) mod exporter;
 pub mod factory;
-pub mod flush;
-pub mod processor;
-pub mod reason;
-pub mod receiver;
-pub mod validate;
+pub(crate) mod flush;
+pub(crate) mod processor;
+pub(crate) mod reason;
+pub(crate) mod receiver;
+pub(crate) mod validate;
 
 pub use self::consumer::{ConsumeError, Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY, Settled};
 pub use self::delivery::{RetryConfig, SendingQueueConfig};

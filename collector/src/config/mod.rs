@@ -15,8 +15,8 @@
 //! option's path and its line. Several files may be given; later ones override earlier ones
 //! key by key (lists are replaced whole). With no file, [`DEFAULT_CONFIG`] is used.
 
-pub mod components;
-pub mod env;
+pub(crate) mod components;
+pub(crate) mod env;
 pub mod memory_limiter;
 mod service;
 

@@ -7,11 +7,11 @@
 
 #[cfg(feature = "awscloudwatchlogs")]
 pub mod cloudwatch_logs;
-pub mod debug;
+pub(crate) mod debug;
 pub mod emf;
 pub mod file;
 #[cfg(feature = "grpc-exporters")]
-pub mod loadbalancing;
+pub(crate) mod loadbalancing;
 #[cfg(feature = "grpc-exporters")]
 pub mod otlp;
 pub mod otlphttp;

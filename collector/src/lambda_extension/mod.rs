@@ -28,8 +28,8 @@
 //! retried by its exporter like any other), and a background export that fell due while
 //! frozen runs at once. Nothing is lost to a freeze; data only leaves later.
 
-pub mod cadence;
-pub mod client;
+pub(crate) mod cadence;
+pub(crate) mod client;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

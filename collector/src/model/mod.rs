@@ -2,14 +2,14 @@
 //! counted, split and merged, and the accounting that travels with it (item budget tickets,
 //! byte claims). It imports nothing else from this crate, so every other module may use it.
 
-pub mod batch;
-pub mod budget;
+pub(crate) mod batch;
+pub(crate) mod budget;
 pub mod decoded_size;
-pub mod held_bytes;
-pub mod ids;
-pub mod json;
+pub(crate) mod held_bytes;
+pub(crate) mod ids;
+pub(crate) mod json;
 pub mod memory;
-pub mod signal;
+pub(crate) mod signal;
 
 pub use self::batch::Batch;
 pub use self::budget::{AdmitError, ItemBudget, SettleWatch, Ticket};

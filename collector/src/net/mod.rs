@@ -6,15 +6,15 @@
 //! A layer below the components: receivers and exporters configure it, nothing here knows
 //! about OTLP.
 
-pub mod authenticate;
-pub mod limits;
-pub mod pem;
-pub mod server;
+pub(crate) mod authenticate;
+pub(crate) mod limits;
+pub(crate) mod pem;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 pub mod tls_client;
-pub mod tls_error;
-pub mod tls_server;
+pub(crate) mod tls_error;
+pub(crate) mod tls_server;
 
 use std::sync::Arc;
 

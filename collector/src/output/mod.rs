@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 
 pub mod otlp_json;
-pub mod rotate;
+pub(crate) mod rotate;
 
 use self::rotate::RotatingFile;
 

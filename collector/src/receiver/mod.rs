@@ -1,6 +1,6 @@
 //! Receivers: where telemetry enters the collector.
 
-pub mod lambda;
+pub(crate) mod lambda;
 pub mod otlp;
 /// The `awsxray` receiver: a cargo feature, on by default.
 #[cfg(feature = "awsxray")]

@@ -1,5 +1,5 @@
 //! The collector watching itself: `/health`, `/metrics` (Prometheus) and its own logs.
 
-pub mod health;
+pub(crate) mod health;
 pub mod logging;
 pub mod metrics;

@@ -6,6 +6,6 @@
 //! against the item budget) → processors → fan-out → one driver per exporter. Stages are
 //! tokio tasks joined by bounded channels.
 
-pub mod build;
+pub(crate) mod build;
 pub mod driver;
 pub mod persistent_queue;

@@ -11,16 +11,16 @@
 //! - `entity`: the service a request's events come from, for CloudWatch's related telemetry;
 //! - `marker`: delivery markers that recognise, on replay, what already arrived.
 
-pub mod entity;
+pub(crate) mod entity;
 pub mod marker;
-pub mod output;
+pub(crate) mod output;
 pub mod request_builder;
-pub mod retry;
-pub mod routing;
+pub(crate) mod retry;
+pub(crate) mod routing;
 pub mod service;
-pub mod sink;
-pub mod target;
-pub mod template;
+pub(crate) mod sink;
+pub(crate) mod target;
+pub(crate) mod template;
 
 /// Now in milliseconds since the epoch: the unit of CloudWatch Logs event timestamps.
 pub fn now_ms() -> i64 {

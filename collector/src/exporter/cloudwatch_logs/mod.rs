@@ -4,7 +4,7 @@
 //! requests' entity (`entity`).
 
 pub mod config;
-pub mod format;
+pub(crate) mod format;
 
 impl crate::component::factory::ExporterFactory for CloudWatchLogsExporterConfig {
     fn signals(&self) -> &'static [crate::model::Signal] {

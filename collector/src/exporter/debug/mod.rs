@@ -5,7 +5,7 @@
 //! Writing happens on the blocking pool: a stdout nobody reads must slow this exporter down
 //! (and so push back on senders), not stall the runtime.
 
-pub mod config;
+pub(crate) mod config;
 mod format;
 
 use std::io::Write;

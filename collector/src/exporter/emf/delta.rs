@@ -89,7 +89,7 @@ pub enum Delta {
     /// No earlier point: this is the cumulative value itself.
     First(Cumulative),
     /// The change since the previous point.
-    Delta(Cumulative),
+    Change(Cumulative),
     /// The source restarted; this is what accumulated since the restart.
     Reset(Cumulative),
     /// Not newer than the previous point (a duplicate or out of order): nothing to send.
@@ -148,7 +148,7 @@ impl DeltaState {
                 let out = if current.is_reset_of(&entry.last) {
                     Delta::Reset(current.clone())
                 } else {
-                    Delta::Delta(current.minus(&entry.last))
+                    Delta::Change(current.minus(&entry.last))
                 };
                 self.entries.sub(entry.last.heap_bytes());
                 self.entries.add(current.heap_bytes());
@@ -209,7 +209,7 @@ mod tests {
 
     fn value(d: &Delta) -> Option<f64> {
         match d {
-            Delta::First(c) | Delta::Delta(c) | Delta::Reset(c) => Some(c.sum),
+            Delta::First(c) | Delta::Change(c) | Delta::Reset(c) => Some(c.sum),
             Delta::Stale => None,
         }
     }
@@ -221,7 +221,7 @@ mod tests {
         let k = || "series".to_string();
         assert_eq!(s.delta(k(), n(1, 10, 5.0), t), Delta::First(n(1, 10, 5.0)));
         assert_eq!(value(&s.delta(k(), n(1, 20, 8.0), t)), Some(3.0));
-        assert!(matches!(s.delta(k(), n(1, 30, 8.0), t), Delta::Delta(_)));
+        assert!(matches!(s.delta(k(), n(1, 30, 8.0), t), Delta::Change(_)));
         // Value went down: the process restarted without a new start time.
         let d = s.delta(k(), n(1, 40, 2.0), t);
         assert_eq!(d, Delta::Reset(n(1, 40, 2.0)));
@@ -254,7 +254,7 @@ mod tests {
         let t = Instant::now();
         s.delta("h".into(), h(10, &[1, 2, 3], 60.0), t);
         match s.delta("h".into(), h(20, &[2, 2, 5], 100.0), t) {
-            Delta::Delta(d) => {
+            Delta::Change(d) => {
                 assert_eq!(
                     d.buckets.values().copied().collect::<Vec<_>>(),
                     vec![1, 0, 2]

@@ -21,12 +21,12 @@
 //! back to the driver: the cumulative-to-delta state has already moved on, so a batch
 //! translated twice would send zero deltas.
 
-pub mod cardinality;
+pub(crate) mod cardinality;
 pub mod config;
-pub mod delta;
-pub mod documents;
-pub mod translate;
-pub mod units;
+pub(crate) mod delta;
+pub(crate) mod documents;
+pub(crate) mod translate;
+pub(crate) mod units;
 
 impl crate::component::factory::ExporterFactory for EmfExporterConfig {
     fn signals(&self) -> &'static [crate::model::Signal] {

@@ -342,7 +342,7 @@ impl Translator {
         now: Instant,
     ) -> Result<Cumulative, &'static str> {
         match delta.delta(key, current, now) {
-            Delta::Delta(c) | Delta::Reset(c) => Ok(c),
+            Delta::Change(c) | Delta::Reset(c) => Ok(c),
             Delta::First(c) => match self.initial_value {
                 InitialValue::Keep => Ok(c),
                 // Also after everything the exporter forgot: a series idle for an hour and

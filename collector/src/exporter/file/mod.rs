@@ -3,7 +3,7 @@
 //! Serialization happens on the async task; the write itself runs on the blocking pool so
 //! a slow disk never stalls the receivers.
 
-pub mod config;
+pub(crate) mod config;
 
 use std::sync::{Arc, Mutex};
 

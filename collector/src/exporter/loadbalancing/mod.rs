@@ -18,10 +18,10 @@
 //! A failed resolution keeps the backends in force. Exporters of backends that stay are
 //! kept, with their connections.
 
-pub mod config;
-pub mod resolver;
-pub mod ring;
-pub mod split;
+pub(crate) mod config;
+pub(crate) mod resolver;
+pub(crate) mod ring;
+pub(crate) mod split;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -18,8 +18,8 @@
 //! rejected again.
 
 pub mod config;
-pub mod request_size;
-pub mod retry;
+pub(crate) mod request_size;
+pub(crate) mod retry;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -13,10 +13,10 @@
 //! which answers those are.
 
 pub mod config;
-pub mod encode;
-pub mod limits;
+pub(crate) mod encode;
+pub(crate) mod limits;
 pub mod log_groups;
-pub mod response;
+pub(crate) mod response;
 
 use std::sync::Arc;
 use std::time::SystemTime;

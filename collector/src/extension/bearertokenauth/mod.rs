@@ -3,7 +3,7 @@
 //! time to refuse says nothing about how much of a guess was right); exporters that name
 //! it send the token. The token is never logged or put in an error message.
 
-pub mod config;
+pub(crate) mod config;
 #[cfg(test)]
 mod tests;
 mod token;

@@ -1,7 +1,7 @@
 //! The `health_check` extension: `/health` and the Prometheus `/metrics` on one listener.
 
-pub mod config;
-pub mod server;
+pub(crate) mod config;
+pub(crate) mod server;
 
 use self::config::HealthCheckConfig;
 use crate::component::factory::BuildError;

@@ -3,7 +3,7 @@
 //! exporter names in `auth: { authenticator: sigv4auth }`. The signing itself is the
 //! shared [`crate::aws::sigv4`] layer's.
 
-pub mod config;
+pub(crate) mod config;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! A [`FlushSignal`] overrides both: on a flush request (the Lambda extension sends one
 //! when an invocation ends) everything already handed to the processor is sent at once.
 
-pub mod config;
+pub(crate) mod config;
 
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;

@@ -9,12 +9,12 @@
 //! The processor changes items in place and passes every item on: nothing is dropped here.
 
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 mod json_text;
 mod masking;
 mod rules;
 mod signals;
-pub mod summary;
+pub(crate) mod summary;
 mod xray_document;
 
 use async_trait::async_trait;

@@ -53,13 +53,13 @@
 //! `GetSamplingTargets`, whose rates and reservoir quotas the sampler applies. Until X-Ray
 //! answers, or when it cannot be reached, the local rules decide.
 
-pub mod centralized;
+pub(crate) mod centralized;
 /// The calls to X-Ray's sampling API go through aws-sdk-xray, which the lean Lambda layer
 /// leaves out (cargo feature `xray-api`); its config validation refuses `centralized`.
 #[cfg(feature = "xray-api")]
 mod centralized_api;
-pub mod config;
-pub mod glob;
+pub(crate) mod config;
+pub(crate) mod glob;
 pub mod rules;
 pub mod sampler;
 pub mod tail;

@@ -9,8 +9,8 @@
 //! Data is handed over *before* the runtimeDone notice, so the invocation's own span is
 //! already in the pipeline when the flush it triggers starts.
 
-pub mod config;
-pub mod translate;
+pub(crate) mod config;
+pub(crate) mod translate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -4,8 +4,8 @@
 //! success), then hand the rest to the pipelines, or refuse the whole request with a
 //! retryable error when a pipeline is full.
 
-pub mod authorization;
-pub mod config;
+pub(crate) mod authorization;
+pub(crate) mod config;
 pub mod decode;
 mod grpc;
 mod http;

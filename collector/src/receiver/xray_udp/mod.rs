@@ -17,10 +17,10 @@
 //! `/health` shows the receiver `unhealthy`, naming the task, if the UDP server or the
 //! sampling proxy ends while the collector runs.
 
-pub mod config;
-pub mod packet;
-pub mod proxy;
-pub mod segment;
+pub(crate) mod config;
+pub(crate) mod packet;
+pub(crate) mod proxy;
+pub(crate) mod segment;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -56,9 +55,10 @@ impl SamplingProxy {
         }
     }
 
-    /// Uses `sdk` (credentials, region) instead of the standard AWS chain; for embedding
-    /// and tests. The `region` and `aws_endpoint` options still apply on top.
-    pub fn with_sdk_config(self, sdk: SdkConfig) -> SamplingProxy {
+    /// Uses `sdk` (credentials, region) instead of the standard AWS chain, for tests. The
+    /// `region` and `aws_endpoint` options still apply on top.
+    #[cfg(test)]
+    pub fn with_sdk_config(self, sdk: aws_config::SdkConfig) -> SamplingProxy {
         SamplingProxy {
             http: self.http.with_sdk_config(sdk),
         }

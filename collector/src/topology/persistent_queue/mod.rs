@@ -24,7 +24,7 @@
 pub mod wal;
 
 #[cfg(test)]
-pub mod faulty_disk;
+pub(crate) mod faulty_disk;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
