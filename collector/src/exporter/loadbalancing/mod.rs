@@ -37,6 +37,7 @@ use self::ring::HashRing;
 use self::split::split_by_trace;
 use super::otlp::config::Transport;
 use super::otlp::{OtlpExporter, Security};
+use crate::component::factory::BuildError;
 use crate::component::{ExportError, ExportReport, Exporter, Pending, Reason};
 use crate::model::{Signal, SignalData};
 
@@ -113,7 +114,7 @@ impl LoadBalancingExporter {
         id: &str,
         config: &LoadBalancingExporterConfig,
         authenticators: &crate::component::auth::Authenticators,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let transport = config.protocol.otlp.transport();
         Ok(LoadBalancingExporter(Arc::new(Balancer {
             id: id.to_string(),

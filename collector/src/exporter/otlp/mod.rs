@@ -38,6 +38,7 @@ use aurastream_proto::otlp::trace_service::trace_service_client::TraceServiceCli
 use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri, is_https};
 use self::request_size::MAX_REQUEST_BYTES;
 use crate::component::auth::{Authenticators, ClientAuthenticator};
+use crate::component::factory::BuildError;
 use crate::component::{
     ExportError, ExportReport, Exporter, Pending, Reason, RequestSender, send_in_order,
 };
@@ -85,13 +86,15 @@ impl Security {
         transport: &Transport,
         https: bool,
         authenticators: &Authenticators,
-    ) -> Result<Security, String> {
+    ) -> Result<Security, BuildError> {
         let tls = if transport.tls.enabled(https) {
-            let config = transport.tls.load().map_err(|e| format!("tls: {e}"))?;
-            Some(
+            let connector = transport.tls.load().and_then(|config| {
                 TlsConnector::new(config, transport.tls.server_name_override.as_deref())
-                    .map_err(|e| format!("tls.{e}"))?,
-            )
+            });
+            Some(connector.map_err(|source| BuildError::Unusable {
+                option: "tls".into(),
+                source: Box::new(source),
+            })?)
         } else {
             None
         };
@@ -120,7 +123,7 @@ impl OtlpExporter {
     pub fn new(
         config: &OtlpExporterConfig,
         authenticators: &Authenticators,
-    ) -> Result<OtlpExporter, String> {
+    ) -> Result<OtlpExporter, BuildError> {
         let uri = endpoint_uri(&config.endpoint)?;
         let transport = config.transport();
         let security = Security::new(&transport, is_https(&config.endpoint), authenticators)?;
@@ -133,7 +136,7 @@ impl OtlpExporter {
         uri: &str,
         transport: &Transport,
         security: Security,
-    ) -> Result<OtlpExporter, String> {
+    ) -> Result<OtlpExporter, BuildError> {
         let endpoint = Endpoint::from_shared(uri.to_string())
             .map_err(|e| format!("endpoint `{uri}`: {e}"))?
             .connect_timeout(transport.timeout);

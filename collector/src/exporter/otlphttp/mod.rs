@@ -44,6 +44,7 @@ use crate::component::{
 };
 use crate::model::{Signal, SignalData};
 use crate::net::error_chain;
+use crate::net::tls_error::TlsError;
 
 /// Answers larger than this are not read: an OTLP answer is a few bytes, an error page a
 /// few kilobytes.
@@ -94,7 +95,7 @@ impl OtlpHttpExporter {
         config: &OtlpHttpExporterConfig,
         auth: Option<Arc<dyn ClientAuthenticator>>,
         log_groups: Option<LogGroups>,
-    ) -> Result<OtlpHttpExporter, String> {
+    ) -> Result<OtlpHttpExporter, BuildError> {
         let mut urls: [Option<http::Uri>; 3] = [None, None, None];
         for signal in Signal::ALL {
             if let Some(url) = config.url(signal) {
@@ -131,7 +132,11 @@ impl OtlpHttpExporter {
             )),
         );
         let tls = if config.tls.has_options() {
-            let mut tls = (*config.tls.load().map_err(|e| format!("tls: {e}"))?).clone();
+            let unusable = |source: TlsError| BuildError::Unusable {
+                option: "tls".into(),
+                source: Box::new(source),
+            };
+            let mut tls = (*config.tls.load().map_err(unusable)?).clone();
             // hyper-rustls sets ALPN itself (HTTP/1.1 here) and refuses a preset one.
             tls.alpn_protocols.clear();
             let name = config
@@ -139,8 +144,12 @@ impl OtlpHttpExporter {
                 .server_name_override
                 .as_ref()
                 .map(|n| {
-                    ServerName::try_from(n.clone())
-                        .map_err(|e| format!("tls.server_name_override `{n}`: {e}"))
+                    ServerName::try_from(n.clone()).map_err(|source| {
+                        unusable(TlsError::ServerName {
+                            name: n.clone(),
+                            source,
+                        })
+                    })
                 })
                 .transpose()?;
             Some((tls, name))

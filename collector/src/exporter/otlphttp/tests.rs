@@ -407,5 +407,16 @@ fn a_tls_file_that_cannot_be_read_fails_the_build_naming_it() {
     .unwrap();
     c.validate().unwrap();
     let err = OtlpHttpExporter::new(&c, None, None).err().unwrap();
-    assert!(err.contains("/nonexistent/otlphttp-ca.crt"), "{err}");
+    let BuildError::Unusable { option, source } = &err else {
+        panic!("expected an unusable tls block, got {err}");
+    };
+    assert_eq!(option, "tls");
+    assert!(
+        source.downcast_ref::<TlsError>().is_some(),
+        "the cause stays typed: {source:?}"
+    );
+    assert!(
+        err.to_string().contains("/nonexistent/otlphttp-ca.crt"),
+        "{err}"
+    );
 }
