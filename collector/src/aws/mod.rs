@@ -3,6 +3,7 @@
 //! `otlphttp` and `sigv4auth` components.
 
 pub mod cloudwatch_logs;
+pub(crate) mod credentials;
 pub(crate) mod retry;
 pub(crate) mod signed_http;
 pub mod sigv4;

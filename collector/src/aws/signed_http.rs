@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::SdkConfig;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -51,6 +51,7 @@ impl CallFailure {
     }
 
     /// A short code for counters and logs.
+    #[cfg(any(test, feature = "awsxray"))]
     pub fn code(&self) -> &'static str {
         match self {
             CallFailure::NoRegion => "no_region",
@@ -152,7 +153,7 @@ impl SignedHttp {
             .get_or_try_init(|| async {
                 let sdk = match &self.base {
                     Some(sdk) => sdk.clone(),
-                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+                    None => super::credentials::load().await,
                 };
                 let region = self
                     .region
@@ -293,6 +294,8 @@ pub fn public_endpoint(signing_name: &str, region: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+
     use super::*;
 
     fn answer(headers: &[(&str, &str)], body: &str) -> Answer {

@@ -9,13 +9,18 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use aws_types::SdkConfig;
 use tokio::sync::{Mutex, OnceCell};
+
+/// Why a build without aws-config cannot take `assume_role`.
+pub const ASSUME_ROLE_NEEDS_CHAIN: &str = "assume_role needs STS, which this build leaves out \
+     (built without the `credential-chain` cargo feature, as the lean Lambda layer is); \
+     use the full build";
 
 /// Credentials are fetched again this long before they expire, so a request signed just
 /// before the expiry still arrives with valid ones.
@@ -88,14 +93,17 @@ impl Signer {
             .get_or_try_init(|| async {
                 let sdk = match &self.base {
                     Some(sdk) => sdk.clone(),
-                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+                    None => super::credentials::load().await,
                 };
                 let chain_region = sdk.region().map(|r| r.to_string());
-                let base = sdk.credentials_provider().ok_or_else(|| {
-                    SignError::Credentials("no credentials provider configured".into())
-                })?;
+                let base = sdk
+                    .credentials_provider()
+                    .ok_or_else(|| SignError::Credentials(super::credentials::NONE.into()))?;
                 let provider = match &self.assume_role {
                     None => base,
+                    #[cfg(not(feature = "credential-chain"))]
+                    Some(_) => return Err(SignError::Credentials(ASSUME_ROLE_NEEDS_CHAIN.into())),
+                    #[cfg(feature = "credential-chain")]
                     Some(role) => {
                         let region = role
                             .sts_region
@@ -105,7 +113,7 @@ impl Signer {
                             .ok_or(SignError::NoRegion)?;
                         let mut builder = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
                             .configure(&sdk)
-                            .region(Region::new(region));
+                            .region(aws_types::region::Region::new(region));
                         if let Some(name) = &role.session_name {
                             builder = builder.session_name(name);
                         }

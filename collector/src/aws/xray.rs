@@ -13,6 +13,7 @@ pub const METADATA_PREFIX: &str = "aws.xray.metadata.";
 /// (`1-5759e988-bd862e3fe1be46a994272793`), or `None` for a malformed or all-zero id. The
 /// X-Ray exporter sends it; the CloudWatch Logs exporter writes it into log events so the
 /// consoles can find a trace's log lines.
+#[cfg(any(test, feature = "awsxray", feature = "awscloudwatchlogs"))]
 pub fn trace_id(bytes: &[u8]) -> Option<String> {
     if bytes.len() != 16 || bytes.iter().all(|b| *b == 0) {
         return None;

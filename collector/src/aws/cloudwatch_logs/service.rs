@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use aws_types::SdkConfig;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 

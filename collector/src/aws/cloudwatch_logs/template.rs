@@ -248,6 +248,7 @@ impl Template {
 
     /// The name for `attrs`, or `None` when an attribute without a fallback is missing:
     /// for naming a group a service *does* write to (X-Ray's `aws.cloudwatch_logs`).
+    #[cfg(any(test, feature = "awsxray"))]
     pub fn render_known(&self, attrs: &Attributes<'_>) -> Option<String> {
         self.fill(|key, fallback| attrs.get(key).or_else(|| fallback.map(str::to_string)))
     }

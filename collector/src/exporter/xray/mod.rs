@@ -219,7 +219,7 @@ impl XrayExporter {
 
     /// Uses `sdk` (credentials, region, HTTP client) instead of the standard AWS chain; for
     /// embedding and tests. `region` and `endpoint` options still apply on top.
-    pub fn with_sdk_config(mut self, sdk: aws_config::SdkConfig) -> XrayExporter {
+    pub fn with_sdk_config(mut self, sdk: aws_types::SdkConfig) -> XrayExporter {
         self.output = match self.output {
             Output::Xray(service) => match Arc::try_unwrap(service) {
                 Ok(service) => Output::Xray(Arc::new(service.with_sdk_config(sdk))),

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use aws_types::SdkConfig;
 use bytes::Bytes;
 
 use super::retry::Class;

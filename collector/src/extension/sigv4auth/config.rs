@@ -51,6 +51,9 @@ impl SigV4AuthConfig {
             }
         }
         if let Some(role) = &self.assume_role {
+            if !cfg!(feature = "credential-chain") {
+                return Err(crate::aws::sigv4::ASSUME_ROLE_NEEDS_CHAIN.into());
+            }
             if !role.arn.starts_with("arn:") {
                 return Err(format!(
                     "assume_role.arn `{}` is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",

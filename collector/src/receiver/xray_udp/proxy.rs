@@ -58,7 +58,7 @@ impl SamplingProxy {
     /// Uses `sdk` (credentials, region) instead of the standard AWS chain, for tests. The
     /// `region` and `aws_endpoint` options still apply on top.
     #[cfg(test)]
-    pub fn with_sdk_config(self, sdk: aws_config::SdkConfig) -> SamplingProxy {
+    pub fn with_sdk_config(self, sdk: aws_types::SdkConfig) -> SamplingProxy {
         SamplingProxy {
             http: self.http.with_sdk_config(sdk),
         }
