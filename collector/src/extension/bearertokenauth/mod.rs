@@ -40,11 +40,16 @@ impl std::fmt::Debug for BearerToken {
 }
 
 impl BearerToken {
-    pub fn new(id: &str, config: &BearerTokenAuthConfig) -> Result<BearerToken, String> {
+    pub fn new(id: &str, config: &BearerTokenAuthConfig) -> Result<BearerToken, BuildError> {
         config.validate()?;
         let source = match (&config.token, &config.filename) {
             (Some(t), _) => TokenSource::Fixed(t.trim().to_string()),
-            (None, Some(path)) => TokenSource::file(path.clone())?,
+            (None, Some(path)) => {
+                TokenSource::file(path.clone()).map_err(|source| BuildError::Unusable {
+                    option: "filename".into(),
+                    source: Box::new(source),
+                })?
+            }
             (None, None) => unreachable!("validated"),
         };
         Ok(BearerToken {

@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use super::config::BearerTokenAuthConfig;
+use super::token::TokenFileError;
 use super::*;
 
 fn headers(value: &str) -> http::HeaderMap {
@@ -75,5 +76,16 @@ fn options_are_checked() {
         ..Default::default()
     };
     let e = BearerToken::new("x", &missing).unwrap_err();
-    assert!(e.contains("/nonexistent/token"), "{e}");
+    let BuildError::Unusable { option, source } = &e else {
+        panic!("expected an unusable token file, got {e}");
+    };
+    assert_eq!(option, "filename");
+    assert!(
+        matches!(
+            source.downcast_ref::<TokenFileError>(),
+            Some(TokenFileError::Unreadable { .. })
+        ),
+        "{source:?}"
+    );
+    assert!(e.to_string().contains("/nonexistent/token"), "{e}");
 }
