@@ -45,8 +45,7 @@ impl Reason {
     pub fn label(&self) -> Cow<'static, str> {
         match self {
             Reason::Named(name) => Cow::Borrowed(name),
-            Reason::Destination(code) => Cow::Owned(code.to_string()),
-            Reason::HttpStatus(status) => Cow::Owned(format!("http_{status}")),
+            other => Cow::Owned(other.to_string()),
         }
     }
 }
@@ -81,13 +80,7 @@ impl From<&'static str> for Reason {
 /// Compares by label, so tests and checks read `reason == "throttled"` whatever the kind.
 impl PartialEq<str> for Reason {
     fn eq(&self, other: &str) -> bool {
-        match self {
-            Reason::Named(name) => *name == other,
-            Reason::Destination(code) => &**code == other,
-            Reason::HttpStatus(status) => other
-                .strip_prefix("http_")
-                .is_some_and(|s| s.parse() == Ok(*status)),
-        }
+        self.label() == other
     }
 }
 
