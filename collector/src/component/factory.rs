@@ -51,6 +51,19 @@ pub enum BuildError {
     Io(#[from] std::io::Error),
 }
 
+impl BuildError {
+    /// The options at `option` cannot be used, for the typed reason `source`.
+    pub fn unusable(
+        option: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> BuildError {
+        BuildError::Unusable {
+            option: option.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
 impl From<String> for BuildError {
     fn from(message: String) -> Self {
         BuildError::Options(message)

@@ -91,10 +91,7 @@ impl Security {
             let connector = transport.tls.load().and_then(|config| {
                 TlsConnector::new(config, transport.tls.server_name_override.as_deref())
             });
-            Some(connector.map_err(|source| BuildError::Unusable {
-                option: "tls".into(),
-                source: Box::new(source),
-            })?)
+            Some(connector.map_err(|source| BuildError::unusable("tls", source))?)
         } else {
             None
         };

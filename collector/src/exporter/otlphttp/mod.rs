@@ -132,10 +132,7 @@ impl OtlpHttpExporter {
             )),
         );
         let tls = if config.tls.has_options() {
-            let unusable = |source: TlsError| BuildError::Unusable {
-                option: "tls".into(),
-                source: Box::new(source),
-            };
+            let unusable = |source: TlsError| BuildError::unusable("tls", source);
             let mut tls = (*config.tls.load().map_err(unusable)?).clone();
             // hyper-rustls sets ALPN itself (HTTP/1.1 here) and refuses a preset one.
             tls.alpn_protocols.clear();

@@ -44,12 +44,8 @@ impl BearerToken {
         config.validate()?;
         let source = match (&config.token, &config.filename) {
             (Some(t), _) => TokenSource::Fixed(t.trim().to_string()),
-            (None, Some(path)) => {
-                TokenSource::file(path.clone()).map_err(|source| BuildError::Unusable {
-                    option: "filename".into(),
-                    source: Box::new(source),
-                })?
-            }
+            (None, Some(path)) => TokenSource::file(path.clone())
+                .map_err(|source| BuildError::unusable("filename", source))?,
             (None, None) => unreachable!("validated"),
         };
         Ok(BearerToken {

@@ -41,10 +41,7 @@ pub async fn start(
         .as_ref()
         .map(|t| ServerTls::load_counted(t, &component, &metrics))
         .transpose()
-        .map_err(|source| BuildError::Unusable {
-            option: "tls".into(),
-            source: Box::new(source),
-        })?;
+        .map_err(|source| BuildError::unusable("tls", source))?;
     let cannot_listen = |e: std::io::Error| {
         std::io::Error::new(
             e.kind(),

@@ -397,10 +397,7 @@ impl Door {
         let tls = tls
             .map(|t| {
                 ServerTls::load_counted(t, &component, metrics).map_err(|source| {
-                    BuildError::Unusable {
-                        option: format!("protocols.{transport}.tls"),
-                        source: Box::new(source),
-                    }
+                    BuildError::unusable(format!("protocols.{transport}.tls"), source)
                 })
             })
             .transpose()?;
