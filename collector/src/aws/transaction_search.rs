@@ -2,7 +2,6 @@
 //! them to CloudWatch Logs (`aws/spans`). `validate --check-aws` asks X-Ray
 //! (`GetTraceSegmentDestination`) in each region an exporter sends OTLP traces to, and
 //! says how to turn it on when it is off.
-
 //!
 //! The call goes through the hand-signed client ([`super::signed_http`]), not aws-sdk-xray:
 //! it is one small JSON call, and the lean Lambda layer (built without the `xray-api`
@@ -13,7 +12,27 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::signed_http::SignedHttp;
+use super::signed_http::{CallFailure, SignedHttp};
+
+/// Why X-Ray's answer about a region could not be had; `validate --check-aws` warns and
+/// goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{region}: GetTraceSegmentDestination failed: {source}")]
+    NoAnswer { region: String, source: CallFailure },
+    #[error("{region}: GetTraceSegmentDestination failed: {status} {code}: {message}")]
+    Refused {
+        region: String,
+        status: http::StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("{region}: GetTraceSegmentDestination answered unreadable JSON: {source}")]
+    Unreadable {
+        region: String,
+        source: serde_json::Error,
+    },
+}
 
 /// What X-Ray says about one region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +81,11 @@ struct Destination {
 
 /// Asks X-Ray in `region` (credentials from the standard chain; the endpoint can be
 /// overridden with `AWS_ENDPOINT_URL_XRAY` or `AWS_ENDPOINT_URL`, as the SDK would).
-pub async fn check(region: &str) -> Result<Readiness, String> {
+pub async fn check(region: &str) -> Result<Readiness, CheckError> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_XRAY")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .ok();
     let client = SignedHttp::new("xray", Some(region.to_string()), endpoint, TIMEOUT);
-    let failed = |e: String| format!("{region}: GetTraceSegmentDestination failed: {e}");
     let answer = client
         .post(
             "/GetTraceSegmentDestination",
@@ -75,17 +93,23 @@ pub async fn check(region: &str) -> Result<Readiness, String> {
             Bytes::from_static(b"{}"),
         )
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|source| CheckError::NoAnswer {
+            region: region.into(),
+            source,
+        })?;
     if !answer.status.is_success() {
-        return Err(failed(format!(
-            "{} {}: {}",
-            answer.status,
-            answer.error_code().unwrap_or_default(),
-            answer.error_message()
-        )));
+        return Err(CheckError::Refused {
+            region: region.into(),
+            status: answer.status,
+            code: answer.error_code().unwrap_or_default(),
+            message: answer.error_message(),
+        });
     }
     let out: Destination =
-        serde_json::from_slice(&answer.body).map_err(|e| failed(e.to_string()))?;
+        serde_json::from_slice(&answer.body).map_err(|source| CheckError::Unreadable {
+            region: region.into(),
+            source,
+        })?;
     Ok(match (out.destination.as_deref(), out.status.as_deref()) {
         (Some("CloudWatchLogs"), Some("ACTIVE")) => Readiness::Ready,
         (Some("CloudWatchLogs"), _) => Readiness::Pending,

@@ -82,29 +82,39 @@ impl Authenticators {
     }
 
     /// The server side of extension `id`, or why it cannot be used.
-    pub fn server(&self, id: &str) -> Result<Arc<dyn ServerAuthenticator>, String> {
+    pub fn server(&self, id: &str) -> Result<Arc<dyn ServerAuthenticator>, LookupError> {
         self.lookup(id)?
             .server
             .clone()
-            .ok_or_else(|| format!("extension `{id}` cannot authenticate incoming requests"))
+            .ok_or_else(|| LookupError::NoServerSide(id.into()))
     }
 
     /// The client side of extension `id`, or why it cannot be used.
-    pub fn client(&self, id: &str) -> Result<Arc<dyn ClientAuthenticator>, String> {
+    pub fn client(&self, id: &str) -> Result<Arc<dyn ClientAuthenticator>, LookupError> {
         self.lookup(id)?
             .client
             .clone()
-            .ok_or_else(|| format!("extension `{id}` cannot sign outgoing requests"))
+            .ok_or_else(|| LookupError::NoClientSide(id.into()))
     }
 
-    fn lookup(&self, id: &str) -> Result<&Authenticator, String> {
-        self.by_id.get(id).ok_or_else(|| {
-            format!(
-                "authenticator `{id}` is not an authentication extension listed under \
-                 `service.extensions`"
-            )
-        })
+    fn lookup(&self, id: &str) -> Result<&Authenticator, LookupError> {
+        self.by_id
+            .get(id)
+            .ok_or_else(|| LookupError::Unlisted(id.into()))
     }
+}
+
+/// Why `auth: { authenticator: ID }` cannot be used; found at start-up.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error(
+        "authenticator `{0}` is not an authentication extension listed under `service.extensions`"
+    )]
+    Unlisted(String),
+    #[error("extension `{0}` cannot authenticate incoming requests")]
+    NoServerSide(String),
+    #[error("extension `{0}` cannot sign outgoing requests")]
+    NoClientSide(String),
 }
 
 #[cfg(test)]
@@ -146,8 +156,12 @@ mod tests {
         assert_eq!(server.authenticate(&headers).unwrap().subject, "fixed");
 
         let err = all.client("fixed").unwrap_err();
-        assert!(err.contains("cannot sign outgoing requests"), "{err}");
+        assert_eq!(err, LookupError::NoClientSide("fixed".into()));
+        assert!(
+            err.to_string().contains("cannot sign outgoing requests"),
+            "{err}"
+        );
         let err = all.server("other").unwrap_err();
-        assert!(err.contains("`other`"), "{err}");
+        assert_eq!(err, LookupError::Unlisted("other".into()));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::model::decoded_size;
 use crate::model::memory::{self, ByteClaim, MemoryLimiter};
-use crate::model::{AdmitError, Batch, ItemBudget, SettleWatch, Signal, SignalData};
+use crate::model::{AdmitError, Batch, ItemBudget, NotKept, SettleWatch, Signal, SignalData};
 
 /// Batches held in a channel between two stages. Small: the item budget, not the channel,
 /// is what bounds memory; the channel only needs to keep stages busy.
@@ -104,7 +104,7 @@ pub enum ConsumeError {
     MemoryLimit(#[from] memory::Refusal),
     /// Found after admission: the pipeline's queue on disk could not take the request.
     #[error("pipeline `{pipeline}` could not store the request ({reason}); retry later")]
-    NotStored { pipeline: String, reason: String },
+    NotStored { pipeline: String, reason: NotKept },
 }
 
 /// What a receiver holds for one signal: the inputs of every pipeline that lists it.

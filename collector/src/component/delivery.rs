@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::validate::Invalid;
 use super::validate::check_duration;
 
 /// `retry_on_failure`, as in the OpenTelemetry Collector's exporter helper.
@@ -30,14 +31,16 @@ pub struct RetryConfig {
 impl RetryConfig {
     /// Refuses values the backoff arithmetic cannot hold (a wait of centuries, an infinite
     /// multiplier): they would panic in the middle of a retry, not at start-up.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         check_duration("initial_interval", self.initial_interval)?;
         check_duration("max_interval", self.max_interval)?;
         check_duration("max_elapsed_time", self.max_elapsed_time)?;
         if !(1.0..=MAX_MULTIPLIER).contains(&self.multiplier) {
-            return Err(format!(
-                "multiplier must be between 1 and {MAX_MULTIPLIER}, got {}",
-                self.multiplier
+            return Err(Invalid::out_of_range(
+                "multiplier",
+                1.0,
+                MAX_MULTIPLIER,
+                self.multiplier,
             ));
         }
         Ok(())

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{Authenticator, Authenticators};
 use super::delivery::{RetryConfig, SendingQueueConfig};
 use super::flush::FlushControl;
+use super::validate::Invalid;
 use super::{Consumer, Exporter, Processor};
 use crate::model::Signal;
 use crate::telemetry::health::HealthRegistry;
@@ -34,10 +35,10 @@ pub trait Registered {
 /// the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The options are valid on their own but cannot be used (a CA file that does not
-    /// parse, a rule set that does not compile).
-    #[error("{0}")]
-    Options(String),
+    /// The options cannot be used (a rule set that does not compile, a second `lambda`
+    /// receiver).
+    #[error(transparent)]
+    Options(#[from] Invalid),
     /// A block of options names files or settings that cannot be used (a `tls` block's
     /// certificate, key or versions); `option` is where it sits, `source` the typed cause
     /// from the layer that found it (e.g. `net::tls_error::TlsError`).
@@ -61,12 +62,6 @@ impl BuildError {
             option: option.into(),
             source: Box::new(source),
         }
-    }
-}
-
-impl From<String> for BuildError {
-    fn from(message: String) -> Self {
-        BuildError::Options(message)
     }
 }
 
@@ -137,7 +132,7 @@ pub trait ReceiverFactory: Send + Sync {
     fn signals(&self) -> &'static [Signal];
 
     /// Checks the options on their own; the message is shown after the option's path.
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), Invalid>;
 
     /// At most one receiver of this type per collector; the reason, to show otherwise.
     fn one_per_collector(&self) -> Option<&'static str> {
@@ -180,7 +175,7 @@ pub trait ProcessorFactory: Send + Sync {
     /// The signals this processor can work on.
     fn signals(&self) -> &'static [Signal];
 
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), Invalid>;
 
     /// One instance per pipeline that lists the processor.
     fn build(&self, ctx: &ProcessorContext<'_>) -> Result<Box<dyn Processor>, BuildError>;
@@ -198,7 +193,7 @@ pub trait ExporterFactory: Send + Sync {
     /// The signals this exporter can take.
     fn signals(&self) -> &'static [Signal];
 
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), Invalid>;
 
     /// `retry_on_failure` and `sending_queue`: carried out by the topology's driver.
     fn delivery(&self) -> (&RetryConfig, &SendingQueueConfig);
@@ -233,7 +228,7 @@ pub struct ExtensionContext<'a> {
 
 #[async_trait]
 pub trait ExtensionFactory: Send + Sync {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         Ok(())
     }
 

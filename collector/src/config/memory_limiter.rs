@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::component::validate::Invalid;
 use crate::model::memory::{MIB, MemoryLimits};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -90,7 +91,7 @@ impl AvailableMemory {
 
 impl MemoryLimiterConfig {
     /// Checked at start-up; errors name the option.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         match (self.limit_mib, self.limit_percentage) {
             (0, 0) => return Err("set limit_mib or limit_percentage".into()),
             (mib, 0) => {
@@ -106,13 +107,19 @@ impl MemoryLimiterConfig {
                     .and_then(|m| m.checked_mul(MIB))
                     .is_none()
                 {
-                    return Err(format!("limit_mib ({mib}) is too large"));
+                    return Err(Invalid::TooLarge {
+                        option: "limit_mib",
+                        value: mib,
+                    });
                 }
                 if self.spike_limit_mib >= mib {
-                    return Err(format!(
-                        "spike_limit_mib ({}) must be less than limit_mib ({mib})",
-                        self.spike_limit_mib
-                    ));
+                    return Err(Invalid::Order {
+                        option: "spike_limit_mib",
+                        value: self.spike_limit_mib.to_string(),
+                        relation: "less than",
+                        other: "limit_mib",
+                        other_value: mib.to_string(),
+                    });
                 }
             }
             (0, pct) => {
@@ -124,13 +131,21 @@ impl MemoryLimiterConfig {
                     );
                 }
                 if !(1..=100).contains(&pct) {
-                    return Err(format!("limit_percentage must be 1 to 100 (got {pct})"));
+                    return Err(Invalid::out_of_range(
+                        "limit_percentage",
+                        1.0,
+                        100.0,
+                        pct as f64,
+                    ));
                 }
                 if self.spike_limit_percentage >= pct {
-                    return Err(format!(
-                        "spike_limit_percentage ({}) must be less than limit_percentage ({pct})",
-                        self.spike_limit_percentage
-                    ));
+                    return Err(Invalid::Order {
+                        option: "spike_limit_percentage",
+                        value: self.spike_limit_percentage.to_string(),
+                        relation: "less than",
+                        other: "limit_percentage",
+                        other_value: pct.to_string(),
+                    });
                 }
             }
             _ => return Err("set limit_mib or limit_percentage, not both".into()),
@@ -139,7 +154,7 @@ impl MemoryLimiterConfig {
     }
 
     /// The limits in bytes; percentages need the memory available to the process.
-    pub fn limits(&self, available: &AvailableMemory) -> Result<MemoryLimits, String> {
+    pub fn limits(&self, available: &AvailableMemory) -> Result<MemoryLimits, Invalid> {
         let (hard, spike) = if self.limit_mib > 0 {
             let hard = mib_to_bytes(self.limit_mib);
             let spike = if self.spike_limit_mib > 0 {
@@ -149,10 +164,10 @@ impl MemoryLimiterConfig {
             };
             (hard, spike)
         } else {
-            let (total, _) = available.bytes().ok_or(
+            let (total, _) = available.bytes().ok_or(Invalid::Rule(
                 "limit_percentage: the memory available could not be read (no Lambda memory \
                  size, cgroup limit or /proc/meminfo); set limit_mib",
-            )?;
+            ))?;
             let pct = |p: u64| {
                 usize::try_from(u128::from(total) * u128::from(p) / 100).unwrap_or(usize::MAX)
             };
@@ -229,7 +244,12 @@ mod tests {
             "cgroup v1 without a limit"
         );
         m.meminfo = None;
-        assert!(l.limits(&m).unwrap_err().contains("set limit_mib"));
+        assert!(
+            l.limits(&m)
+                .unwrap_err()
+                .to_string()
+                .contains("set limit_mib")
+        );
     }
 
     #[test]
@@ -241,7 +261,7 @@ mod tests {
                 "{ limit_mib: 10, spike_limit_mib: 10 }",
                 "less than limit_mib",
             ),
-            ("{ limit_percentage: 101 }", "1 to 100"),
+            ("{ limit_percentage: 101 }", "between 1 and 100, got 101"),
             (
                 "{ limit_percentage: 50, spike_limit_percentage: 60 }",
                 "less than",
@@ -257,7 +277,7 @@ mod tests {
             ("{ limit_mib: 18446744073709551615 }", "too large"),
         ] {
             let e = cfg(yaml).validate().unwrap_err();
-            assert!(e.contains(says), "{yaml}: {e}");
+            assert!(e.to_string().contains(says), "{yaml}: {e}");
         }
         assert!(serde_yaml_ng::from_str::<MemoryLimiterConfig>("{ limit_mb: 5 }").is_err());
     }

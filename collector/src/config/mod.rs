@@ -31,6 +31,7 @@ pub use components::{
 };
 pub use service::{LogEncoding, PipelineConfig, ServiceConfig};
 
+use crate::component::validate::{Invalid, check_duration};
 use crate::model::Signal;
 
 /// The configuration used when none is given: OTLP in on loopback, sampled, batched, and
@@ -100,11 +101,11 @@ pub enum ConfigError {
         path: String,
         message: String,
     },
-    #[error("{source_name}: at `{path}`: {message}")]
+    #[error("{source_name}: at `{path}`: {problem}")]
     Invalid {
         source_name: String,
         path: String,
-        message: String,
+        problem: Box<Invalid>,
     },
 }
 
@@ -212,10 +213,10 @@ pub fn load_sources(
     };
     config
         .validate()
-        .map_err(|(path, message)| ConfigError::Invalid {
+        .map_err(|(path, problem)| ConfigError::Invalid {
             source_name: last_name,
             path,
-            message,
+            problem: Box::new(problem),
         })?;
     #[cfg(all(feature = "awsxray", feature = "awscloudwatchlogs"))]
     let config = {
@@ -290,8 +291,8 @@ fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_n
 
 impl Config {
     /// Cross-references and values that a single section cannot check on its own.
-    /// Errors are `(path, message)`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Errors are the path of the section and what is wrong there.
+    pub fn validate(&self) -> Result<(), (String, Invalid)> {
         let mut singletons = std::collections::BTreeSet::new();
         for (id, r) in &self.receivers.0 {
             let factory = r.factory();
@@ -301,7 +302,7 @@ impl Config {
             if let Some(why) = factory.one_per_collector()
                 && !singletons.insert(component_type(id))
             {
-                return Err((format!("receivers.{id}"), why.into()));
+                return Err((format!("receivers.{id}"), Invalid::Rule(why)));
             }
         }
         for (id, p) in &self.processors.0 {
@@ -311,11 +312,12 @@ impl Config {
         }
         for (id, e) in &self.exporters.0 {
             let factory = e.factory();
-            factory
-                .delivery()
-                .0
-                .validate()
-                .map_err(|m| (format!("exporters.{id}"), format!("retry_on_failure.{m}")))?;
+            factory.delivery().0.validate().map_err(|m| {
+                (
+                    format!("exporters.{id}"),
+                    Invalid::within("retry_on_failure", m),
+                )
+            })?;
             factory
                 .validate()
                 .map_err(|m| (format!("exporters.{id}"), m))?;
@@ -328,7 +330,7 @@ impl Config {
         if self.service.pipelines.is_empty() {
             return Err((
                 "service.pipelines".into(),
-                "define at least one pipeline (traces, metrics or logs)".into(),
+                Invalid::Rule("define at least one pipeline (traces, metrics or logs)"),
             ));
         }
         for (name, p) in &self.service.pipelines {
@@ -336,35 +338,45 @@ impl Config {
             let Some(signal) = Signal::parse(component_type(name)) else {
                 return Err((
                     at,
-                    format!(
-                        "pipeline `{name}` must be named `traces`, `metrics` or `logs` \
-                         (optionally `/suffix`)"
+                    Invalid::value(
+                        "pipeline",
+                        name,
+                        "must be named `traces`, `metrics` or `logs` (optionally `/suffix`)",
                     ),
                 ));
             };
             if p.receivers.is_empty() {
                 return Err((
                     format!("{at}.receivers"),
-                    "list at least one receiver".into(),
+                    Invalid::Rule("list at least one receiver"),
                 ));
             }
             if p.exporters.is_empty() {
                 return Err((
                     format!("{at}.exporters"),
-                    "list at least one exporter".into(),
+                    Invalid::Rule("list at least one exporter"),
                 ));
             }
             for (i, id) in p.receivers.iter().enumerate() {
                 let Some(r) = self.receivers.0.get(id) else {
                     return Err((
                         format!("{at}.receivers[{i}]"),
-                        format!("receiver `{id}` is not defined under `receivers`"),
+                        Invalid::Undefined {
+                            kind: "receiver",
+                            id: id.clone(),
+                            section: "receivers",
+                        },
                     ));
                 };
                 if !r.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.receivers[{i}]"),
-                        format!("receiver `{id}` does not receive {signal}"),
+                        Invalid::WrongSignal {
+                            kind: "receiver",
+                            id: id.clone(),
+                            verb: "receive",
+                            signal,
+                        },
                     ));
                 }
             }
@@ -372,13 +384,22 @@ impl Config {
                 let Some(processor) = self.processors.0.get(id) else {
                     return Err((
                         format!("{at}.processors[{i}]"),
-                        format!("processor `{id}` is not defined under `processors`"),
+                        Invalid::Undefined {
+                            kind: "processor",
+                            id: id.clone(),
+                            section: "processors",
+                        },
                     ));
                 };
                 if !processor.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.processors[{i}]"),
-                        format!("processor `{id}` does not process {signal}"),
+                        Invalid::WrongSignal {
+                            kind: "processor",
+                            id: id.clone(),
+                            verb: "process",
+                            signal,
+                        },
                     ));
                 }
             }
@@ -386,39 +407,47 @@ impl Config {
                 let Some(e) = self.exporters.0.get(id) else {
                     return Err((
                         format!("{at}.exporters[{i}]"),
-                        format!("exporter `{id}` is not defined under `exporters`"),
+                        Invalid::Undefined {
+                            kind: "exporter",
+                            id: id.clone(),
+                            section: "exporters",
+                        },
                     ));
                 };
                 if !e.factory().signals().contains(&signal) {
                     return Err((
                         format!("{at}.exporters[{i}]"),
-                        format!("exporter `{id}` does not export {signal}"),
+                        Invalid::WrongSignal {
+                            kind: "exporter",
+                            id: id.clone(),
+                            verb: "export",
+                            signal,
+                        },
                     ));
                 }
             }
             if p.queue_size == 0 {
-                return Err((format!("{at}.queue_size"), "must be at least 1".into()));
+                return Err((
+                    format!("{at}.queue_size"),
+                    Invalid::Rule("must be at least 1"),
+                ));
             }
         }
         if let Some(m) = &self.service.memory_limiter {
             m.validate()
                 .map_err(|e| ("service.memory_limiter".to_string(), e))?;
         }
-        if self.service.shutdown_timeout > crate::component::validate::MAX_DURATION {
-            return Err((
-                "service.shutdown_timeout".into(),
-                format!(
-                    "{} is too long; at most {}",
-                    humantime::format_duration(self.service.shutdown_timeout),
-                    humantime::format_duration(crate::component::validate::MAX_DURATION)
-                ),
-            ));
-        }
+        check_duration("shutdown_timeout", self.service.shutdown_timeout)
+            .map_err(|e| ("service".to_string(), e))?;
         for (i, id) in self.service.extensions.iter().enumerate() {
             if !self.extensions.0.contains_key(id) {
                 return Err((
                     format!("service.extensions[{i}]"),
-                    format!("extension `{id}` is not defined under `extensions`"),
+                    Invalid::Undefined {
+                        kind: "extension",
+                        id: id.clone(),
+                        section: "extensions",
+                    },
                 ));
             }
         }
@@ -442,7 +471,7 @@ impl Config {
                     };
                     return Err((
                         format!("{at}.{option}"),
-                        format!("authenticator `{id}` {defined}"),
+                        Invalid::value("authenticator", id, defined),
                     ));
                 }
             }

@@ -130,25 +130,41 @@ pub struct Ticket {
     released: Arc<Notify>,
 }
 
+/// Why items admitted to a pipeline could not be kept: the queue on disk refused them.
+/// The cause is the queue's typed error (this layer does not know the queue), shared by
+/// every request whose items were in the refused batch.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("queue storage: {0}")]
+pub struct NotKept(pub Arc<dyn std::error::Error + Send + Sync>);
+
+/// Two refusals are the same when they have the same cause, or causes that say the same.
+impl PartialEq for NotKept {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for NotKept {}
+
 /// One request's side of [`Ticket::watch`], held by every ticket with items of it.
 #[derive(Debug)]
 struct Waiter {
     /// Never sent: dropped with the last ticket holding the request, which is the signal.
     done: tokio::sync::oneshot::Sender<()>,
-    refused: Arc<OnceLock<String>>,
+    refused: Arc<OnceLock<NotKept>>,
 }
 
 /// What the receiver of a request waits on: the request's items are settled.
 #[derive(Debug)]
 pub struct SettleWatch {
     done: tokio::sync::oneshot::Receiver<()>,
-    refused: Arc<OnceLock<String>>,
+    refused: Arc<OnceLock<NotKept>>,
 }
 
 impl SettleWatch {
-    /// Resolves once every part of the request is settled; `Err(reason)` when a part
-    /// could not be kept (see [`Ticket::refuse`]), so the request must not be acknowledged.
-    pub async fn wait(self) -> Result<(), String> {
+    /// Resolves once every part of the request is settled; `Err` when a part could not
+    /// be kept (see [`Ticket::refuse`]), so the request must not be acknowledged.
+    pub async fn wait(self) -> Result<(), NotKept> {
         let _ = self.done.await;
         match self.refused.get() {
             Some(reason) => Err(reason.clone()),
@@ -178,12 +194,12 @@ impl Ticket {
     /// and still owns its data. Done only when every request with items here has a sender
     /// still waiting, since a sender that is not waiting cannot be told; returns whether it
     /// was done. The items of a refused request are then not this pipeline's to deliver.
-    pub fn refuse(&self, reason: &str) -> bool {
+    pub fn refuse(&self, reason: &NotKept) -> bool {
         let all_waiting =
             !self.settle.is_empty() && self.settle.iter().all(|w| !w.done.is_closed());
         if all_waiting {
             for w in &self.settle {
-                let _ = w.refused.set(reason.to_owned());
+                let _ = w.refused.set(reason.clone());
             }
         }
         all_waiting
@@ -322,16 +338,16 @@ mod tests {
         let mut t = b.try_admit(4).unwrap();
         let watch = t.watch();
         let part = t.split(2);
-        assert!(part.refuse("queue storage full"));
+        let full = NotKept(Arc::new(std::io::Error::other("disk full")));
+        assert!(part.refuse(&full));
         drop(part);
         let waiting = tokio::spawn(watch.wait());
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "the other part is still held");
         drop(t);
-        assert_eq!(
-            waiting.await.unwrap(),
-            Err("queue storage full".to_string())
-        );
+        let refused = waiting.await.unwrap().unwrap_err();
+        assert!(Arc::ptr_eq(&refused.0, &full.0), "the cause itself");
+        assert_eq!(refused.to_string(), "queue storage: disk full");
     }
 
     #[test]
@@ -342,10 +358,11 @@ mod tests {
         let mut other = b.try_admit(1).unwrap();
         drop(other.watch());
         t.merge(other);
-        assert!(!t.refuse("disk full"), "one request's sender is gone");
+        let full = NotKept(Arc::new(std::io::Error::other("disk full")));
+        assert!(!t.refuse(&full), "one request's sender is gone");
         assert!(waiting.refused.get().is_none());
         let untracked = b.try_admit(1).unwrap();
-        assert!(!untracked.refuse("disk full"), "nobody waits for it");
+        assert!(!untracked.refuse(&full), "nobody waits for it");
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub mod memory;
 pub(crate) mod signal;
 
 pub use self::batch::Batch;
-pub use self::budget::{AdmitError, ItemBudget, SettleWatch, Ticket};
+pub use self::budget::{AdmitError, ItemBudget, NotKept, SettleWatch, Ticket};
 pub use self::signal::{Signal, SignalData, metric_point_count};

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::component::validate::Invalid;
 use serde::Deserialize;
 
 /// Connections one listener holds open at most; more are accepted and closed at once
@@ -145,7 +146,7 @@ impl Limits {
 
     /// Zero is never meant: `max_connections: 0` would refuse everyone, a zero timeout
     /// would cut every connection. Errors name the option.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
         }
@@ -168,8 +169,10 @@ impl Limits {
             ("keepalive.server_parameters.time", self.keepalive_time),
         ] {
             if zero(d) {
-                return Err(format!(
-                    "{name} must be greater than 0 (leave it out for the default)"
+                return Err(Invalid::value(
+                    name,
+                    "0s",
+                    "must be greater than 0 (leave it out for the default)",
                 ));
             }
         }

@@ -13,6 +13,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::pem;
 use super::tls_error::TlsError;
+use crate::component::validate::Invalid;
 
 /// ```yaml
 /// tls:
@@ -67,7 +68,7 @@ impl ClientTlsConfig {
             || self.max_version.is_some()
     }
 
-    pub fn validate(&self, https: bool) -> Result<(), String> {
+    pub fn validate(&self, https: bool) -> Result<(), Invalid> {
         if https && self.insecure == Some(true) {
             return Err("tls.insecure: true contradicts an https:// endpoint".into());
         }
@@ -80,7 +81,7 @@ impl ClientTlsConfig {
             return Err("tls.insecure: true turns TLS off; remove the other tls options".into());
         }
         super::protocol_versions(self.min_version.as_deref(), self.max_version.as_deref())
-            .map_err(|e| format!("tls.{e}"))?;
+            .map_err(|e| Invalid::within("tls", e))?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::pem;
 use super::tls_error::TlsError;
+use crate::component::validate::Invalid;
 use crate::telemetry::metrics::SelfMetrics;
 
 /// ```yaml
@@ -46,13 +47,13 @@ pub struct ServerTlsConfig {
 
 impl ServerTlsConfig {
     /// The options alone (files are read at start-up, in [`ServerTls::load`]).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.cert_file.is_none() || self.key_file.is_none() {
-            return Err(format!("tls: {}", TlsError::CertAndKeyRequired));
+            return Err(Invalid::cause("tls", TlsError::CertAndKeyRequired));
         }
         super::protocol_versions(self.min_version.as_deref(), self.max_version.as_deref())
-            .map_err(|e| format!("tls.{e}"))?;
-        super::provider_with_suites(&self.cipher_suites).map_err(|e| format!("tls.{e}"))?;
+            .map_err(|e| Invalid::within("tls", e))?;
+        super::provider_with_suites(&self.cipher_suites).map_err(|e| Invalid::within("tls", e))?;
         if self.reload_interval.is_some_and(|d| d.is_zero()) {
             return Err(
                 "tls.reload_interval must be greater than 0 (leave it out for none)".into(),

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::component::Exporter;
 use crate::component::auth::Authenticators;
-use crate::component::factory::{ExporterContext, ProcessorContext};
+use crate::component::factory::{self, ExporterContext, ProcessorContext};
 use crate::component::flush::FlushControl;
 use crate::component::{Consumer, PipelineInput, STAGE_CHANNEL_CAPACITY};
 use crate::config::memory_limiter::AvailableMemory;
@@ -33,11 +33,13 @@ pub struct Pipelines {
     pub flush: FlushControl,
 }
 
+/// Why the pipelines could not be built: the component (or `service.memory_limiter`) and
+/// its typed cause. Nothing has started when this is returned.
 #[derive(Debug, thiserror::Error)]
-#[error("component `{id}`: {message}")]
+#[error("component `{id}`: {source}")]
 pub struct BuildError {
     pub id: String,
-    pub message: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// An exporter instance and its health state, shared by the pipelines that list it.
@@ -62,7 +64,7 @@ pub fn build(
                 .build(&ExporterContext { id, metrics, auth })
                 .map_err(|e| BuildError {
                     id: id.clone(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })?;
             if let (Some(limiter), Some(held)) = (&memory, built.held_bytes_gauge()) {
                 limiter.watch(held);
@@ -96,7 +98,7 @@ pub fn build(
                 })
                 .map_err(|e| BuildError {
                     id: id.clone(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })?;
             if let (Some(limiter), Some(held)) = (&memory, processor.held_bytes_gauge()) {
                 limiter.watch(held);
@@ -126,9 +128,9 @@ pub fn build(
             if let Some(storage) = &queue.storage {
                 driver = driver.with_persistent_queue(
                     open_persistent_queue(storage, queue, id, name, signal, metrics).map_err(
-                        |message| BuildError {
+                        |e| BuildError {
                             id: id.clone(),
-                            message,
+                            source: Box::new(e),
                         },
                     )?,
                 );
@@ -182,9 +184,9 @@ fn memory_limiter(
         return Ok(None);
     };
     let available = AvailableMemory::read();
-    let limits = cfg.limits(&available).map_err(|message| BuildError {
+    let limits = cfg.limits(&available).map_err(|e| BuildError {
         id: "service.memory_limiter".into(),
-        message,
+        source: Box::new(e),
     })?;
     let (total, source) = available.bytes().unwrap_or((0, "none read"));
     tracing::info!(
@@ -215,7 +217,7 @@ fn open_persistent_queue(
     pipeline: &str,
     signal: Signal,
     metrics: &SelfMetrics,
-) -> Result<PersistentQueue, String> {
+) -> Result<PersistentQueue, factory::BuildError> {
     let config = StorageConfig {
         dir: queue_dir(storage, exporter, pipeline),
         fsync: queue.fsync,
@@ -233,7 +235,7 @@ fn open_persistent_queue(
     };
     let dir = config.dir.clone();
     let (queue, recovery) = PersistentQueue::open(signal, config, counters)
-        .map_err(|e| format!("sending_queue.storage: {e}"))?;
+        .map_err(|e| factory::BuildError::unusable("sending_queue.storage", e))?;
     if recovery.records > 0 || recovery.corrupt_records > 0 {
         tracing::info!(exporter, pipeline, dir = %dir.display(), records = recovery.records,
             items = recovery.items, corrupt_records = recovery.corrupt_records,

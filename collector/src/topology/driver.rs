@@ -18,9 +18,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::persistent_queue::{PersistentQueue, QueueError, Queued};
 use crate::component::{ExportError, ExportReport, Exporter, Pending, Provenance, Reason};
 use crate::component::{RetryConfig, SendingQueueConfig};
-use crate::model::Batch;
 use crate::model::SignalData;
 use crate::model::memory::MemoryLimiter;
+use crate::model::{Batch, NotKept};
 use crate::telemetry::metrics::SelfMetrics;
 
 /// The last outcome of an exporter, for `/health`.
@@ -170,7 +170,7 @@ impl Driver {
             let Some(batch) = batch else { break };
             match queue.push(&batch.data).await {
                 Ok(()) => self.storage_ok(StorageOp::Write),
-                Err(e) => self.not_stored(&batch, &e).await,
+                Err(e) => self.not_stored(&batch, e).await,
             }
         }
         if let Err(e) = queue.sync().await {
@@ -187,10 +187,11 @@ impl Driver {
     /// receiver that cannot (X-Ray UDP, Lambda), or a client that hung up) is there nobody
     /// to refuse: that batch is exported from memory, as the one way it can still arrive,
     /// and counted as sent or failed like any other.
-    async fn not_stored(&self, batch: &Batch, error: &QueueError) {
-        self.storage_failed(StorageOp::Write, error);
+    async fn not_stored(&self, batch: &Batch, error: QueueError) {
+        self.storage_failed(StorageOp::Write, &error);
         let items = batch.item_count();
-        if batch.ticket.refuse(&format!("queue storage: {error}")) {
+        let error = NotKept(Arc::new(error));
+        if batch.ticket.refuse(&error) {
             tracing::debug!(exporter = %self.exporter_id, pipeline = %self.pipeline, items,
                 error = %error, "batch not stored; refused to its senders");
             self.metrics
@@ -655,7 +656,7 @@ mod tests {
                 Ok(()) => acked.push(tag),
                 Err(ConsumeError::NotStored { pipeline, reason }) => {
                     assert_eq!(pipeline, "logs");
-                    assert!(reason.contains("no space left"), "{reason}");
+                    assert!(reason.to_string().contains("no space left"), "{reason}");
                     refused.push(tag);
                 }
                 Err(other) => panic!("unexpected refusal: {other}"),

@@ -13,6 +13,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::component::validate::Invalid;
+
 /// Per-event overhead CloudWatch adds to every message when it measures a request.
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
 /// Most events in one PutLogEvents request.
@@ -237,10 +239,14 @@ fn remove_largest_members(doc: &mut Map<String, Value>, excess: usize) -> bool {
     true
 }
 
-pub fn validate_event_size(size: usize) -> Result<(), String> {
+/// `max_event_size` within what CloudWatch accepts (its hard limit is the upper bound).
+pub fn validate_event_size(size: usize) -> Result<(), Invalid> {
     if !(MIN_EVENT_SIZE..=HARD_MAX_EVENT_SIZE).contains(&size) {
-        return Err(format!(
-            "max_event_size must be between {MIN_EVENT_SIZE} and {HARD_MAX_EVENT_SIZE} bytes (CloudWatch's hard limit), got {size}"
+        return Err(Invalid::out_of_range(
+            "max_event_size",
+            MIN_EVENT_SIZE as f64,
+            HARD_MAX_EVENT_SIZE as f64,
+            size as f64,
         ));
     }
     Ok(())

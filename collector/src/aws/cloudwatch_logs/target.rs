@@ -12,9 +12,21 @@ pub const ALLOWED_RETENTION_DAYS: [u32; 22] = [
     3288, 3653,
 ];
 
+/// A retention CloudWatch Logs would reject, with the nearest one it accepts.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "retention of {days} days is not accepted by CloudWatch Logs; the nearest allowed value \
+     is {nearest} (allowed: 0 = never expire, {})",
+    ALLOWED_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+)]
+pub struct RetentionNotAllowed {
+    pub days: u32,
+    pub nearest: u32,
+}
+
 /// Checks a retention value, naming the nearest allowed one when it is not allowed. (The
 /// monitoring guide's `2555` days for "7 years" is such a value: CloudWatch wants 2557.)
-pub fn validate_retention(days: u32) -> Result<(), String> {
+pub fn validate_retention(days: u32) -> Result<(), RetentionNotAllowed> {
     if days == 0 || ALLOWED_RETENTION_DAYS.contains(&days) {
         return Ok(());
     }
@@ -23,10 +35,7 @@ pub fn validate_retention(days: u32) -> Result<(), String> {
         .copied()
         .min_by_key(|d| d.abs_diff(days))
         .unwrap_or(1);
-    Err(format!(
-        "retention of {days} days is not accepted by CloudWatch Logs; the nearest allowed value is {nearest} (allowed: 0 = never expire, {})",
-        ALLOWED_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
-    ))
+    Err(RetentionNotAllowed { days, nearest })
 }
 
 /// A log group and stream, fully resolved, and the entity its requests carry. One
@@ -58,8 +67,12 @@ mod tests {
     #[test]
     fn seed_retention_2555_is_rejected_naming_2557() {
         let err = validate_retention(2555).expect_err("2555 is not allowed");
-        assert!(err.contains("nearest allowed value is 2557"), "{err}");
+        assert_eq!(err.nearest, 2557);
+        assert!(
+            err.to_string().contains("nearest allowed value is 2557"),
+            "{err}"
+        );
         let err = validate_retention(31).expect_err("31 is not allowed");
-        assert!(err.contains("nearest allowed value is 30"), "{err}");
+        assert_eq!(err.nearest, 30);
     }
 }

@@ -10,6 +10,7 @@ use crate::aws::cloudwatch_logs::request_builder::{DEFAULT_MAX_EVENT_SIZE, valid
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
 use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::output::OutputDestination;
 
@@ -106,7 +107,7 @@ impl Default for CloudWatchLogsExporterConfig {
 }
 
 impl CloudWatchLogsExporterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.log_group_name.is_empty() {
             return Err("log_group_name is required".into());
         }
@@ -114,22 +115,23 @@ impl CloudWatchLogsExporterConfig {
             return Err("path is required with output_destination: file".into());
         }
         Template::parse(&self.log_group_name, NameKind::Group)
-            .map_err(|e| format!("log_group_name `{}`: {e}", self.log_group_name))?;
+            .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
         Template::parse(&self.log_stream_name, NameKind::Stream)
-            .map_err(|e| format!("log_stream_name `{}`: {e}", self.log_stream_name))?;
+            .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
         if self.max_log_groups == 0 {
             return Err("max_log_groups must be at least 1".into());
         }
-        validate_retention(self.log_retention).map_err(|e| format!("log_retention: {e}"))?;
+        validate_retention(self.log_retention).map_err(|e| Invalid::cause("log_retention", e))?;
         for (name, c) in &self.categories {
             Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
-                format!(
-                    "categories.{name}.log_group_name `{}`: {e}",
-                    c.log_group_name
+                Invalid::unparsable(
+                    format!("categories.{name}.log_group_name"),
+                    &c.log_group_name,
+                    e,
                 )
             })?;
             validate_retention(c.retention_in_days)
-                .map_err(|e| format!("categories.{name}.retention_in_days: {e}"))?;
+                .map_err(|e| Invalid::cause(format!("categories.{name}.retention_in_days"), e))?;
         }
         validate_event_size(self.max_event_size)
     }
@@ -163,7 +165,7 @@ mod tests {
     fn parse(yaml: &str) -> Result<CloudWatchLogsExporterConfig, String> {
         let c: CloudWatchLogsExporterConfig =
             serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        c.validate()?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

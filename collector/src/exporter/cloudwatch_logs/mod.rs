@@ -11,7 +11,7 @@ impl crate::component::factory::ExporterFactory for CloudWatchLogsExporterConfig
         &[crate::model::Signal::Logs]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         CloudWatchLogsExporterConfig::validate(self)
     }
 
@@ -65,6 +65,7 @@ use crate::aws::cloudwatch_logs::routing::CategoryRouter;
 use crate::aws::cloudwatch_logs::service::LogsService;
 use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter, Provenance, Reason};
 use crate::model::{Signal, SignalData};
 use crate::output::{LineWriter, OutputDestination};

@@ -313,7 +313,10 @@ fn file_output_needs_a_path() {
         output_destination: crate::output::OutputDestination::File,
         ..Default::default()
     };
-    assert!(config.validate().expect_err("no path").contains("path"));
+    assert!(matches!(
+        config.validate(),
+        Err(Invalid::Rule(rule)) if rule.starts_with("path is required")
+    ));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::io::Write;
 use async_trait::async_trait;
 
 use self::config::{DebugExporterConfig, Verbosity};
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter};
 use crate::model::{Signal, SignalData};
 
@@ -57,7 +58,7 @@ impl crate::component::factory::ExporterFactory for DebugExporterConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::aws::cloudwatch_logs::request_builder::validate_event_size;
 use crate::aws::cloudwatch_logs::service::ClientSettings;
 use crate::aws::cloudwatch_logs::target::validate_retention;
 use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 pub use crate::output::OutputDestination;
 
@@ -207,19 +208,20 @@ pub struct MetricDescriptor {
 }
 
 impl EmfExporterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.output_destination == OutputDestination::File && self.path.is_none() {
             return Err("path is required with output_destination: file".into());
         }
         if self.output_destination == OutputDestination::Api {
             Template::parse(&self.log_group_name, NameKind::Group)
-                .map_err(|e| format!("log_group_name `{}`: {e}", self.log_group_name))?;
+                .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
             Template::parse(&self.log_stream_name, NameKind::Stream)
-                .map_err(|e| format!("log_stream_name `{}`: {e}", self.log_stream_name))?;
+                .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
             if self.max_log_groups == 0 {
                 return Err("max_log_groups must be at least 1".into());
             }
-            validate_retention(self.log_retention).map_err(|e| format!("log_retention: {e}"))?;
+            validate_retention(self.log_retention)
+                .map_err(|e| Invalid::cause("log_retention", e))?;
         }
         if self.max_dimension_sets_per_metric == 0 {
             return Err("max_dimension_sets_per_metric must be at least 1".into());
@@ -231,32 +233,37 @@ impl EmfExporterConfig {
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, d) in self.metric_descriptors.iter().enumerate() {
             if d.metric_name.is_empty() {
-                return Err(format!(
-                    "metric_descriptors[{i}].metric_name must not be empty"
+                return Err(Invalid::value(
+                    format!("metric_descriptors[{i}].metric_name"),
+                    "",
+                    "must not be empty",
                 ));
             }
             if let Some(first) = names.insert(d.metric_name.to_lowercase(), i) {
-                return Err(format!(
-                    "metric_descriptors[{i}].metric_name `{}` is the same name as \
-                     metric_descriptors[{first}] (names match ignoring case); keep one",
-                    d.metric_name
-                ));
+                return Err(Invalid::Duplicate {
+                    option: format!("metric_descriptors[{i}].metric_name"),
+                    value: d.metric_name.clone(),
+                    first: format!("metric_descriptors[{first}]"),
+                });
             }
             if let Some(unit) = &d.unit
                 && !CLOUDWATCH_UNITS.contains(&unit.as_str())
             {
-                return Err(format!(
-                    "metric_descriptors[{i}].unit `{unit}` is not a CloudWatch unit; use one of: {}",
-                    CLOUDWATCH_UNITS.join(", ")
-                ));
+                return Err(Invalid::OneOf {
+                    option: format!("metric_descriptors[{i}].unit").into(),
+                    value: unit.clone(),
+                    allowed: &CLOUDWATCH_UNITS,
+                });
             }
             if let Some(r) = d.storage_resolution
                 && r != 1
                 && r != 60
             {
-                return Err(format!(
-                    "metric_descriptors[{i}].storage_resolution must be 1 or 60, got {r}"
-                ));
+                return Err(Invalid::OneOf {
+                    option: format!("metric_descriptors[{i}].storage_resolution").into(),
+                    value: r.to_string(),
+                    allowed: &["1", "60"],
+                });
             }
         }
         self.compile_declarations().map(|_| ())
@@ -271,7 +278,7 @@ impl EmfExporterConfig {
     }
 
     /// The declarations with their regexes compiled.
-    pub fn compile_declarations(&self) -> Result<Vec<MetricDeclaration>, String> {
+    pub fn compile_declarations(&self) -> Result<Vec<MetricDeclaration>, Invalid> {
         self.metric_declarations
             .iter()
             .enumerate()
@@ -281,13 +288,19 @@ impl EmfExporterConfig {
                     .iter()
                     .map(|s| {
                         Regex::new(s).map_err(|e| {
-                            format!("metric_declarations[{i}].metric_name_selectors: {e}")
+                            Invalid::unparsable(
+                                format!("metric_declarations[{i}].metric_name_selectors"),
+                                s,
+                                e,
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 if selectors.is_empty() {
-                    return Err(format!(
-                        "metric_declarations[{i}].metric_name_selectors must name at least one metric regex"
+                    return Err(Invalid::value(
+                        format!("metric_declarations[{i}].metric_name_selectors"),
+                        "[]",
+                        "must name at least one metric regex",
                     ));
                 }
                 let label_matchers = d
@@ -295,15 +308,21 @@ impl EmfExporterConfig {
                     .iter()
                     .map(|m| {
                         if m.label_names.is_empty() {
-                            return Err(format!(
-                                "metric_declarations[{i}].label_matchers: label_names must not be empty"
+                            return Err(Invalid::value(
+                                format!("metric_declarations[{i}].label_matchers.label_names"),
+                                "[]",
+                                "must not be empty",
                             ));
                         }
                         Ok(LabelMatcher {
                             label_names: m.label_names.clone(),
                             separator: m.separator.clone(),
                             regex: Regex::new(&m.regex).map_err(|e| {
-                                format!("metric_declarations[{i}].label_matchers: {e}")
+                                Invalid::unparsable(
+                                    format!("metric_declarations[{i}].label_matchers.regex"),
+                                    &m.regex,
+                                    e,
+                                )
                             })?,
                         })
                     })
@@ -379,7 +398,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<EmfExporterConfig, String> {
         let c: EmfExporterConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        c.validate()?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

@@ -33,7 +33,7 @@ impl crate::component::factory::ExporterFactory for EmfExporterConfig {
         &[crate::model::Signal::Metrics]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         EmfExporterConfig::validate(self)
     }
 
@@ -88,6 +88,7 @@ use crate::aws::cloudwatch_logs::sink::{self, DeliveryStats, PendingLogs};
 use crate::aws::cloudwatch_logs::target::LogTarget;
 use crate::aws::cloudwatch_logs::template::{Attributes, GroupLimit, NameKind, Router, Template};
 use crate::component::reason::named_counts;
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter, Provenance};
 use crate::model::{Signal, SignalData};
 use crate::output::LineWriter;
@@ -130,19 +131,16 @@ impl EmfExporter {
         id: &str,
         config: &EmfExporterConfig,
         metrics: &Arc<SelfMetrics>,
-    ) -> Result<EmfExporter, String> {
+    ) -> Result<EmfExporter, Invalid> {
         let output = match config.output_destination {
             OutputDestination::Api => Output::Api(Arc::new(LogsService::new(
                 config.client_settings(),
                 config.tags.clone().into_iter().collect(),
             ))),
             OutputDestination::Stdout => Output::Lines(LineWriter::Stdout),
-            OutputDestination::File => Output::Lines(LineWriter::file(
-                config
-                    .path
-                    .clone()
-                    .ok_or("path is required with output_destination: file")?,
-            )),
+            OutputDestination::File => Output::Lines(LineWriter::file(config.path.clone().ok_or(
+                Invalid::Rule("path is required with output_destination: file"),
+            )?)),
         };
         Self::with_output(id, config, metrics, output)
     }
@@ -153,7 +151,7 @@ impl EmfExporter {
         config: &EmfExporterConfig,
         metrics: &Arc<SelfMetrics>,
         service: LogsService,
-    ) -> Result<EmfExporter, String> {
+    ) -> Result<EmfExporter, Invalid> {
         Self::with_output(id, config, metrics, Output::Api(Arc::new(service)))
     }
 
@@ -162,7 +160,7 @@ impl EmfExporter {
         config: &EmfExporterConfig,
         metrics: &Arc<SelfMetrics>,
         output: Output,
-    ) -> Result<EmfExporter, String> {
+    ) -> Result<EmfExporter, Invalid> {
         // `initial_value: auto` compares start times with this (the client's clock with
         // ours: a client clock running ahead makes a first point look newer than it is).
         let started_unix_nano = SystemTime::now()

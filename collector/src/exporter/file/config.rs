@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
@@ -69,7 +70,7 @@ impl Default for RotationConfig {
 }
 
 impl FileExporterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.path.as_os_str().is_empty() {
             return Err("path is required".into());
         }
@@ -78,10 +79,10 @@ impl FileExporterConfig {
                 return Err("rotation.max_megabytes must be at least 1".into());
             }
             if r.max_megabytes.checked_mul(1024 * 1024).is_none() {
-                return Err(format!(
-                    "rotation.max_megabytes ({}) is too large",
-                    r.max_megabytes
-                ));
+                return Err(Invalid::TooLarge {
+                    option: "rotation.max_megabytes",
+                    value: r.max_megabytes,
+                });
             }
         }
         Ok(())

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use self::config::FileExporterConfig;
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter};
 use crate::model::{Signal, SignalData};
 use crate::output::otlp_json::to_otlp_json;
@@ -76,7 +77,7 @@ impl crate::component::factory::ExporterFactory for FileExporterConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         FileExporterConfig::validate(self)
     }
 

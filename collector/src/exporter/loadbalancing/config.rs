@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use std::collections::BTreeMap;
 
@@ -141,11 +142,11 @@ impl Default for DnsResolverConfig {
 pub const DEFAULT_PORT: u16 = 4317;
 
 impl LoadBalancingExporterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let p = &self.protocol.otlp;
         p.transport()
             .validate(false)
-            .map_err(|e| format!("protocol.otlp: {e}"))?;
+            .map_err(|e| Invalid::within("protocol.otlp", e))?;
         match (&self.resolver.static_, &self.resolver.dns) {
             (Some(_), Some(_)) => Err("resolver: set either `static` or `dns`, not both".into()),
             (None, None) => Err("resolver: set `static: { hostnames: [...] }` or \
@@ -156,7 +157,7 @@ impl LoadBalancingExporterConfig {
                     return Err("resolver.static.hostnames: list at least one backend".into());
                 }
                 for h in &s.hostnames {
-                    static_endpoint(h).map_err(|e| format!("resolver.static.hostnames: {e}"))?;
+                    static_endpoint(h)?;
                 }
                 Ok(())
             }
@@ -178,14 +179,14 @@ impl crate::component::factory::Registered for LoadBalancingExporterConfig {
 }
 
 /// `host:port`, `host` or `http://host:port` as the endpoint URI of a backend.
-pub fn static_endpoint(hostname: &str) -> Result<String, String> {
+pub fn static_endpoint(hostname: &str) -> Result<String, Invalid> {
+    let not_host_port =
+        || Invalid::value("resolver.static.hostnames", hostname, "is not host:port");
     let trimmed = hostname.trim();
     let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed);
-    let authority: http::uri::Authority = bare
-        .parse()
-        .map_err(|e| format!("`{hostname}` is not host:port: {e}"))?;
+    let authority: http::uri::Authority = bare.parse().map_err(|_| not_host_port())?;
     if bare.contains('/') || authority.as_str() != bare {
-        return Err(format!("`{hostname}` is not host:port"));
+        return Err(not_host_port());
     }
     Ok(match authority.port_u16() {
         Some(_) => format!("http://{authority}"),

@@ -38,6 +38,7 @@ use self::split::split_by_trace;
 use super::otlp::config::Transport;
 use super::otlp::{OtlpExporter, Security};
 use crate::component::factory::BuildError;
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter, Pending, Reason};
 use crate::model::{Signal, SignalData};
 
@@ -347,7 +348,7 @@ impl crate::component::factory::ExporterFactory for LoadBalancingExporterConfig 
         &[crate::model::Signal::Traces]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         LoadBalancingExporterConfig::validate(self)
     }
 

@@ -3,7 +3,24 @@
 
 use tokio::net::lookup_host;
 
+use crate::component::validate::Invalid;
+
 use super::config::{DnsResolverConfig, ResolverConfig, static_endpoint};
+
+/// Why a DNS round found no backends; the previous list stays in use.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("resolving {hostname}: no answer within {timeout:?}")]
+    NoAnswer {
+        hostname: String,
+        timeout: std::time::Duration,
+    },
+    #[error("resolving {hostname}: {source}")]
+    Lookup {
+        hostname: String,
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub enum Resolver {
@@ -12,7 +29,7 @@ pub enum Resolver {
 }
 
 impl Resolver {
-    pub fn new(config: &ResolverConfig) -> Result<Resolver, String> {
+    pub fn new(config: &ResolverConfig) -> Result<Resolver, Invalid> {
         match (&config.static_, &config.dns) {
             (Some(s), None) => Ok(Resolver::Static(
                 s.hostnames
@@ -34,17 +51,21 @@ impl Resolver {
     }
 
     /// The current backend endpoints (`http://ip:port`), sorted.
-    pub async fn resolve(&self) -> Result<Vec<String>, String> {
+    pub async fn resolve(&self) -> Result<Vec<String>, ResolveError> {
         let mut endpoints = match self {
             Resolver::Static(list) => list.clone(),
             Resolver::Dns(d) => {
                 let lookup = lookup_host((d.hostname.as_str(), d.port));
                 let addrs = tokio::time::timeout(d.timeout, lookup)
                     .await
-                    .map_err(|_| {
-                        format!("resolving {}: no answer within {:?}", d.hostname, d.timeout)
+                    .map_err(|_| ResolveError::NoAnswer {
+                        hostname: d.hostname.clone(),
+                        timeout: d.timeout,
                     })?
-                    .map_err(|e| format!("resolving {}: {e}", d.hostname))?;
+                    .map_err(|source| ResolveError::Lookup {
+                        hostname: d.hostname.clone(),
+                        source,
+                    })?;
                 addrs.map(|a| format!("http://{a}")).collect()
             }
         };

@@ -131,7 +131,12 @@ fn options_outside_the_contrib_shape_are_refused() {
     assert!(parse("protocol: { otlp: { endpoint: x:1 } }").is_err());
     assert!(parse("resolver: { k8s: { service: x } }").is_err());
     let both = parse("resolver: { static: { hostnames: [a] }, dns: { hostname: b } }").unwrap();
-    assert!(both.validate().unwrap_err().contains("not both"));
+    assert!(
+        both.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not both")
+    );
     assert!(
         parse("{}").unwrap().validate().is_err(),
         "a resolver is required"

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::component::auth::AuthConfig;
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::net::tls_client::ClientTlsConfig;
 
@@ -81,16 +82,17 @@ pub struct Transport {
 
 impl Transport {
     /// `https`: whether the endpoint said so.
-    pub fn validate(&self, https: bool) -> Result<(), String> {
+    pub fn validate(&self, https: bool) -> Result<(), Invalid> {
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
         self.tls.validate(https)?;
         for (name, value) in &self.headers {
             http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
+                .map_err(|_| Invalid::value("headers", name, "is not a valid header name"))?;
+            // The error names the header, never its value: headers carry credentials.
             http::HeaderValue::from_str(value)
-                .map_err(|_| format!("headers.{name}: not a valid header value"))?;
+                .map_err(|e| Invalid::cause(format!("headers.{name}"), e))?;
         }
         Ok(())
     }
@@ -107,7 +109,7 @@ impl OtlpExporterConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.endpoint.trim().is_empty() {
             return Err("endpoint is required (host:port of the receiving collector)".into());
         }
@@ -123,15 +125,20 @@ pub fn is_https(endpoint: &str) -> bool {
 
 /// `host:port`, `http://host:port` or `https://host:port` as the URI tonic connects to:
 /// always `http://`, since TLS, when on, is the connector's business.
-pub fn endpoint_uri(endpoint: &str) -> Result<String, String> {
+pub fn endpoint_uri(endpoint: &str) -> Result<String, Invalid> {
     let endpoint = endpoint.trim();
     let address = endpoint
         .strip_prefix("https://")
         .or_else(|| endpoint.strip_prefix("http://"))
         .unwrap_or(endpoint);
     let uri = format!("http://{address}");
-    uri.parse::<http::Uri>()
-        .map_err(|e| format!("endpoint `{endpoint}` is not a valid address: {e}"))?;
+    if uri.parse::<http::Uri>().is_err() {
+        return Err(Invalid::value(
+            "endpoint",
+            endpoint,
+            "is not a valid address (host:port)",
+        ));
+    }
     Ok(uri)
 }
 
@@ -181,6 +188,7 @@ mod tests {
             contradiction
                 .validate()
                 .unwrap_err()
+                .to_string()
                 .contains("tls.insecure")
         );
         assert!(!c.tls.enabled(false), "insecure: true is plain text");

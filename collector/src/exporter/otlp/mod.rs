@@ -39,6 +39,7 @@ use self::config::{Compression, OtlpExporterConfig, Transport, endpoint_uri, is_
 use self::request_size::MAX_REQUEST_BYTES;
 use crate::component::auth::{Authenticators, ClientAuthenticator};
 use crate::component::factory::BuildError;
+use crate::component::validate::Invalid;
 use crate::component::{
     ExportError, ExportReport, Exporter, Pending, Reason, RequestSender, send_in_order,
 };
@@ -98,9 +99,9 @@ impl Security {
         let mut headers = http::HeaderMap::new();
         for (name, value) in &transport.headers {
             let name = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
+                .map_err(|_| Invalid::value("headers", name, "is not a valid header name"))?;
             let value = http::HeaderValue::from_str(value)
-                .map_err(|_| format!("headers.{name}: not a valid header value"))?;
+                .map_err(|e| Invalid::cause(format!("headers.{name}"), e))?;
             headers.insert(name, value);
         }
         let auth = transport
@@ -109,7 +110,7 @@ impl Security {
             .map(|a| {
                 authenticators
                     .client(&a.authenticator)
-                    .map_err(|e| format!("auth: {e}"))
+                    .map_err(|e| BuildError::unusable("auth", e))
             })
             .transpose()?;
         Ok(Security { tls, headers, auth })
@@ -135,7 +136,7 @@ impl OtlpExporter {
         security: Security,
     ) -> Result<OtlpExporter, BuildError> {
         let endpoint = Endpoint::from_shared(uri.to_string())
-            .map_err(|e| format!("endpoint `{uri}`: {e}"))?
+            .map_err(|e| Invalid::unparsable("endpoint", uri, e))?
             .connect_timeout(transport.timeout);
         Ok(OtlpExporter(Arc::new(Peer {
             uri: uri.to_string(),
@@ -312,7 +313,7 @@ impl crate::component::factory::ExporterFactory for OtlpExporterConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         OtlpExporterConfig::validate(self)
     }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::log_groups::LogGroupsConfig;
 use crate::component::auth::AuthConfig;
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::model::Signal;
 use crate::net::tls_client::ClientTlsConfig;
@@ -137,7 +138,7 @@ impl OtlpHttpExporterConfig {
         })
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if Signal::ALL.iter().all(|s| self.url(*s).is_none()) {
             return Err(
                 "endpoint is required (or traces_endpoint, logs_endpoint, metrics_endpoint)".into(),
@@ -150,30 +151,35 @@ impl OtlpHttpExporterConfig {
             ("metrics_endpoint", &self.metrics_endpoint),
         ] {
             let Some(url) = url else { continue };
-            let uri: http::Uri = url
-                .parse()
-                .map_err(|e| format!("{name} `{url}` is not a valid URL: {e}"))?;
+            let uri: http::Uri = url.parse().map_err(|e| Invalid::cause(name, e))?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(format!(
-                    "{name} `{url}` must be an http:// or https:// URL with a host"
+                return Err(Invalid::value(
+                    name,
+                    url,
+                    "must be an http:// or https:// URL with a host",
                 ));
             }
             let https = uri.scheme_str() == Some("https");
             self.tls.validate(https)?;
             if !https && self.tls.has_options() {
-                return Err(format!(
-                    "tls options apply to https:// endpoints; {name} `{url}` is http://"
+                return Err(Invalid::value(
+                    name,
+                    url,
+                    "is http://; tls options apply to https:// endpoints",
                 ));
             }
         }
         for (name, value) in &self.headers {
             http::HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
+                .map_err(|_| Invalid::value("headers", name, "is not a valid header name"))?;
+            // The error names the header, never its value: headers carry credentials.
             http::HeaderValue::try_from(value.as_str())
-                .map_err(|_| format!("headers.{name}: not a valid header value"))?;
+                .map_err(|e| Invalid::cause(format!("headers.{name}"), e))?;
         }
         if let Some(groups) = &self.log_groups {
-            groups.validate()?;
+            groups
+                .validate()
+                .map_err(|e| Invalid::within("log_groups", e))?;
             if self.headers.keys().any(|h| h.starts_with("x-aws-log-")) {
                 return Err(
                     "log_groups chooses x-aws-log-group and x-aws-log-stream per \

@@ -31,9 +31,9 @@ pub fn proto_len(batch: &SignalData) -> usize {
 }
 
 /// `batch` as an OTLP export request body.
-pub fn encode(batch: &SignalData, encoding: Encoding) -> Result<Vec<u8>, String> {
+pub fn encode(batch: &SignalData, encoding: Encoding) -> Result<Vec<u8>, serde_json::Error> {
     match encoding {
-        Encoding::Json => to_otlp_json(batch).map_err(|e| format!("JSON encoding: {e}")),
+        Encoding::Json => to_otlp_json(batch),
         Encoding::Proto => {
             fn put<M: Message>(items: &[M], buf: &mut Vec<u8>) {
                 for m in items {

@@ -20,6 +20,7 @@ use crate::aws::cloudwatch_logs::service::{ClientSettings, LogsService};
 use crate::aws::cloudwatch_logs::target::{LogTarget, validate_retention};
 use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
 use crate::component::ExportError;
+use crate::component::validate::Invalid;
 use crate::model::Signal;
 use crate::telemetry::metrics::SelfMetrics;
 
@@ -67,21 +68,25 @@ impl Default for LogGroupsConfig {
 }
 
 impl LogGroupsConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         Template::parse(&self.log_group_name, NameKind::Group)
-            .map_err(|e| format!("log_groups.log_group_name: {e}"))?;
+            .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
         Template::parse(&self.log_stream_name, NameKind::Stream)
-            .map_err(|e| format!("log_groups.log_stream_name: {e}"))?;
-        validate_retention(self.log_retention)
-            .map_err(|e| format!("log_groups.log_retention: {e}"))?;
+            .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
+        validate_retention(self.log_retention).map_err(|e| Invalid::cause("log_retention", e))?;
         for (name, c) in &self.categories {
-            Template::parse(&c.log_group_name, NameKind::Group)
-                .map_err(|e| format!("log_groups.categories.{name}: {e}"))?;
+            Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
+                Invalid::unparsable(
+                    format!("categories.{name}.log_group_name"),
+                    &c.log_group_name,
+                    e,
+                )
+            })?;
             validate_retention(c.retention_in_days)
-                .map_err(|e| format!("log_groups.categories.{name}: {e}"))?;
+                .map_err(|e| Invalid::cause(format!("categories.{name}.retention_in_days"), e))?;
         }
         if self.max_log_groups == 0 {
-            return Err("log_groups.max_log_groups must be at least 1".into());
+            return Err("max_log_groups must be at least 1".into());
         }
         Ok(())
     }

@@ -38,6 +38,7 @@ use crate::aws::cloudwatch_logs::target::LogTarget;
 use crate::aws::sigv4::aws_endpoint_scope;
 use crate::component::auth::{AuthError, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExporterContext, ExporterFactory};
+use crate::component::validate::Invalid;
 use crate::component::{
     ExportError, ExportReport, Exporter, Pending, Reason, RequestSender, RetryConfig,
     SendingQueueConfig, send_in_order,
@@ -101,7 +102,7 @@ impl OtlpHttpExporter {
             if let Some(url) = config.url(signal) {
                 urls[signal_index(signal)] = Some(
                     url.parse()
-                        .map_err(|e| format!("{signal} endpoint `{url}`: {e}"))?,
+                        .map_err(|e| Invalid::unparsable(format!("{signal} endpoint"), url, e))?,
                 );
             }
         }
@@ -109,9 +110,9 @@ impl OtlpHttpExporter {
         for (name, value) in &config.headers {
             headers.insert(
                 http::HeaderName::try_from(name.as_str())
-                    .map_err(|e| format!("headers.{name}: {e}"))?,
+                    .map_err(|e| Invalid::cause(format!("headers.{name}"), e))?,
                 http::HeaderValue::try_from(value.as_str())
-                    .map_err(|e| format!("headers.{name}: {e}"))?,
+                    .map_err(|e| Invalid::cause(format!("headers.{name}"), e))?,
             );
         }
         headers.insert(
@@ -236,7 +237,7 @@ impl OtlpHttpExporter {
         log_target: Option<LogTarget>,
     ) -> Result<EncodedRequest, ExportError> {
         let body = encode::encode(batch, self.0.config.encoding)
-            .map_err(|m| ExportError::permanent("encoding", m))?;
+            .map_err(|e| ExportError::permanent("encoding", format!("JSON encoding: {e}")))?;
         Ok(EncodedRequest {
             signal: batch.signal(),
             body: Bytes::from(encode::compress(body, self.0.config.compression)),
@@ -425,7 +426,7 @@ impl ExporterFactory for OtlpHttpExporterConfig {
         &Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         OtlpHttpExporterConfig::validate(self)
     }
 
@@ -446,7 +447,11 @@ impl ExporterFactory for OtlpHttpExporterConfig {
 
     fn build(&self, ctx: &ExporterContext<'_>) -> Result<Arc<dyn Exporter>, BuildError> {
         let auth = match &self.auth {
-            Some(a) => Some(ctx.auth.client(&a.authenticator)?),
+            Some(a) => Some(
+                ctx.auth
+                    .client(&a.authenticator)
+                    .map_err(|e| BuildError::unusable("auth", e))?,
+            ),
             None => None,
         };
         let log_groups = self

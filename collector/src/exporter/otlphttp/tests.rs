@@ -381,7 +381,7 @@ fn collector_option_names_parse_and_urls_follow_the_collector() {
         ("endpoint: http://gw\ntimeout: 0s", "timeout"),
         (
             "endpoint: http://gw\ntls: {ca_file: /etc/ca.crt}",
-            "tls options apply to https:// endpoints; endpoint `http://gw` is http://",
+            "endpoint `http://gw` is http://; tls options apply to https:// endpoints",
         ),
         (
             "endpoint: https://gw\ntls: {insecure: true}",
@@ -394,7 +394,7 @@ fn collector_option_names_parse_and_urls_follow_the_collector() {
     ] {
         let c: OtlpHttpExporterConfig = serde_yaml_ng::from_str(yaml).unwrap();
         let err = c.validate().unwrap_err();
-        assert!(err.contains(want), "{yaml}: {err}");
+        assert!(err.to_string().contains(want), "{yaml}: {err}");
     }
     assert!(serde_yaml_ng::from_str::<OtlpHttpExporterConfig>("encoding: avro").is_err());
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::aws::cloudwatch_logs::template::{NameKind, Template};
+use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 
 /// ```yaml
@@ -84,7 +85,7 @@ impl Default for XrayExporterConfig {
 }
 
 impl XrayExporterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         match (self.output_destination, &self.path) {
             (OutputDestination::File, None) => {
                 return Err("path is required with output_destination: file".into());
@@ -97,12 +98,8 @@ impl XrayExporterConfig {
             }
             _ => {}
         }
-        if let Some(endpoint) = &self.endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(format!(
-                "endpoint `{endpoint}` must be an http:// or https:// URL"
-            ));
+        if let Some(endpoint) = &self.endpoint {
+            crate::component::validate::check_http_url("endpoint", endpoint)?;
         }
         if self.region.as_deref().is_some_and(str::is_empty) {
             return Err(
@@ -120,7 +117,7 @@ impl XrayExporterConfig {
         }
         for (i, g) in self.aws_log_groups.iter().enumerate() {
             Template::parse(g, NameKind::Group)
-                .map_err(|e| format!("aws_log_groups[{i}] `{g}`: {e}"))?;
+                .map_err(|e| Invalid::unparsable(format!("aws_log_groups[{i}]"), g, e))?;
         }
         Ok(())
     }
@@ -140,7 +137,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<XrayExporterConfig, String> {
         let c: XrayExporterConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        c.validate()?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

@@ -23,7 +23,7 @@ impl crate::component::factory::ExporterFactory for XrayExporterConfig {
         &[crate::model::Signal::Traces]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         XrayExporterConfig::validate(self)
     }
 
@@ -82,6 +82,7 @@ use self::retry::Class;
 use self::service::{CallError, Unprocessed, XrayService};
 use self::translate::Translator;
 use crate::component::reason::named_counts;
+use crate::component::validate::Invalid;
 use crate::component::{ExportError, ExportReport, Exporter, Pending, Reason};
 use crate::model::{Signal, SignalData};
 use crate::output::LineWriter;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::component::validate::Invalid;
 use serde::Deserialize;
 
 /// ```yaml
@@ -56,8 +57,8 @@ impl Default for BearerTokenAuthConfig {
 }
 
 impl BearerTokenAuthConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let sources: Result<(), String> = match (&self.token, &self.filename) {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let sources: Result<(), Invalid> = match (&self.token, &self.filename) {
             (Some(_), Some(_)) => Err("set `token` or `filename`, not both".into()),
             (None, None) => Err("set `token` or `filename`".into()),
             (Some(t), None) if t.trim().is_empty() => Err("token is empty".into()),
@@ -65,9 +66,9 @@ impl BearerTokenAuthConfig {
         };
         sources?;
         http::HeaderName::from_bytes(self.header.as_bytes())
-            .map_err(|_| format!("header `{}` is not a valid header name", self.header))?;
+            .map_err(|_| Invalid::value("header", &self.header, "is not a valid header name"))?;
         if self.scheme.contains(char::is_whitespace) {
-            return Err(format!("scheme `{}` must be one word", self.scheme));
+            return Err(Invalid::value("scheme", &self.scheme, "must be one word"));
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use crate::component::auth::{
     AuthError, Authenticator, ClientAuthenticator, Principal, ServerAuthenticator,
 };
 use crate::component::factory::{BuildError, ExtensionContext, ExtensionFactory};
+use crate::component::validate::Invalid;
 
 /// Both sides of one configured token.
 pub struct BearerToken {
@@ -51,7 +52,7 @@ impl BearerToken {
         Ok(BearerToken {
             id: id.to_string(),
             header: HeaderName::from_bytes(config.header.as_bytes())
-                .map_err(|e| format!("header: {e}"))?,
+                .map_err(|e| Invalid::cause("header", e))?,
             scheme: config.scheme.clone(),
             source,
         })
@@ -99,7 +100,7 @@ impl ClientAuthenticator for BearerToken {
 
 #[async_trait]
 impl ExtensionFactory for BearerTokenAuthConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         BearerTokenAuthConfig::validate(self)
     }
 

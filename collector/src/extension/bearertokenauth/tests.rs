@@ -70,7 +70,7 @@ async fn a_token_file_is_read_again_when_it_changes() {
 #[test]
 fn options_are_checked() {
     let none = BearerTokenAuthConfig::default();
-    assert!(none.validate().unwrap_err().contains("token"));
+    assert!(none.validate().unwrap_err().to_string().contains("token"));
     let missing = BearerTokenAuthConfig {
         filename: Some("/nonexistent/token".into()),
         ..Default::default()

@@ -5,10 +5,11 @@ pub(crate) mod server;
 
 use self::config::HealthCheckConfig;
 use crate::component::factory::BuildError;
+use crate::component::validate::Invalid;
 
 #[async_trait::async_trait]
 impl crate::component::factory::ExtensionFactory for HealthCheckConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         match &self.tls {
             Some(tls) => tls.validate(),
             None => Ok(()),

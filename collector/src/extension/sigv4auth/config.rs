@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::aws::sigv4::AssumeRole;
+use crate::component::validate::Invalid;
 
 /// ```yaml
 /// extensions:
@@ -42,12 +43,19 @@ pub struct AssumeRoleConfig {
 }
 
 impl SigV4AuthConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [("region", &self.region), ("service", &self.service)] {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for (value, rule) in [
+            (
+                &self.region,
+                "region must not be empty (leave it out to infer it)",
+            ),
+            (
+                &self.service,
+                "service must not be empty (leave it out to infer it)",
+            ),
+        ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(format!(
-                    "{name} must not be empty (leave it out to infer it)"
-                ));
+                return Err(Invalid::Rule(rule));
             }
         }
         if let Some(role) = &self.assume_role {
@@ -55,9 +63,10 @@ impl SigV4AuthConfig {
                 return Err(crate::aws::sigv4::ASSUME_ROLE_NEEDS_CHAIN.into());
             }
             if !role.arn.starts_with("arn:") {
-                return Err(format!(
-                    "assume_role.arn `{}` is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
-                    role.arn
+                return Err(Invalid::value(
+                    "assume_role.arn",
+                    &role.arn,
+                    "is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
                 ));
             }
             if role
@@ -90,7 +99,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<SigV4AuthConfig, String> {
         let c: SigV4AuthConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        c.validate()?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

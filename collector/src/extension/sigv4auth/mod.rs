@@ -13,6 +13,7 @@ use self::config::SigV4AuthConfig;
 use crate::aws::sigv4::{SignError, Signer};
 use crate::component::auth::{AuthError, Authenticator, ClientAuthenticator};
 use crate::component::factory::{BuildError, ExtensionContext, ExtensionFactory};
+use crate::component::validate::Invalid;
 
 const NO_REGION: &str = "sigv4auth: no AWS region: set `region` or AWS_REGION";
 const NO_SERVICE: &str = "sigv4auth: no SigV4 service name: set `service` (xray, logs, \
@@ -41,7 +42,7 @@ impl ClientAuthenticator for SigV4Authenticator {
 
 #[async_trait]
 impl ExtensionFactory for SigV4AuthConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         SigV4AuthConfig::validate(self)
     }
 

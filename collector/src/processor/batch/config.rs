@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::component::validate::Invalid;
 use serde::Deserialize;
 
 /// ```yaml
@@ -31,26 +32,23 @@ impl Default for BatchConfig {
 }
 
 impl BatchConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.send_batch_size == 0 {
             return Err("send_batch_size must be at least 1".into());
         }
         if self.send_batch_max_size != 0 && self.send_batch_max_size < self.send_batch_size {
-            return Err(format!(
-                "send_batch_max_size ({}) must be 0 or at least send_batch_size ({})",
-                self.send_batch_max_size, self.send_batch_size
-            ));
+            return Err(Invalid::Order {
+                option: "send_batch_max_size",
+                value: self.send_batch_max_size.to_string(),
+                relation: "0 or at least",
+                other: "send_batch_size",
+                other_value: self.send_batch_size.to_string(),
+            });
         }
         if self.timeout.is_zero() {
             return Err("timeout must be greater than 0".into());
         }
-        if self.timeout > crate::component::validate::MAX_DURATION {
-            return Err(format!(
-                "timeout ({}) is too long; at most {}",
-                humantime::format_duration(self.timeout),
-                humantime::format_duration(crate::component::validate::MAX_DURATION)
-            ));
-        }
+        crate::component::validate::check_duration("timeout", self.timeout)?;
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use self::config::BatchConfig;
 use crate::component::Processor;
 use crate::component::flush::FlushSignal;
+use crate::component::validate::Invalid;
 use crate::model::Batch;
 
 pub struct BatchProcessor {
@@ -125,7 +126,7 @@ impl crate::component::factory::ProcessorFactory for BatchConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         BatchConfig::validate(self)
     }
 

@@ -25,6 +25,7 @@ use self::config::RedactionConfig;
 pub use self::rules::Rules;
 use crate::component::Processor;
 use crate::component::factory::{BuildError, ProcessorContext, ProcessorFactory};
+use crate::component::validate::Invalid;
 use crate::model::{Batch, Signal};
 
 pub struct RedactionProcessor {
@@ -53,13 +54,13 @@ impl ProcessorFactory for RedactionConfig {
 
     /// Compiles the patterns and reads the key, so a bad regex or a missing key fails
     /// `validate` and start-up alike, naming the option.
-    fn validate(&self) -> Result<(), String> {
-        Rules::compile(self).map(drop).map_err(|e| e.to_string())
+    fn validate(&self) -> Result<(), Invalid> {
+        Rules::compile(self).map(drop).map_err(Invalid::own)
     }
 
     fn build(&self, ctx: &ProcessorContext<'_>) -> Result<Box<dyn Processor>, BuildError> {
         Ok(Box::new(RedactionProcessor {
-            rules: Rules::compile(self).map_err(|e| BuildError::Options(e.to_string()))?,
+            rules: Rules::compile(self).map_err(|e| BuildError::Options(Invalid::own(e)))?,
             lost: ctx
                 .metrics
                 .pipeline_dropped(ctx.pipeline, ctx.id, "shutdown"),

@@ -737,7 +737,10 @@ fn options_that_cannot_work_fail_naming_the_option() {
     ];
     for (config, expected) in cases {
         let err = ProcessorFactory::validate(&config).expect_err(expected);
-        assert!(err.contains(expected), "{err}\n  expected: {expected}");
+        assert!(
+            err.to_string().contains(expected),
+            "{err}\n  expected: {expected}"
+        );
     }
     // The same errors, typed, from the rules themselves.
     let too_short = Rules::compile(&RedactionConfig {

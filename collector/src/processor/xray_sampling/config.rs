@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::rules::load_rules_file;
+use crate::component::validate::{Invalid, check_duration, check_http_url};
 
 /// ```yaml
 /// processors:
@@ -109,7 +110,7 @@ impl Default for XRaySamplingConfig {
 impl XRaySamplingConfig {
     /// Checks the limits and reads the rules file, so that `validate` reports a bad rule
     /// before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.num_traces == 0 {
             return Err("num_traces must be at least 1".into());
         }
@@ -117,11 +118,13 @@ impl XRaySamplingConfig {
             return Err("max_wait must be greater than 0".into());
         }
         if self.max_wait < self.decision_wait {
-            return Err(format!(
-                "max_wait ({}) must be at least decision_wait ({})",
-                humantime::format_duration(self.max_wait),
-                humantime::format_duration(self.decision_wait)
-            ));
+            return Err(Invalid::Order {
+                option: "max_wait",
+                value: humantime::format_duration(self.max_wait).to_string(),
+                relation: "at least",
+                other: "decision_wait",
+                other_value: humantime::format_duration(self.decision_wait).to_string(),
+            });
         }
         if self.max_spans_per_trace == 0 || self.max_bytes_per_trace == 0 {
             return Err("max_spans_per_trace and max_bytes_per_trace must be at least 1".into());
@@ -130,7 +133,6 @@ impl XRaySamplingConfig {
             return Err("rules_poll_interval must be greater than 0".into());
         }
         // Added to the clock: a value past its range would panic while running.
-        use crate::component::validate::check_duration;
         check_duration("decision_wait", self.decision_wait)?;
         check_duration("max_wait", self.max_wait)?;
         check_duration("rules_poll_interval", self.rules_poll_interval)?;
@@ -156,16 +158,12 @@ impl XRaySamplingConfig {
                         .into(),
                 );
             }
-            if let Some(e) = &c.endpoint
-                && !(e.starts_with("http://") || e.starts_with("https://"))
-            {
-                return Err(format!(
-                    "centralized.endpoint `{e}` must be an http:// or https:// URL"
-                ));
+            if let Some(e) = &c.endpoint {
+                check_http_url("centralized.endpoint", e)?;
             }
         }
         if let Some(path) = &self.rules_file {
-            load_rules_file(path).map_err(|e| e.to_string())?;
+            load_rules_file(path).map_err(|e| Invalid::cause("rules_file", e))?;
         }
         Ok(())
     }

@@ -82,6 +82,7 @@ pub use self::rules::{LoadRulesError, load_rules_file};
 use self::sampler::{RuleCounters, Sampler};
 use self::tail::{Released, TailBuffer, TailCounters, TailLimits};
 use crate::component::Processor;
+use crate::component::validate::Invalid;
 use crate::model::Batch;
 use crate::model::Signal;
 use crate::telemetry::metrics::{RuleDecision, SelfMetrics};
@@ -427,7 +428,7 @@ impl crate::component::factory::ProcessorFactory for XRaySamplingConfig {
         &[crate::model::Signal::Traces]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         XRaySamplingConfig::validate(self)
     }
 
@@ -437,7 +438,7 @@ impl crate::component::factory::ProcessorFactory for XRaySamplingConfig {
     ) -> Result<Box<dyn crate::component::Processor>, crate::component::factory::BuildError> {
         let processor =
             XRaySamplingProcessor::new(ctx.id, ctx.pipeline, self.clone(), ctx.metrics.clone())
-                .map_err(|e| crate::component::factory::BuildError::Options(e.to_string()))?;
+                .map_err(|e| crate::component::factory::BuildError::Options(Invalid::own(e)))?;
         Ok(Box::new(processor))
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::component::factory::LambdaFlush;
+use crate::component::validate::Invalid;
 
 /// ```yaml
 /// receivers:
@@ -89,13 +90,23 @@ impl Default for BufferingConfig {
 impl LambdaReceiverConfig {
     /// The ranges the Telemetry API accepts, checked here so a bad value fails at start-up
     /// with its option name rather than as a 400 from Lambda during init.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let b = &self.buffering;
         if !(1000..=10_000).contains(&b.max_items) {
-            return Err("buffering.max_items must be between 1000 and 10000".into());
+            return Err(Invalid::out_of_range(
+                "buffering.max_items",
+                1000.0,
+                10000.0,
+                b.max_items.into(),
+            ));
         }
         if !(262_144..=1_048_576).contains(&b.max_bytes) {
-            return Err("buffering.max_bytes must be between 262144 and 1048576".into());
+            return Err(Invalid::out_of_range(
+                "buffering.max_bytes",
+                262_144.0,
+                1_048_576.0,
+                b.max_bytes.into(),
+            ));
         }
         if !(25..=30_000).contains(&b.timeout.as_millis()) {
             return Err("buffering.timeout must be between 25ms and 30s".into());

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use self::config::LambdaReceiverConfig;
 use self::translate::{FunctionInfo, Translator};
 use crate::component::factory::{BuildError, ReceiverContext, TelemetryListener};
+use crate::component::validate::Invalid;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::{Signal, SignalData};
 use crate::telemetry::health::HealthRegistry;
@@ -109,10 +110,9 @@ pub(crate) async fn start_in_extension(
     };
     if runtime.telemetry_listener.set(described).is_err() {
         listener.task.abort();
-        return Err(BuildError::Options(
-            "a function has one Telemetry API subscription: define at most one `lambda` receiver"
-                .into(),
-        ));
+        return Err(BuildError::Options(Invalid::Rule(
+            "a function has one Telemetry API subscription: define at most one `lambda` receiver",
+        )));
     }
     Ok(listener.watch(ctx.id, ctx.health, &stop))
 }
@@ -224,7 +224,7 @@ impl crate::component::factory::ReceiverFactory for LambdaReceiverConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         LambdaReceiverConfig::validate(self)
     }
 

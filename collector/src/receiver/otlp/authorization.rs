@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aurastream_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use serde::Deserialize;
 
+use crate::component::validate::Invalid;
 use crate::model::SignalData;
 use crate::net::authenticate::Caller;
 
@@ -60,24 +61,26 @@ impl Default for AuthorizationConfig {
 }
 
 impl AuthorizationConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let sensitive: BTreeSet<String> = self
             .sensitive_categories
             .iter()
             .map(|c| c.to_lowercase())
             .collect();
         if sensitive.contains(&self.reroute_to.to_lowercase()) {
-            return Err(format!(
-                "authorization.reroute_to `{}` is itself a sensitive category",
-                self.reroute_to
+            return Err(Invalid::value(
+                "reroute_to",
+                &self.reroute_to,
+                "is itself a sensitive category",
             ));
         }
         for (caller, categories) in &self.allow {
             for c in categories {
                 if !sensitive.contains(&c.to_lowercase()) {
-                    return Err(format!(
-                        "authorization.allow.{caller}: `{c}` is not in sensitive_categories \
-                         (every other category is open to all)"
+                    return Err(Invalid::value(
+                        format!("allow.{caller}"),
+                        c,
+                        "is not in sensitive_categories (every other category is open to all)",
                     ));
                 }
             }
@@ -318,12 +321,16 @@ mod tests {
             reroute_to: "audit".into(),
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().contains("reroute_to"));
+        assert!(matches!(
+            c.validate(),
+            Err(Invalid::Value { option, .. }) if option == "reroute_to"
+        ));
         c.reroute_to = "application".into();
         c.allow.insert("x".into(), vec!["application".into()]);
         assert!(
             c.validate()
                 .unwrap_err()
+                .to_string()
                 .contains("not in sensitive_categories")
         );
     }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use crate::component::auth::AuthConfig;
+use crate::component::validate::Invalid;
 use crate::component::validate::present_or_default;
 use crate::net::limits::{self, KeepaliveConfig, Limits};
 use crate::net::tls_server::ServerTlsConfig;
@@ -106,7 +107,7 @@ impl GrpcConfig {
 
 impl OtlpReceiverConfig {
     /// Checked at start-up; errors name the option.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             return Err("protocols: enable at least one protocol (`grpc:` and/or `http:`)".into());
         }
@@ -114,29 +115,34 @@ impl OtlpReceiverConfig {
             return Err("max_items_per_request must be at least 1".into());
         }
         if let Some(a) = &self.authorization {
-            a.validate()?;
+            a.validate()
+                .map_err(|e| Invalid::within("authorization", e))?;
         }
         if let Some(grpc) = &self.protocols.grpc {
             let mib = grpc.max_recv_msg_size_mib;
             if mib == 0 || mib > MAX_RECV_MSG_SIZE_MIB {
-                return Err(format!(
-                    "protocols.grpc.max_recv_msg_size_mib must be between 1 and \
-                     {MAX_RECV_MSG_SIZE_MIB} (got {mib})"
+                return Err(Invalid::out_of_range(
+                    "protocols.grpc.max_recv_msg_size_mib",
+                    1.0,
+                    MAX_RECV_MSG_SIZE_MIB as f64,
+                    mib as f64,
                 ));
             }
             grpc.limits()
                 .validate()
-                .map_err(|e| format!("protocols.grpc.{e}"))?;
+                .map_err(|e| Invalid::within("protocols.grpc", e))?;
             if let Some(tls) = &grpc.tls {
-                tls.validate().map_err(|e| format!("protocols.grpc.{e}"))?;
+                tls.validate()
+                    .map_err(|e| Invalid::within("protocols.grpc", e))?;
             }
         }
         if let Some(http) = &self.protocols.http {
             http.limits()
                 .validate()
-                .map_err(|e| format!("protocols.http.{e}"))?;
+                .map_err(|e| Invalid::within("protocols.http", e))?;
             if let Some(tls) = &http.tls {
-                tls.validate().map_err(|e| format!("protocols.http.{e}"))?;
+                tls.validate()
+                    .map_err(|e| Invalid::within("protocols.http", e))?;
             }
         }
         Ok(())

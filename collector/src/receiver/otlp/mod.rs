@@ -25,6 +25,7 @@ use self::request_limits::LimitError;
 use self::signal::{OtlpSignal, Rejected};
 use crate::component::auth::{AuthConfig, Authenticators};
 use crate::component::factory::BuildError;
+use crate::component::validate::Invalid;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::memory::{ByteClaim, MIB, MemoryLimiter, Refusal};
 use crate::model::{Signal, SignalData, decoded_size};
@@ -405,7 +406,7 @@ impl Door {
             .map(|a| {
                 authenticators
                     .server(&a.authenticator)
-                    .map_err(|e| BuildError::Options(format!("protocols.{transport}.auth: {e}")))
+                    .map_err(|e| BuildError::unusable(format!("protocols.{transport}.auth"), e))
             })
             .transpose()?;
         Ok(Door {
@@ -471,7 +472,7 @@ impl crate::component::factory::ReceiverFactory for OtlpReceiverConfig {
         &crate::model::Signal::ALL
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         OtlpReceiverConfig::validate(self)
     }
 

@@ -1,6 +1,7 @@
 //! Options of the `awsxray` receiver, named as in the OpenTelemetry Collector's
 //! `awsxrayreceiver`.
 
+use crate::component::validate::{Invalid, check_http_url};
 use serde::Deserialize;
 
 /// ```yaml
@@ -69,7 +70,7 @@ impl Default for ProxyServerConfig {
 }
 
 impl XrayReceiverConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.endpoint.is_empty() {
             return Err("endpoint must not be empty".into());
         }
@@ -85,12 +86,8 @@ impl XrayReceiverConfig {
                     .into(),
             );
         }
-        if let Some(url) = &proxy.aws_endpoint
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(format!(
-                "proxy_server.aws_endpoint `{url}` must be an http:// or https:// URL"
-            ));
+        if let Some(url) = &proxy.aws_endpoint {
+            check_http_url("proxy_server.aws_endpoint", url)?;
         }
         Ok(())
     }
@@ -106,7 +103,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<XrayReceiverConfig, String> {
         let c: XrayReceiverConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        c.validate()?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

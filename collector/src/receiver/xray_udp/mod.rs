@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use self::config::XrayReceiverConfig;
 use self::packet::MAX_PACKET_BYTES;
 use self::proxy::SamplingProxy;
+use crate::component::validate::Invalid;
 use crate::component::{ConsumeError, Consumer};
 use crate::model::{Signal, SignalData};
 use crate::telemetry::health::HealthRegistry;
@@ -188,7 +189,7 @@ impl crate::component::factory::ReceiverFactory for XrayReceiverConfig {
         &[crate::model::Signal::Traces]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         XrayReceiverConfig::validate(self)
     }
 

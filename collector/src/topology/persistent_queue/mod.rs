@@ -95,7 +95,7 @@ pub enum QueueError {
     #[error(transparent)]
     Wal(#[from] WalError),
     #[error("queue storage task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The storage directory of one exporter in one pipeline: ids may contain `/`.
@@ -167,7 +167,7 @@ impl PersistentQueue {
         let wal = self.wal.clone();
         tokio::task::spawn_blocking(move || f(&mut wal.lock().unwrap_or_else(|p| p.into_inner())))
             .await
-            .map_err(|e| QueueError::Task(e.to_string()))?
+            .map_err(QueueError::Task)?
             .map_err(QueueError::from)
     }
 
