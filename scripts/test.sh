@@ -35,7 +35,7 @@ cargo build --workspace --bins
 # The lean Lambda layer's build (README "Which layer: full or lean") must keep compiling;
 # its tests are the default build's (the features only leave code out).
 echo "==> checking the lean Lambda layer's feature set"
-cargo check -p aurastream-collector --no-default-features --bins
+cargo check -p aurastream-collector --no-default-features --features ring --bins
 
 echo "==> running the tests"
 cargo test --workspace "$@"

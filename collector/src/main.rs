@@ -92,10 +92,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // One TLS stack (rustls with aws-lc-rs, as the AWS SDK uses), named explicitly: if a
-    // build links `ring` as well, rustls cannot pick a process default on its own and the
-    // first HTTPS connection of a library relying on it would panic.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // One TLS provider (`net::crypto_provider`: aws-lc-rs, or ring in the lean layer),
+    // named explicitly: if a build links both, rustls cannot pick a process default on its
+    // own and the first HTTPS connection of a library relying on it would panic.
+    let _ = aurastream_collector::net::crypto_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::PrintDefaultConfig { lambda }) => {

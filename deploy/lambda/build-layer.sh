@@ -5,7 +5,7 @@
 #
 #   target/lambda/aurastream-collector-layer-<arch>.zip       full: default features,
 #       deploy/config/lambda.yaml (X-Ray PutTraceSegments, CloudWatch Logs PutLogEvents)
-#   target/lambda/aurastream-collector-lean-layer-<arch>.zip  lean: --no-default-features,
+#   target/lambda/aurastream-collector-lean-layer-<arch>.zip  lean: --no-default-features --features ring,
 #       deploy/config/lambda-lean.yaml (SigV4 OTLP/HTTP to X-Ray and CloudWatch Logs; needs
 #       X-Ray Transaction Search on)
 #
@@ -43,7 +43,7 @@ for arch in "${arches[@]}"; do
 for layer in "${layers[@]}"; do
     case "$layer" in
         full) features=(); config=lambda.yaml; name=aurastream-collector-layer ;;
-        lean) features=(--no-default-features); config=lambda-lean.yaml
+        lean) features=(--no-default-features --features ring); config=lambda-lean.yaml
               name=aurastream-collector-lean-layer ;;
         *) echo "unknown layer $layer (full or lean)" >&2; exit 2 ;;
     esac

@@ -173,7 +173,7 @@ impl SignedHttp {
                 // build that also links `ring` (any dependency may enable it) would make
                 // the default ambiguous and the first TLS connection panic.
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+                    .with_provider_and_native_roots(crate::net::crypto_provider())
                     .map_err(|e| CallFailure::Tls(e.to_string()))?
                     .https_or_http()
                     .enable_http1()

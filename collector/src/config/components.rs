@@ -17,8 +17,8 @@ use crate::component::factory::{
 };
 
 /// Component types behind a cargo feature (kind, type, feature), all on by default; the lean
-/// Lambda layer (`--no-default-features`) leaves them out. A config naming one that this
-/// build lacks is told which feature has it rather than "unknown type".
+/// Lambda layer (`--no-default-features --features ring`) leaves them out. A config naming
+/// one that this build lacks is told which feature has it rather than "unknown type".
 pub const FEATURE_GATED: &[(&str, &str, &str)] = &[
     ("receiver", "awsxray", "awsxray"),
     ("exporter", "awsxray", "awsxray"),

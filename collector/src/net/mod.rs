@@ -47,10 +47,18 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// The one TLS provider of the tree (aws-lc-rs), restricted to `cipher_suites` when given.
+/// The one TLS provider of the build: aws-lc-rs (the AWS SDK's, with post-quantum key
+/// exchange), or ring in the lean Lambda layer (the `ring` feature without `aws-lc`).
+/// Every TLS configuration names it instead of relying on rustls's process default.
 pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::aws_lc_rs::default_provider()
+    #[cfg(feature = "aws-lc")]
+    return rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc"))]
+    return rustls::crypto::ring::default_provider();
 }
+
+#[cfg(not(any(feature = "aws-lc", feature = "ring")))]
+compile_error!("choose rustls's crypto provider: the `aws-lc` feature (default) or `ring`");
 
 /// Protocol versions from the Collector's `min_version` / `max_version` ("1.2", "1.3").
 /// rustls has no TLS 1.0 or 1.1, so asking for them is an error rather than a silent upgrade.

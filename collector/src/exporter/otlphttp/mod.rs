@@ -197,17 +197,17 @@ impl OtlpHttpExporter {
                         .build(builder.enable_http1().build());
                 }
                 let connector = match builder
-                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+                    .with_provider_and_native_roots(crate::net::crypto_provider())
                 {
                     Ok(b) => b.https_or_http().enable_http1().build(),
                     Err(e) => {
                         tracing::warn!(error = %e,
                             "no system trust store: https endpoints cannot be verified");
                         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-                            rustls::crypto::aws_lc_rs::default_provider(),
+                            crate::net::crypto_provider(),
                         ))
                         .with_safe_default_protocol_versions()
-                        .expect("aws-lc-rs offers the default TLS versions")
+                        .expect("the provider offers the default TLS versions")
                         .with_root_certificates(rustls::RootCertStore::empty())
                         .with_no_client_auth();
                         hyper_rustls::HttpsConnectorBuilder::new()
