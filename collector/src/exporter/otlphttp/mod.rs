@@ -196,27 +196,26 @@ impl OtlpHttpExporter {
                     return Client::builder(TokioExecutor::new())
                         .build(builder.enable_http1().build());
                 }
-                let connector = match builder
-                    .with_provider_and_native_roots(crate::net::crypto_provider())
-                {
-                    Ok(b) => b.https_or_http().enable_http1().build(),
-                    Err(e) => {
-                        tracing::warn!(error = %e,
+                let connector =
+                    match builder.with_provider_and_native_roots(crate::net::crypto_provider()) {
+                        Ok(b) => b.https_or_http().enable_http1().build(),
+                        Err(e) => {
+                            tracing::warn!(error = %e,
                             "no system trust store: https endpoints cannot be verified");
-                        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-                            crate::net::crypto_provider(),
-                        ))
-                        .with_safe_default_protocol_versions()
-                        .expect("the provider offers the default TLS versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth();
-                        hyper_rustls::HttpsConnectorBuilder::new()
-                            .with_tls_config(tls)
-                            .https_or_http()
-                            .enable_http1()
-                            .build()
-                    }
-                };
+                            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                                crate::net::crypto_provider(),
+                            ))
+                            .with_safe_default_protocol_versions()
+                            .expect("the provider offers the default TLS versions")
+                            .with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth();
+                            hyper_rustls::HttpsConnectorBuilder::new()
+                                .with_tls_config(tls)
+                                .https_or_http()
+                                .enable_http1()
+                                .build()
+                        }
+                    };
                 Client::builder(TokioExecutor::new()).build(connector)
             })
             .await

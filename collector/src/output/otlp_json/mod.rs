@@ -1,40 +1,52 @@
 //! OTLP/JSON lines: one export request per line, as the `file` and `debug` exporters write.
+//! Traces and logs are written by hand ([`writer`]), metrics through opentelemetry-proto's
+//! serde derives.
 
 use serde::Serialize;
 
-use aurastream_proto::otlp::logs::ResourceLogs;
 use aurastream_proto::otlp::metrics::metric::Data;
 use aurastream_proto::otlp::metrics::{
     Metric, NumberDataPoint, ResourceMetrics, number_data_point,
 };
-use aurastream_proto::otlp::trace::ResourceSpans;
 
 use crate::model::SignalData;
 
-/// One line: the OTLP/JSON shape of an export request, serialized without copying.
+mod writer;
+
+/// A metrics line, `{"resourceMetrics":[...]}`, through the serde derives without copying.
 #[derive(Serialize)]
-enum Line<'a> {
-    #[serde(rename = "resourceSpans")]
-    Spans(&'a [ResourceSpans]),
+struct MetricsLine<'a> {
     #[serde(rename = "resourceMetrics")]
-    Metrics(&'a [ResourceMetrics]),
-    #[serde(rename = "resourceLogs")]
-    Logs(&'a [ResourceLogs]),
+    resource_metrics: &'a [ResourceMetrics],
 }
 
 /// Serializes a batch as one OTLP/JSON export request (`{"resourceSpans":[...]}` etc.).
 pub fn to_otlp_json(batch: &SignalData) -> Result<Vec<u8>, serde_json::Error> {
-    let line = match batch {
-        SignalData::Traces(r) => Line::Spans(r),
-        SignalData::Metrics(r) if has_non_finite(r) => {
-            let mut value = serde_json::to_value(Line::Metrics(r))?;
-            restore_non_finite(&mut value, r);
-            return serde_json::to_vec(&value);
+    let resource_metrics = match batch {
+        SignalData::Traces(r) => {
+            let mut out = Vec::with_capacity(json_capacity(r.len()));
+            writer::traces(&mut out, r);
+            return Ok(out);
         }
-        SignalData::Metrics(r) => Line::Metrics(r),
-        SignalData::Logs(r) => Line::Logs(r),
+        SignalData::Logs(r) => {
+            let mut out = Vec::with_capacity(json_capacity(r.len()));
+            writer::logs(&mut out, r);
+            return Ok(out);
+        }
+        SignalData::Metrics(r) => r,
     };
+    let line = MetricsLine { resource_metrics };
+    if has_non_finite(resource_metrics) {
+        let mut value = serde_json::to_value(line)?;
+        restore_non_finite(&mut value, resource_metrics);
+        return serde_json::to_vec(&value);
+    }
     serde_json::to_vec(&line)
+}
+
+/// A first guess at a line's size, so small batches do not grow their buffer many times.
+fn json_capacity(resources: usize) -> usize {
+    4096 * resources.max(1)
 }
 
 fn number_points(m: &Metric) -> Option<(&'static str, &[NumberDataPoint])> {
