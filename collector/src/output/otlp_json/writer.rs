@@ -13,64 +13,88 @@
 
 use aurastream_proto::otlp::common::any_value::Value;
 use aurastream_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue};
-use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs};
+use aurastream_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use aurastream_proto::otlp::resource::Resource;
 use aurastream_proto::otlp::trace::span::{Event, Link};
-use aurastream_proto::otlp::trace::{ResourceSpans, Span, Status};
+use aurastream_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 
 /// `{"resourceSpans":[...]}`.
 pub fn traces(out: &mut Vec<u8>, resources: &[ResourceSpans]) {
-    out.extend_from_slice(b"{\"resourceSpans\":");
-    list(out, resources, |out, r| {
-        out.extend_from_slice(b"{\"resource\":");
-        resource(out, r.resource.as_ref());
-        out.extend_from_slice(b",\"scopeSpans\":");
-        list(out, &r.scope_spans, |out, s| {
-            out.extend_from_slice(b"{\"scope\":");
-            scope(out, s.scope.as_ref());
-            out.extend_from_slice(b",\"spans\":");
-            list(out, &s.spans, span);
-            out.extend_from_slice(b",\"schemaUrl\":");
-            string(out, &s.schema_url);
-            out.push(b'}');
-        });
-        out.extend_from_slice(b",\"schemaUrl\":");
-        string(out, &r.schema_url);
-        out.push(b'}');
-    });
-    out.push(b'}');
+    let shape = Shape {
+        resources_key: b"{\"resourceSpans\":",
+        scopes_key: b",\"scopeSpans\":",
+        items_key: b",\"spans\":",
+        resource: |r: &ResourceSpans| (r.resource.as_ref(), &r.scope_spans[..], &r.schema_url[..]),
+        scope: |s: &ScopeSpans| (s.scope.as_ref(), &s.spans[..], &s.schema_url[..]),
+        item: span,
+    };
+    shape.write(out, resources);
 }
 
 /// `{"resourceLogs":[...]}`.
 pub fn logs(out: &mut Vec<u8>, resources: &[ResourceLogs]) {
-    out.extend_from_slice(b"{\"resourceLogs\":");
-    list(out, resources, |out, r| {
-        out.extend_from_slice(b"{\"resource\":");
-        resource(out, r.resource.as_ref());
-        out.extend_from_slice(b",\"scopeLogs\":");
-        list(out, &r.scope_logs, |out, s| {
-            out.extend_from_slice(b"{\"scope\":");
-            scope(out, s.scope.as_ref());
-            out.extend_from_slice(b",\"logRecords\":");
-            list(out, &s.log_records, log_record);
+    let shape = Shape {
+        resources_key: b"{\"resourceLogs\":",
+        scopes_key: b",\"scopeLogs\":",
+        items_key: b",\"logRecords\":",
+        resource: |r: &ResourceLogs| (r.resource.as_ref(), &r.scope_logs[..], &r.schema_url[..]),
+        scope: |s: &ScopeLogs| (s.scope.as_ref(), &s.log_records[..], &s.schema_url[..]),
+        item: log_record,
+    };
+    shape.write(out, resources);
+}
+
+/// One level of the nesting: its header (resource or scope), what it holds, its schema URL.
+type Level<'a, H, C> = (Option<&'a H>, &'a [C], &'a str);
+
+/// The resource → scope → item nesting that traces and logs share, with their field names.
+struct Shape<R, S, I> {
+    resources_key: &'static [u8],
+    scopes_key: &'static [u8],
+    items_key: &'static [u8],
+    resource: fn(&R) -> Level<'_, Resource, S>,
+    scope: fn(&S) -> Level<'_, InstrumentationScope, I>,
+    item: fn(&mut Vec<u8>, &I),
+}
+
+impl<R, S, I> Shape<R, S, I> {
+    fn write(&self, out: &mut Vec<u8>, resources: &[R]) {
+        out.extend_from_slice(self.resources_key);
+        list(out, resources, |out, r| {
+            let (res, scopes, schema_url) = (self.resource)(r);
+            out.extend_from_slice(b"{\"resource\":");
+            resource(out, res);
+            out.extend_from_slice(self.scopes_key);
+            list(out, scopes, |out, s| {
+                let (sc, items, schema_url) = (self.scope)(s);
+                out.extend_from_slice(b"{\"scope\":");
+                scope(out, sc);
+                out.extend_from_slice(self.items_key);
+                list(out, items, self.item);
+                out.extend_from_slice(b",\"schemaUrl\":");
+                string(out, schema_url);
+                out.push(b'}');
+            });
             out.extend_from_slice(b",\"schemaUrl\":");
-            string(out, &s.schema_url);
+            string(out, schema_url);
             out.push(b'}');
         });
-        out.extend_from_slice(b",\"schemaUrl\":");
-        string(out, &r.schema_url);
         out.push(b'}');
-    });
-    out.push(b'}');
+    }
+}
+
+/// `{"traceId":…,"spanId":…,"traceState":…`, how spans and links begin.
+fn open_with_ids(out: &mut Vec<u8>, trace_id: &[u8], span_id: &[u8], trace_state: &str) {
+    out.extend_from_slice(b"{\"traceId\":");
+    hex(out, trace_id);
+    out.extend_from_slice(b",\"spanId\":");
+    hex(out, span_id);
+    out.extend_from_slice(b",\"traceState\":");
+    string(out, trace_state);
 }
 
 fn span(out: &mut Vec<u8>, s: &Span) {
-    out.extend_from_slice(b"{\"traceId\":");
-    hex(out, &s.trace_id);
-    out.extend_from_slice(b",\"spanId\":");
-    hex(out, &s.span_id);
-    out.extend_from_slice(b",\"traceState\":");
-    string(out, &s.trace_state);
+    open_with_ids(out, &s.trace_id, &s.span_id, &s.trace_state);
     out.extend_from_slice(b",\"parentSpanId\":");
     hex(out, &s.parent_span_id);
     out.extend_from_slice(b",\"flags\":");
@@ -122,12 +146,7 @@ fn event(out: &mut Vec<u8>, e: &Event) {
 }
 
 fn link(out: &mut Vec<u8>, l: &Link) {
-    out.extend_from_slice(b"{\"traceId\":");
-    hex(out, &l.trace_id);
-    out.extend_from_slice(b",\"spanId\":");
-    hex(out, &l.span_id);
-    out.extend_from_slice(b",\"traceState\":");
-    string(out, &l.trace_state);
+    open_with_ids(out, &l.trace_id, &l.span_id, &l.trace_state);
     out.extend_from_slice(b",\"attributes\":");
     list(out, &l.attributes, key_value);
     out.extend_from_slice(b",\"droppedAttributesCount\":");
