@@ -54,3 +54,38 @@ pub use middleware::{CacheHit, RequestId, TelemetryLayer, TelemetryService};
 pub use propagation::{current_context, inject_context, inject_current_context, xray_trace_id};
 pub use telemetry::Telemetry;
 pub use tls::TlsError;
+
+/// Tests that install a thread-local tracing subscriber and read back the spans of a shared
+/// callsite. tracing caches each callsite's interest process-wide: a parallel test reaching
+/// the same callsite for the first time can cache it as disabled between another test's
+/// `rebuild_interest_cache` and its first span, and that test then sees no span. These
+/// tests therefore run one at a time.
+#[cfg(test)]
+pub(crate) mod test_tracing {
+    use std::sync::{Mutex, MutexGuard};
+
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// The installed subscriber and the turn; dropping it restores the previous
+    /// subscriber, then lets the next test go.
+    pub(crate) struct Installed {
+        _default: tracing::subscriber::DefaultGuard,
+        _turn: MutexGuard<'static, ()>,
+    }
+
+    /// Waits for this test's turn, installs `subscriber` for the thread and rebuilds the
+    /// interest cache.
+    pub(crate) fn install(
+        subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+    ) -> Installed {
+        let turn = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let default = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        Installed {
+            _default: default,
+            _turn: turn,
+        }
+    }
+}

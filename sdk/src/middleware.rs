@@ -421,9 +421,7 @@ mod tests {
         );
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
-        let _default = tracing::subscriber::set_default(subscriber);
-        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
-        tracing::callsite::rebuild_interest_cache();
+        let _tracing = crate::test_tracing::install(subscriber);
 
         let app = Router::new()
             .route(
@@ -569,9 +567,7 @@ mod tests {
         );
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
-        let _default = tracing::subscriber::set_default(subscriber);
-        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
-        tracing::callsite::rebuild_interest_cache();
+        let _tracing = crate::test_tracing::install(subscriber);
 
         let svc =
             TelemetryLayer::new(telemetry).layer(tower::service_fn(|_req: Request<Body>| async {
@@ -656,8 +652,7 @@ mod tests {
         );
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("test")));
-        let _default = tracing::subscriber::set_default(subscriber);
-        tracing::callsite::rebuild_interest_cache();
+        let _tracing = crate::test_tracing::install(subscriber);
 
         let svc = layer(telemetry).layer(tower::service_fn(|_req: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))

@@ -245,9 +245,7 @@ mod tests {
             .build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let _default = tracing::subscriber::set_default(subscriber);
-        // Parallel tests without a subscriber may have cached "disabled" for these callsites.
-        tracing::callsite::rebuild_interest_cache();
+        let _tracing = crate::test_tracing::install(subscriber);
 
         let span = tracing::info_span!("call_downstream");
         let mut headers = HeaderMap::new();
