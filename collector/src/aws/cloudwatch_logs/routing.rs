@@ -13,7 +13,8 @@ use aurastream_proto::otlp::common::any_value::Value as AnyValueKind;
 use aurastream_proto::otlp::logs::LogRecord;
 use aurastream_proto::otlp::resource::Resource;
 
-use super::target::LogTarget;
+use super::target::{LogTarget, validate_retention};
+use crate::component::validate::Invalid;
 use prometheus_client::metrics::counter::Counter;
 
 use super::template::{Attributes, GroupLimit, NameKind, Router, Template};
@@ -25,6 +26,33 @@ pub struct CategoryConfig {
     pub log_group_name: String,
     #[serde(default)]
     pub retention_in_days: u32,
+}
+
+/// Checks where events go, as every exporter to CloudWatch Logs configures it: the default
+/// group and stream templates, the retention, and each category's group and retention.
+pub fn validate_routing(
+    log_group_name: &str,
+    log_stream_name: &str,
+    log_retention: u32,
+    categories: &BTreeMap<String, CategoryConfig>,
+) -> Result<(), Invalid> {
+    Template::parse(log_group_name, NameKind::Group)
+        .map_err(|e| Invalid::unparsable("log_group_name", log_group_name, e))?;
+    Template::parse(log_stream_name, NameKind::Stream)
+        .map_err(|e| Invalid::unparsable("log_stream_name", log_stream_name, e))?;
+    validate_retention(log_retention).map_err(|e| Invalid::cause("log_retention", e))?;
+    for (name, c) in categories {
+        Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
+            Invalid::unparsable(
+                format!("categories.{name}.log_group_name"),
+                &c.log_group_name,
+                e,
+            )
+        })?;
+        validate_retention(c.retention_in_days)
+            .map_err(|e| Invalid::cause(format!("categories.{name}.retention_in_days"), e))?;
+    }
+    Ok(())
 }
 
 /// The monitoring guide's log categories and retention (`7 years` = 2557 days, the nearest

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::aws::cloudwatch_logs::request_builder::{DEFAULT_MAX_EVENT_SIZE, validate_event_size};
+use crate::aws::cloudwatch_logs::routing::validate_routing;
 use crate::aws::cloudwatch_logs::service::ClientSettings;
-use crate::aws::cloudwatch_logs::target::validate_retention;
-use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
+use crate::aws::cloudwatch_logs::template::DEFAULT_MAX_LOG_GROUPS;
 use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 use crate::output::OutputDestination;
@@ -114,25 +114,15 @@ impl CloudWatchLogsExporterConfig {
         if self.output_destination == OutputDestination::File && self.path.is_none() {
             return Err("path is required with output_destination: file".into());
         }
-        Template::parse(&self.log_group_name, NameKind::Group)
-            .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
-        Template::parse(&self.log_stream_name, NameKind::Stream)
-            .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
         if self.max_log_groups == 0 {
             return Err("max_log_groups must be at least 1".into());
         }
-        validate_retention(self.log_retention).map_err(|e| Invalid::cause("log_retention", e))?;
-        for (name, c) in &self.categories {
-            Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
-                Invalid::unparsable(
-                    format!("categories.{name}.log_group_name"),
-                    &c.log_group_name,
-                    e,
-                )
-            })?;
-            validate_retention(c.retention_in_days)
-                .map_err(|e| Invalid::cause(format!("categories.{name}.retention_in_days"), e))?;
-        }
+        validate_routing(
+            &self.log_group_name,
+            &self.log_stream_name,
+            self.log_retention,
+            &self.categories,
+        )?;
         validate_event_size(self.max_event_size)
     }
 

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::units::CLOUDWATCH_UNITS;
 use crate::aws::cloudwatch_logs::request_builder::DEFAULT_MAX_EVENT_SIZE;
 use crate::aws::cloudwatch_logs::request_builder::validate_event_size;
+use crate::aws::cloudwatch_logs::routing::validate_routing;
 use crate::aws::cloudwatch_logs::service::ClientSettings;
-use crate::aws::cloudwatch_logs::target::validate_retention;
-use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
+use crate::aws::cloudwatch_logs::template::DEFAULT_MAX_LOG_GROUPS;
 use crate::component::validate::Invalid;
 use crate::component::{RetryConfig, SendingQueueConfig};
 pub use crate::output::OutputDestination;
@@ -213,15 +213,15 @@ impl EmfExporterConfig {
             return Err("path is required with output_destination: file".into());
         }
         if self.output_destination == OutputDestination::Api {
-            Template::parse(&self.log_group_name, NameKind::Group)
-                .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
-            Template::parse(&self.log_stream_name, NameKind::Stream)
-                .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
             if self.max_log_groups == 0 {
                 return Err("max_log_groups must be at least 1".into());
             }
-            validate_retention(self.log_retention)
-                .map_err(|e| Invalid::cause("log_retention", e))?;
+            validate_routing(
+                &self.log_group_name,
+                &self.log_stream_name,
+                self.log_retention,
+                &BTreeMap::new(),
+            )?;
         }
         if self.max_dimension_sets_per_metric == 0 {
             return Err("max_dimension_sets_per_metric must be at least 1".into());

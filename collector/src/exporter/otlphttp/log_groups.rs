@@ -15,10 +15,12 @@ use serde::Deserialize;
 use aurastream_proto::otlp::logs::{ResourceLogs, ScopeLogs};
 
 use crate::aws::cloudwatch_logs::retry::ErrorClass;
-use crate::aws::cloudwatch_logs::routing::{CategoryConfig, CategoryRouter, seed_categories};
+use crate::aws::cloudwatch_logs::routing::{
+    CategoryConfig, CategoryRouter, seed_categories, validate_routing,
+};
 use crate::aws::cloudwatch_logs::service::{ClientSettings, LogsService};
-use crate::aws::cloudwatch_logs::target::{LogTarget, validate_retention};
-use crate::aws::cloudwatch_logs::template::{DEFAULT_MAX_LOG_GROUPS, NameKind, Template};
+use crate::aws::cloudwatch_logs::target::LogTarget;
+use crate::aws::cloudwatch_logs::template::DEFAULT_MAX_LOG_GROUPS;
 use crate::component::ExportError;
 use crate::component::validate::Invalid;
 use crate::model::Signal;
@@ -69,22 +71,12 @@ impl Default for LogGroupsConfig {
 
 impl LogGroupsConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
-        Template::parse(&self.log_group_name, NameKind::Group)
-            .map_err(|e| Invalid::unparsable("log_group_name", &self.log_group_name, e))?;
-        Template::parse(&self.log_stream_name, NameKind::Stream)
-            .map_err(|e| Invalid::unparsable("log_stream_name", &self.log_stream_name, e))?;
-        validate_retention(self.log_retention).map_err(|e| Invalid::cause("log_retention", e))?;
-        for (name, c) in &self.categories {
-            Template::parse(&c.log_group_name, NameKind::Group).map_err(|e| {
-                Invalid::unparsable(
-                    format!("categories.{name}.log_group_name"),
-                    &c.log_group_name,
-                    e,
-                )
-            })?;
-            validate_retention(c.retention_in_days)
-                .map_err(|e| Invalid::cause(format!("categories.{name}.retention_in_days"), e))?;
-        }
+        validate_routing(
+            &self.log_group_name,
+            &self.log_stream_name,
+            self.log_retention,
+            &self.categories,
+        )?;
         if self.max_log_groups == 0 {
             return Err("max_log_groups must be at least 1".into());
         }
